@@ -1,0 +1,34 @@
+# gan_lab — every target creates .venv and installs the project on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## The ring8 mode-collapse study: every objective x 4 seeds, report in runs/ring8-demo/.
+demo: $(STAMP)
+	WANDB_SILENT=true $(BIN)/gan-lab study experiments/studies/ring8.yaml
+
+## The whole default test suite (slow-marked tests excluded; `make test-slow` runs them).
+test: $(STAMP)
+	WANDB_SILENT=true $(BIN)/pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	WANDB_SILENT=true $(BIN)/pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check gan_lab tests
+	$(BIN)/ruff format --check gan_lab tests
+
+bench: $(STAMP)
+	$(BIN)/gan-lab bench --device cpu
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,127 @@
+"""Evaluate mode coverage of a toy-mixture run every K generator steps.
+
+The protocol (PacGAN / VEEGAN, as DESIGN.md states it): G (in eval mode, ``G_ema`` when kept and
+asked for) maps a *fixed* set of 2,500 noise vectors to samples; each sample goes to its nearest
+mixture mean, is high quality (HQ) when its distance is under 3 std, and a mode is covered when at
+least one HQ sample lands on it. Reported per ensemble member, then as mean ± s.e. over members.
+The same noise set is used for every member and every evaluation, so curves are comparable.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+
+from gan_lab.errors import ConfigError
+from gan_lab.metrics import ModeCoverage, mean_and_se
+
+METRICS = ("modes", "hq_fraction", "reverse_kl", "js")
+
+
+class ModeCoverageEvaluator(Callback):
+    """Log modes covered, HQ fraction, reverse KL and JS every ``every_n_g_steps`` G steps.
+
+    Args:
+        every_n_g_steps: evaluation interval in G steps (the module's ``g_steps``); the final
+            state is always evaluated when training ends.
+        n_samples: samples per member (2,500 in the protocol).
+        noise_seed: seed of the fixed noise set.
+        use_ema: evaluate ``G_ema`` when the module keeps one.
+        plot: write ``samples.png`` (final samples over the mixture means) into the run folder and,
+            with a W&B logger, log it there.
+
+    After training, ``history`` holds one dict per (evaluation, member) with ``g_steps``,
+    ``member`` and the four metrics, and ``last_samples`` the final samples ``(E, N, 2)``.
+    """
+
+    def __init__(
+        self,
+        every_n_g_steps: int = 100,
+        n_samples: int = 2500,
+        noise_seed: int = 2024,
+        use_ema: bool = True,
+        plot: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, v in (("every_n_g_steps", every_n_g_steps), ("n_samples", n_samples)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"ModeCoverageEvaluator {name} must be an integer >= 1, got {v!r}")
+        self.every_n_g_steps, self.n_samples = every_n_g_steps, n_samples
+        self.noise_seed, self.use_ema, self.plot = noise_seed, use_ema, plot
+        self.history: list[dict] = []
+        self.last_samples: torch.Tensor | None = None
+        self._last_eval = -1
+
+    def _fixed_noise(self, pl_module) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.noise_seed)
+        z = torch.randn(self.n_samples, pl_module.G.z_dim, generator=g)  # (N, z_dim)
+        if pl_module.members is not None:
+            z = z.expand(pl_module.members, -1, -1)  # (E, N, z_dim): same noise for every member
+        return z.to(pl_module.device)
+
+    @torch.no_grad()
+    def evaluate(self, trainer: L.Trainer, pl_module) -> dict[str, torch.Tensor]:
+        mixture = trainer.datamodule.mixture
+        samples = pl_module.generate(self._fixed_noise(pl_module), ema=self.use_ema).float()
+        if pl_module.members is None:
+            samples = samples.unsqueeze(0)  # (1, N, 2)
+        metric = ModeCoverage(mixture.means, mixture.std, members=samples.shape[0]).to(samples.device)
+        metric.update(samples)
+        result = {k: v.detach().cpu().reshape(-1) for k, v in metric.compute().items()}  # (E,)
+        for k in range(samples.shape[0]):
+            row = {"g_steps": pl_module.g_steps, "member": k, "seed": pl_module.seed + k}
+            row.update({name: float(result[name][k]) for name in METRICS})
+            self.history.append(row)
+        logs = {}
+        for name in METRICS:
+            mean, se = mean_and_se(result[name])
+            logs[f"mode/{name}"], logs[f"mode/{name}_se"] = mean, se
+        pl_module.log_dict(logs, on_step=True, on_epoch=False)
+        self.last_samples = samples.cpu()
+        self._last_eval = pl_module.g_steps
+        return result
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        g = pl_module.g_steps
+        if g > 0 and g != self._last_eval and g % self.every_n_g_steps == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if pl_module.g_steps != self._last_eval:
+            with torch.no_grad():
+                self.evaluate_without_logging(trainer, pl_module)
+        if self.plot and trainer.is_global_zero and self.last_samples is not None:
+            self._plot(trainer)
+
+    def evaluate_without_logging(self, trainer, pl_module) -> None:
+        """Evaluate where ``self.log`` is not allowed (``on_train_end``): history only."""
+        log_dict = pl_module.log_dict
+        pl_module.log_dict = lambda *a, **k: None
+        try:
+            self.evaluate(trainer, pl_module)
+        finally:
+            pl_module.log_dict = log_dict
+
+    def _plot(self, trainer) -> None:
+        from gan_lab.plots import save_samples_figure
+
+        if trainer.log_dir is None:
+            return
+        import os
+
+        path = os.path.join(trainer.log_dir, "samples.png")
+        os.makedirs(trainer.log_dir, exist_ok=True)
+        final = [r for r in self.history if r["g_steps"] == self._last_eval]
+        save_samples_figure({"final": (self.last_samples, trainer.datamodule.mixture.means, final)}, path)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="samples", images=[path])
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history), "last_eval": self._last_eval}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+        self._last_eval = int(state_dict.get("last_eval", -1))

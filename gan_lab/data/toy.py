@@ -1,0 +1,161 @@
+"""2D Gaussian mixtures for mode-collapse studies, sampled on the training device each step.
+
+The mixtures follow the PacGAN / VEEGAN protocol as DESIGN.md fixes it:
+
+- ``ring8``: 8 Gaussians with means ``(cos 2πi/8, sin 2πi/8)``, i = 0..7 (radius 1), std 0.01,
+  equal weights. (``linspace(0, 2π, 8)`` would repeat a mode: the angles are ``2πi/8``.)
+- ``grid25``: 25 Gaussians at ``{-4, -2, 0, 2, 4}²``, std 0.05, equal weights.
+- ``ring8_veegan``: VEEGAN's ring, radius 2, std 0.02 (an easier, wider variant).
+
+:class:`ToyMixtureDataModule` yields no data through its DataLoader: each item is a step index,
+and ``on_after_batch_transfer`` draws the real batch ``(E, B, 2)`` on the device, member ``k``
+from its own generator (seed ``seed + k + offset``, see :mod:`gan_lab.seeding`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from gan_lab.errors import ConfigError, check_choice
+from gan_lab.seeding import generator_states, member_generators, member_seeds, set_generator_states
+
+
+@dataclass(frozen=True)
+class GaussianMixture2D:
+    """An equal-weight mixture of isotropic Gaussians: ``means (K, 2)``, one ``std``."""
+
+    name: str
+    means: Tensor
+    std: float
+
+    @property
+    def num_modes(self) -> int:
+        return self.means.shape[0]
+
+    def sample(self, n: int, generator: torch.Generator, device=None) -> Tensor:
+        """``n`` samples ``(n, 2)``: a uniform component index, then ``mean + std · N(0, I)``."""
+        device = device if device is not None else generator.device
+        means = self.means.to(device)
+        idx = torch.randint(self.num_modes, (n,), generator=generator, device=device)
+        eps = torch.randn(n, means.shape[1], generator=generator, device=device)
+        return means[idx] + self.std * eps
+
+
+def ring(k: int = 8, radius: float = 1.0, std: float = 0.01, name: str | None = None) -> GaussianMixture2D:
+    """``k`` Gaussians evenly on a circle: means ``radius · (cos 2πi/k, sin 2πi/k)``.
+
+    >>> ring(4).means.round(decimals=4)
+    tensor([[ 1.,  0.],
+            [ 0.,  1.],
+            [-1.,  0.],
+            [-0., -1.]])
+    """
+    angles = torch.arange(k, dtype=torch.float64) * (2 * math.pi / k)
+    means = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
+    return GaussianMixture2D(name or f"ring{k}", means.float(), std)
+
+
+def grid(n: int = 5, spacing: float = 2.0, std: float = 0.05, name: str | None = None) -> GaussianMixture2D:
+    """``n × n`` Gaussians on a centred square grid with the given spacing (``{-4,...,4}²`` for 5, 2)."""
+    ticks = (torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * spacing
+    xs, ys = torch.meshgrid(ticks, ticks, indexing="ij")
+    return GaussianMixture2D(name or f"grid{n * n}", torch.stack([xs.flatten(), ys.flatten()], 1), std)
+
+
+MIXTURES = {
+    "ring8": lambda: ring(8, 1.0, 0.01, "ring8"),
+    "grid25": lambda: grid(5, 2.0, 0.05, "grid25"),
+    "ring8_veegan": lambda: ring(8, 2.0, 0.02, "ring8_veegan"),
+}
+
+
+def get_mixture(name: str) -> GaussianMixture2D:
+    check_choice("dataset", name, MIXTURES)
+    return MIXTURES[name]()
+
+
+class _StepIndex(Dataset):
+    """``steps`` items, each its own index: the real batch is drawn after transfer."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i: int) -> Tensor:
+        return torch.tensor(i)
+
+
+class ToyMixtureDataModule(L.LightningDataModule):
+    """Real batches ``(E, B, 2)`` from a 2D mixture, drawn on the training device.
+
+    Args:
+        name: ``ring8``, ``grid25`` or ``ring8_veegan``.
+        batch_size: samples per member per step.
+        members: ensemble size E; ``None`` takes it from the LightningModule being fitted.
+        seed: base seed; ``None`` takes the LightningModule's ``seed``.
+        steps_per_epoch: length of one (synthetic) epoch.
+    """
+
+    def __init__(
+        self,
+        name: str = "ring8",
+        batch_size: int = 256,
+        members: int | None = None,
+        seed: int | None = None,
+        steps_per_epoch: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.mixture = get_mixture(name)
+        for label, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"data {label} must be an integer >= 1, got {v!r}")
+        self.name, self.batch_size, self.steps_per_epoch = name, batch_size, steps_per_epoch
+        self.members, self.seed = members, seed
+        self._generators: list[torch.Generator] | None = None
+        self._pending_state: list[Tensor] | None = None
+
+    def setup(self, stage: str) -> None:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if self.members is None:
+            self.members = getattr(module, "members", None) or 1
+        if self.seed is None:
+            self.seed = int(getattr(module, "seed", 0))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_StepIndex(self.steps_per_epoch), batch_size=None, shuffle=False)
+
+    def _ensure_generators(self, device: torch.device) -> list[torch.Generator]:
+        if self._generators is None or self._generators[0].device != device:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            seeds = [s + 7_919 * rank for s in member_seeds(self.seed or 0, self.members or 1, "data")]
+            self._generators = member_generators(seeds, device)
+            if self._pending_state is not None:
+                set_generator_states(self._generators, self._pending_state)
+                self._pending_state = None
+        return self._generators
+
+    def sample(self, device: torch.device) -> Tensor:
+        """One real batch ``(E, B, 2)``; member ``k`` from its own generator."""
+        gens = self._ensure_generators(device)
+        return torch.stack([self.mixture.sample(self.batch_size, g, device) for g in gens])
+
+    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
+        return self.sample(batch.device)
+
+    def state_dict(self) -> dict:
+        if self._generators is None:
+            return {}
+        return {"generators": generator_states(self._generators)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("generators") is not None:
+            self._pending_state = [s.cpu() for s in state["generators"]]
+            self._generators = None

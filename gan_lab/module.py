@@ -1,0 +1,332 @@
+"""GANModule: the alternation of discriminator (D) and generator (G) steps, and nothing else.
+
+Manual optimization, one D step per training batch and one G step every ``n_critic`` D steps.
+The adversarial objective and the regularizers are plugged in; their per-sample losses are reduced
+here as *the sum over ensemble members of each member's mean*, so that the E members of a seed
+ensemble train exactly as E separate runs (Adam is elementwise)::
+
+    reduce(loss (E, B)) = Σ_e mean_b loss[e, b]        (and mean_b loss[b] for a plain run)
+
+Counting: ``d_steps`` and ``g_steps`` are the module's own counters (Lightning's ``global_step``
+counts every optimizer step of both players). Lazy regularizers and the evaluation schedule use them.
+
+Lazy regularization (StyleGAN2, Karras et al. 2020, sec. 3.1 / app. B): a D regularizer with
+``every = k > 1`` runs as its own optimizer step on every k-th D step, multiplied by k, and D's Adam
+hyper-parameters are corrected by ``c = k / (k + 1)``: ``lr ← c·lr``, ``β ← β^c``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from gan_lab.errors import ConfigError
+from gan_lab.losses import Objective, get_objective
+from gan_lab.nets.ema import ema_update_, make_ema
+from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
+from gan_lab.seeding import (
+    generator_states,
+    member_generators,
+    member_seeds,
+    randn_members,
+    set_generator_states,
+)
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+
+#: Adam with DCGAN's β1 = 0.5, the usual default of GAN papers (Radford et al., 2016).
+default_adam: OptimizerFactory = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
+
+
+def reduce_members(loss: Tensor) -> Tensor:
+    """Σ over members of each member's mean over the batch (the last dim).
+
+    >>> reduce_members(torch.tensor([[1.0, 3.0], [10.0, 20.0]]))  # (E=2, B=2): 2 + 15
+    tensor(17.)
+    >>> reduce_members(torch.tensor([1.0, 3.0]))  # a plain run: the batch mean
+    tensor(2.)
+    """
+    return loss.mean(-1).sum()
+
+
+def correct_for_lazy_interval(optimizer: Optimizer, every: int) -> None:
+    """StyleGAN2's correction for a lazy regularizer run every ``every`` steps:
+    ``c = every / (every + 1)``, ``lr ← c·lr``, ``(β1, β2) ← (β1^c, β2^c)``."""
+    c = every / (every + 1)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * c
+        if "betas" in group:
+            group["betas"] = tuple(b**c for b in group["betas"])
+
+
+class GANModule(L.LightningModule):
+    """Alternating D/G training with a pluggable objective and regularizers.
+
+    Args:
+        generator: maps noise ``(B, z_dim)`` (or ``(E, B, z_dim)`` for an ensemble) to samples.
+            Must expose ``z_dim``; an ensemble net exposes ``members`` (E).
+        discriminator: maps samples to per-sample logits ``(B,)`` / ``(E, B)``; no sigmoid.
+        objective: a name (``minimax``, ``non_saturating``, ``wasserstein``, ``hinge``,
+            ``least_squares``, ``relativistic``) or an :class:`~gan_lab.losses.Objective`.
+        regularizers: names or instances of :class:`~gan_lab.regularizers.Regularizer` /
+            :class:`~gan_lab.regularizers.Constraint` (weight clipping).
+        n_critic: D steps per G step (5 for WGAN / WGAN-GP).
+        optimizer_g, optimizer_d: factories ``params -> Optimizer``; None gives
+            ``Adam(lr=2e-4, betas=(0.5, 0.999))``. In YAML: ``class_path: torch.optim.Adam``.
+        ema_beta: if set, keep ``G_ema`` with ``θ_ema ← β θ_ema + (1 − β) θ`` after each G step.
+        max_g_steps: stop training after this many G steps (None: Trainer's limits only).
+        seed: base seed. Member ``k`` of an ensemble draws its initial weights and its noise from
+            seed ``seed + k`` (see :mod:`gan_lab.seeding`); nets exposing ``reset_parameters(seeds)``
+            are re-initialised from it.
+
+    Raises:
+        ConfigError: for combinations that cannot work: n_critic < 1, weight clipping together
+            with a gradient penalty on D, a regularizer that needs a paired target in this
+            unconditional run, G and D of different ensemble sizes, a repeated regularizer.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        objective: Objective | str = "non_saturating",
+        regularizers: Sequence[Regularizer | Constraint | str] = (),
+        n_critic: int = 1,
+        optimizer_g: OptimizerCallable | None = None,
+        optimizer_d: OptimizerCallable | None = None,
+        ema_beta: float | None = None,
+        seed: int = 0,
+        max_g_steps: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.objective = get_objective(objective)
+        regs = [get_regularizer(r) for r in (regularizers or ())]
+        _check_config(generator, discriminator, self.objective, regs, n_critic, ema_beta, max_g_steps)
+
+        self.G, self.D = generator, discriminator
+        self.members: int | None = getattr(generator, "members", None)
+        self.batch_ndim = 2 if self.members is not None else 1
+        self.seed, self.n_critic, self.ema_beta = int(seed), n_critic, ema_beta
+        self.optimizer_g = optimizer_g or default_adam
+        self.optimizer_d = optimizer_d or default_adam
+        self.max_g_steps = max_g_steps
+
+        self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
+        self.constraints = nn.ModuleList([r for r in regs if isinstance(r, Constraint)])
+        self.d_steps = 0
+        self.g_steps = 0
+
+        if hasattr(self.G, "reset_parameters") and self.members is not None:
+            self.G.reset_parameters(member_seeds(self.seed, self.members, "G"))
+            self.D.reset_parameters(member_seeds(self.seed, self.members, "D"))
+        self.G_ema = make_ema(self.G) if ema_beta is not None else None
+        self._noise_generators: list[torch.Generator] | None = None
+        self._pending_noise_state: list[Tensor] | None = None
+        self.save_hyperparameters(
+            {
+                "objective": self.objective.name,
+                "regularizers": [repr(r) for r in regs],
+                "n_critic": n_critic,
+                "ema_beta": ema_beta,
+                "seed": self.seed,
+                "members": self.members,
+            }
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Regularizers by player and schedule
+    # ------------------------------------------------------------------------------------------
+
+    def _regs(self, player: str, lazy: bool) -> list[Regularizer]:
+        return [r for r in self.penalties if r.player == player and (r.every > 1) == lazy]
+
+    @property
+    def regularizer_names(self) -> list[str]:
+        return [r.name for r in [*self.penalties, *self.constraints]]
+
+    # ------------------------------------------------------------------------------------------
+    # Noise: member k from its own generator
+    # ------------------------------------------------------------------------------------------
+
+    def _noise_gens(self) -> list[torch.Generator]:
+        if self._noise_generators is None or self._noise_generators[0].device != self.device:
+            seeds = [
+                s + 7_919 * self.global_rank for s in member_seeds(self.seed, self.members or 1, "noise")
+            ]
+            self._noise_generators = member_generators(seeds, self.device)
+            if self._pending_noise_state is not None:
+                set_generator_states(self._noise_generators, self._pending_noise_state)
+                self._pending_noise_state = None
+        return self._noise_generators
+
+    def sample_noise(self, batch_size: int) -> Tensor:
+        """``z ~ N(0, I)``: ``(E, B, z_dim)`` for an ensemble, ``(B, z_dim)`` otherwise."""
+        z = randn_members(self._noise_gens(), (batch_size, self.G.z_dim), self.device)
+        return z if self.members is not None else z[0]
+
+    # ------------------------------------------------------------------------------------------
+    # The two steps
+    # ------------------------------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        opt_g = self.optimizer_g(self.G.parameters())
+        opt_d = self.optimizer_d(self.D.parameters())
+        for player, opt in (("G", opt_g), ("D", opt_d)):
+            lazy = {r.every for r in self._regs(player, lazy=True)}
+            if lazy:
+                correct_for_lazy_interval(opt, lazy.pop())
+        return [opt_g, opt_d]
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        opt_g, opt_d = self.optimizers()
+        batch_size = real.shape[self.batch_ndim - 1]
+        self.discriminator_step(real, opt_d, batch_size)
+        if self.d_steps % self.n_critic == 0:
+            self.generator_step(real, opt_g, batch_size)
+            if self.max_g_steps is not None and self.g_steps >= self.max_g_steps:
+                self.trainer.should_stop = True
+
+    def discriminator_step(self, real: Tensor, opt_d, batch_size: int) -> None:
+        """One D update: objective + eager penalties, then any lazy penalty as its own step."""
+        with self.toggled_optimizer(opt_d):
+            with torch.no_grad():
+                fake = self.G(self.sample_noise(batch_size))
+            d_loss = self.objective.d_loss(self.D(real), self.D(fake))  # (E, B) or (B,)
+            loss = reduce_members(d_loss)
+            logs = {"d/loss": d_loss.detach().mean()}
+            inputs = PenaltyInputs(self.D, real, fake, self.batch_ndim)
+            for reg in self._regs("D", lazy=False):
+                term = reg.weight * reduce_members(reg.penalty(inputs))
+                loss = loss + term
+                logs[f"d/{reg.name}"] = term.detach() / (self.members or 1)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt_d.step()
+            for reg in self._regs("D", lazy=True):
+                if self.d_steps % reg.every == 0:
+                    term = reg.weight * reg.every * reduce_members(reg.penalty(inputs))
+                    opt_d.zero_grad(set_to_none=True)
+                    self.manual_backward(term)
+                    opt_d.step()
+                    logs[f"d/{reg.name}"] = term.detach() / (reg.every * (self.members or 1))
+            for constraint in self.constraints:
+                constraint.apply_(self.D)
+        self.d_steps += 1
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
+
+    def generator_step(self, real: Tensor, opt_g, batch_size: int) -> None:
+        """One G update through a D whose parameters take no gradient (``toggled_optimizer``)."""
+        with self.toggled_optimizer(opt_g):
+            fake = self.G(self.sample_noise(batch_size))
+            real_logits = self.D(real) if self.objective.needs_real_for_g else None
+            g_loss = self.objective.g_loss(self.D(fake), real_logits)
+            loss = reduce_members(g_loss)
+            logs = {"g/loss": g_loss.detach().mean()}
+            inputs = PenaltyInputs(self.D, real, fake, self.batch_ndim)
+            for reg in self._regs("G", lazy=False):
+                term = reg.weight * reduce_members(reg.penalty(inputs))
+                loss = loss + term
+                logs[f"g/{reg.name}"] = term.detach() / (self.members or 1)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt_g.step()
+        self.g_steps += 1
+        if self.G_ema is not None:
+            ema_update_(self.G_ema, self.G, self.ema_beta)
+        logs["g_steps"] = float(self.g_steps)
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
+
+    @torch.no_grad()
+    def generate(self, z: Tensor, ema: bool = True) -> Tensor:
+        """Samples from ``G_ema`` (when kept and ``ema``) or ``G``, in eval mode."""
+        net = self.G_ema if (ema and self.G_ema is not None) else self.G
+        was_training = net.training
+        net.eval()
+        try:
+            return net(z)
+        finally:
+            net.train(was_training)
+
+    # ------------------------------------------------------------------------------------------
+    # Checkpoint: counters and the noise streams (the rest is state_dict / optimizer state)
+    # ------------------------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gan_lab"] = {
+            "d_steps": self.d_steps,
+            "g_steps": self.g_steps,
+            "noise_generators": generator_states(self._noise_generators) if self._noise_generators else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("gan_lab", {})
+        self.d_steps = int(state.get("d_steps", 0))
+        self.g_steps = int(state.get("g_steps", 0))
+        if state.get("noise_generators") is not None:
+            self._pending_noise_state = [s.cpu() for s in state["noise_generators"]]
+            self._noise_generators = None
+
+
+def _check_config(
+    G: nn.Module,
+    D: nn.Module,
+    objective: Objective,
+    regs: list[Regularizer | Constraint],
+    n_critic: int,
+    ema_beta: float | None,
+    max_g_steps: int | None,
+) -> None:
+    """Refuse, in one line each, the combinations that cannot work."""
+    if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
+        raise ConfigError(f"n_critic must be an integer >= 1 (D steps per G step), got {n_critic!r}")
+    if max_g_steps is not None and (
+        isinstance(max_g_steps, bool) or not isinstance(max_g_steps, int) or max_g_steps < 1
+    ):
+        raise ConfigError(f"max_g_steps must be an integer >= 1 or null, got {max_g_steps!r}")
+    if ema_beta is not None and not (isinstance(ema_beta, (int, float)) and 0.0 <= ema_beta < 1.0):
+        raise ConfigError(f"ema_beta must be in [0, 1) or null, got {ema_beta!r}")
+    if not hasattr(G, "z_dim"):
+        raise ConfigError(f"the generator {type(G).__name__} must expose z_dim (its noise size)")
+    g_members, d_members = getattr(G, "members", None), getattr(D, "members", None)
+    if g_members != d_members:
+        raise ConfigError(
+            f"generator has {g_members} ensemble members but discriminator has {d_members}; set both "
+            "to the same number of seeds"
+        )
+    names = [r.name for r in regs]
+    for name in set(names):
+        if names.count(name) > 1:
+            raise ConfigError(f"regularizer {name!r} appears {names.count(name)} times; list it once")
+    has_clip = any(isinstance(r, Constraint) and r.player == "D" for r in regs)
+    gps = [r.name for r in regs if isinstance(r, Regularizer) and r.player == "D" and r.is_gradient_penalty]
+    if has_clip and gps:
+        raise ConfigError(
+            f"weight clipping and the gradient penalty {gps[0]!r} both constrain D's Lipschitz "
+            "constant and fight each other; keep one of them"
+        )
+    for r in regs:
+        if getattr(r, "needs_target", False):
+            raise ConfigError(
+                f"regularizer {r.name!r} needs a paired target, but this run is unconditional; "
+                "remove it or use a paired (conditional) dataset"
+            )
+    for player in ("D", "G"):
+        lazy = {r.every for r in regs if isinstance(r, Regularizer) and r.player == player and r.every > 1}
+        if len(lazy) > 1:
+            raise ConfigError(
+                f"lazy regularizers on {player} use different intervals {sorted(lazy)}; use one interval"
+            )
+    if objective.needs_lipschitz and not (has_clip or gps):
+        rank_zero_warn(
+            f"objective {objective.name!r} without a gradient penalty or weight clipping: the critic is "
+            "unconstrained and its loss is not a Wasserstein estimate"
+        )

@@ -1,0 +1,67 @@
+"""Layers with a leading member dimension E: E independent networks evaluated in one batched matmul.
+
+A seed ensemble stacks the weights of E networks, so that ``(E, B, d_in) -> (E, B, d_out)`` is one
+``torch.baddbmm`` instead of E small matmuls. Member ``k``'s parameters are drawn from member ``k``'s
+own generator in a fixed order, so member ``k`` of an E-member ensemble starts exactly like a
+1-member network built from the same seed, and since every operation acts on each member alone
+(and Adam is elementwise), it trains exactly like it too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class EnsembleLinear(nn.Module):
+    """E stacked affine maps ``y_e = x_e W_e + b_e``.
+
+    Shapes: input ``(E, B, in_features)``, weight ``(E, in_features, out_features)``,
+    bias ``(E, 1, out_features)``, output ``(E, B, out_features)``. Initialised like ``nn.Linear``
+    (``U(-1/sqrt(in), 1/sqrt(in))`` for weight and bias), member by member.
+    """
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+
+    @torch.no_grad()
+    def reset_parameters(self, generators: list[torch.Generator]) -> None:
+        """Draw member ``k``'s weight then bias from ``generators[k]``."""
+        bound = 1.0 / math.sqrt(self.in_features)
+        for k, g in enumerate(generators):
+            w = torch.empty(self.in_features, self.out_features).uniform_(-bound, bound, generator=g)
+            b = torch.empty(1, self.out_features).uniform_(-bound, bound, generator=g)
+            self.weight[k].copy_(w)
+            self.bias[k].copy_(b)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)  # (E, B, out)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class EnsembleBatchNorm(nn.Module):
+    """BatchNorm over the batch dim, separately for each member and feature.
+
+    ``(E, B, C)`` is viewed as ``(B, E·C)`` so that one ``BatchNorm1d(E·C)`` keeps E·C independent
+    sets of statistics and affine parameters (γ = 1, β = 0 at start, as in ``nn.BatchNorm1d``).
+    """
+
+    def __init__(self, members: int, features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.members, self.features = members, features
+        self.bn = nn.BatchNorm1d(members * features, momentum=momentum, eps=eps)
+
+    def reset_parameters(self, generators: list[torch.Generator]) -> None:
+        self.bn.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        E, B, C = x.shape
+        y = self.bn(x.transpose(0, 1).reshape(B, E * C))  # (B, E*C)
+        return y.reshape(B, E, C).transpose(0, 1)  # (E, B, C)

@@ -1,0 +1,115 @@
+"""MLP generator and discriminator for 2D toy mixtures, with a seed-ensemble dimension.
+
+Defaults follow PacGAN's 2D experiments (Lin et al., 2018): G maps 2D Gaussian noise through
+4 hidden layers of 400 ReLU units with BatchNorm; D has 3 hidden layers of 200 units. D returns raw
+logits (no sigmoid) and holds no BatchNorm, so that its per-sample input gradients are well defined
+for gradient penalties. Every tensor carries a leading member dim E (see ``ensemble.py``):
+``G: (E, B, z_dim) -> (E, B, 2)``, ``D: (E, B, 2) -> (E, B)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from gan_lab.errors import ConfigError
+from gan_lab.nets.ensemble import EnsembleBatchNorm, EnsembleLinear
+from gan_lab.seeding import member_generators, member_seeds
+
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}
+
+
+def _check(members: int, hidden: int, layers: int, activation: str) -> None:
+    for name, v in (("members", members), ("hidden", hidden), ("layers", layers)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"toy net '{name}' must be an integer >= 1, got {v!r}")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+class _EnsembleMLP(nn.Module):
+    """Stack of EnsembleLinear (+ optional EnsembleBatchNorm) + activation, then a linear head."""
+
+    def __init__(
+        self, members: int, d_in: int, d_out: int, hidden: int, layers: int, batch_norm: bool, activation: str
+    ) -> None:
+        super().__init__()
+        _check(members, hidden, layers, activation)
+        self.members = members
+        blocks: list[nn.Module] = []
+        width = d_in
+        for _ in range(layers):
+            blocks.append(EnsembleLinear(members, width, hidden))
+            if batch_norm:
+                blocks.append(EnsembleBatchNorm(members, hidden))
+            blocks.append(ACTIVATIONS[activation]())
+            width = hidden
+        blocks.append(EnsembleLinear(members, width, d_out))
+        self.net = nn.Sequential(*blocks)
+
+    def reset_parameters(self, seeds: Sequence[int]) -> None:
+        """Initialise member ``k`` from ``seeds[k]`` alone (layer by layer, in order)."""
+        if len(seeds) != self.members:
+            raise ConfigError(f"got {len(seeds)} seeds for {self.members} ensemble members")
+        generators = member_generators(list(seeds))
+        for m in self.net:
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters(generators)
+
+
+class ToyGenerator(_EnsembleMLP):
+    """PacGAN's 2D generator: ``z (E, B, z_dim) -> x (E, B, 2)``; 4 × 400 ReLU + BatchNorm."""
+
+    def __init__(
+        self,
+        members: int = 1,
+        z_dim: int = 2,
+        hidden: int = 400,
+        layers: int = 4,
+        out_dim: int = 2,
+        batch_norm: bool = True,
+        activation: str = "relu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(members, z_dim, out_dim, hidden, layers, batch_norm, activation)
+        self.z_dim, self.out_dim = z_dim, out_dim
+        self.reset_parameters(member_seeds(seed, members, "G"))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)  # (E, B, out_dim)
+
+
+class ToyDiscriminator(_EnsembleMLP):
+    """PacGAN-sized 2D critic: ``x (E, B, 2) -> logits (E, B)``; 3 × 200 ReLU, no BatchNorm."""
+
+    def __init__(
+        self,
+        members: int = 1,
+        in_dim: int = 2,
+        hidden: int = 200,
+        layers: int = 3,
+        activation: str = "relu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(members, in_dim, 1, hidden, layers, False, activation)
+        self.in_dim = in_dim
+        self.reset_parameters(member_seeds(seed, members, "D"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(-1)  # (E, B)
+
+
+def member(net: _EnsembleMLP, k: int) -> dict[str, torch.Tensor]:
+    """Member ``k``'s parameters and buffers as a 1-member state_dict (for comparison and export)."""
+    out = {}
+    for name, t in net.state_dict().items():
+        if t.dim() == 0:  # num_batches_tracked
+            out[name] = t.clone()
+        elif name.endswith(("bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")):
+            C = t.shape[0] // net.members
+            out[name] = t[k * C : (k + 1) * C].clone()
+        else:
+            out[name] = t[k : k + 1].clone()
+    return out

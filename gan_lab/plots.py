@@ -1,0 +1,81 @@
+"""Figures of the toy studies (matplotlib, Agg backend): sample scatters and coverage curves."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from gan_lab.metrics import mean_and_se
+
+
+def _summary(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    mean, se = mean_and_se(torch.tensor([r["modes"] for r in rows], dtype=torch.float64))
+    hq, _ = mean_and_se(torch.tensor([r["hq_fraction"] for r in rows], dtype=torch.float64))
+    se_txt = f" ± {se:.1f}" if math.isfinite(se) else ""
+    return f"modes {mean:.1f}{se_txt}, HQ {100 * hq:.0f}%"
+
+
+def save_samples_figure(panels: dict, path: str, max_cols: int = 3) -> None:
+    """One panel per entry: every member's samples (one colour each) over the mixture means.
+
+    Args:
+        panels: ``title -> (samples (E, N, 2), means (K, 2), final metric rows)``.
+        path: where to write the PNG.
+    """
+    n = len(panels)
+    cols = min(max_cols, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
+    for ax, (title, (samples, means, final)) in zip(axes.flat, panels.items()):
+        samples, means = np.asarray(samples), np.asarray(means)
+        if samples.ndim == 2:
+            samples = samples[None]
+        lim = 1.35 * float(np.abs(means).max())
+        for k, member in enumerate(samples):
+            inside = member[np.all(np.isfinite(member), axis=1)]
+            ax.scatter(inside[:, 0], inside[:, 1], s=2, alpha=0.35, color=f"C{k % 10}", label=f"seed {k}")
+        ax.scatter(means[:, 0], means[:, 1], marker="x", s=40, color="black", label="means")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(f"{title}\n{_summary(final)}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(f"{samples.shape[1]} samples per seed (colour = seed); x = means", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_coverage_figure(histories: dict[str, list[dict]], path: str, num_modes: int) -> None:
+    """Modes covered against G steps: mean over seeds with a ± s.e. band, one line per objective."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (name, rows) in enumerate(histories.items()):
+        by_step = defaultdict(list)
+        for r in rows:
+            by_step[r["g_steps"]].append(r["modes"])
+        steps = sorted(by_step)
+        stats = [mean_and_se(torch.tensor(by_step[s], dtype=torch.float64)) for s in steps]
+        mean = np.array([m for m, _ in stats])
+        se = np.nan_to_num(np.array([s for _, s in stats]))
+        ax.plot(steps, mean, color=f"C{i}", label=name)
+        ax.fill_between(steps, mean - se, mean + se, color=f"C{i}", alpha=0.2)
+    ax.axhline(num_modes, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("generator steps")
+    ax.set_ylabel(f"modes covered (of {num_modes})")
+    ax.set_ylim(0, num_modes + 0.5)
+    ax.set_title("mode coverage: mean ± s.e. over seeds", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

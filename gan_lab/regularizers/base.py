@@ -1,0 +1,83 @@
+"""The contract between the module and its regularizers.
+
+A :class:`Regularizer` declares the player it acts on (``"D"`` or ``"G"``), its weight, how often
+it runs (``every``, lazy regularization) and whether it needs a paired target. The module asks it
+for a per-sample :meth:`~Regularizer.penalty`, multiplies by ``weight`` and reduces; a regularizer
+never calls ``backward`` itself. A :class:`Constraint` (weight clipping) is not a loss term: the
+module applies it to a network after that network's optimizer step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from gan_lab.errors import ConfigError, check_weight
+
+
+@dataclass
+class PenaltyInputs:
+    """What a penalty may look at during one player's step.
+
+    Attributes:
+        D: the discriminator as a function of its input (conditioning already bound), returning
+            per-sample logits of shape ``real.shape[:batch_ndim]``.
+        real: a real batch, ``(B, ...)`` or ``(E, B, ...)`` for an ensemble of ``E`` seeds.
+        fake: a generated batch of the same shape; detached in D's step, attached in G's step.
+        batch_ndim: number of leading batch dims (1, or 2 for an ensemble). Norms and means run
+            over every dim after these.
+        target: the paired target for ``fake`` in a conditional run (else None).
+        condition: the conditioning input of G in a conditional run (else None).
+    """
+
+    D: Callable[[Tensor], Tensor]
+    real: Tensor
+    fake: Tensor
+    batch_ndim: int = 1
+    target: Tensor | None = None
+    condition: Tensor | None = None
+
+
+class Regularizer(nn.Module):
+    """A weighted per-sample penalty added to one player's loss.
+
+    Args:
+        weight: multiplier of the per-sample penalty (λ, γ, ...); must be >= 0.
+        every: run on every ``every``-th step of its player only (lazy regularization, Karras et al.
+            2020, StyleGAN2 sec. 3.1). When ``every > 1`` the module runs it as a separate
+            optimizer step, multiplies it by ``every`` and corrects that player's Adam learning
+            rate and betas by ``c = every / (every + 1)``.
+
+    Subclasses set ``name``, ``player`` and implement :meth:`penalty`.
+    """
+
+    name: str = ""
+    player: str = "D"
+    needs_target: bool = False
+    is_gradient_penalty: bool = False
+
+    def __init__(self, weight: float = 1.0, every: int = 1) -> None:
+        super().__init__()
+        self.weight = check_weight(f"{self.name} weight", weight)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError(f"{self.name} 'every' must be an integer >= 1, got {every!r}")
+        self.every = every
+
+    def penalty(self, inputs: PenaltyInputs) -> Tensor:
+        """Per-sample penalty of shape ``inputs.real.shape[:inputs.batch_ndim]``, without weight."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, every={self.every}"
+
+
+class Constraint(nn.Module):
+    """A projection applied to a network's parameters after its optimizer step."""
+
+    name: str = ""
+    player: str = "D"
+
+    def apply_(self, net: nn.Module) -> None:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,164 @@
+"""Gradient penalties on the discriminator, per sample.
+
+Every penalty is a function of the per-sample gradient norm ``||∇_x D(x)||_2`` taken over all
+non-batch dims, so it works for vectors ``(B, d)``, images ``(B, C, H, W)`` of any channel count,
+and seed ensembles ``(E, B, ...)``. Because the samples of a batch (and the members of an
+ensemble) are independent under D, ``∇_x sum(D(x))`` holds every sample's own gradient; D must not
+mix samples (no BatchNorm in D).
+
+The gradient is taken with ``torch.autograd.grad(..., create_graph=True)`` and the penalty then
+goes into an ordinary backward: this is the form that stays correct under DDP.
+
+| name          | penalty per sample                        | point x̂                         | paper                 |
+|---------------|-------------------------------------------|----------------------------------|-----------------------|
+| wgan_gp       | (‖∇D(x̂)‖ − 1)²                           | εx + (1−ε)x̃, ε ~ U[0,1]          | Gulrajani et al. 2017 |
+| one_sided_gp  | max(0, ‖∇D(x̂)‖ − 1)²                     | as wgan_gp                       | Gulrajani et al. 2017 (app.), Petzka et al. 2018 |
+| dragan        | (‖∇D(x̂)‖ − 1)²                           | x + α·δ, δ = ½·std(x)·U[0,1]     | Kodali et al. 2017    |
+| r1            | ½‖∇D(x)‖² (× γ = weight)                  | real x                           | Mescheder et al. 2018 |
+| r2            | ½‖∇D(x̃)‖² (× γ = weight)                  | fake x̃                           | Mescheder et al. 2018 |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from gan_lab.regularizers.base import PenaltyInputs, Regularizer
+
+
+def per_sample_grad_norm(D: Callable[[Tensor], Tensor], x: Tensor, batch_ndim: int = 1) -> Tensor:
+    """``||∇_x D(x)||_2`` for every sample, over all dims after the first ``batch_ndim``.
+
+    Args:
+        D: maps ``x`` to per-sample logits ``x.shape[:batch_ndim]`` (or with a trailing 1).
+        x: ``(B, ...)`` or ``(E, B, ...)``. It is detached and made to require grad here.
+        batch_ndim: 1, or 2 for an ensemble.
+
+    Returns:
+        Norms of shape ``x.shape[:batch_ndim]``, differentiable w.r.t. D's parameters
+        (``create_graph=True``).
+
+    >>> w = torch.tensor([3.0, 4.0])
+    >>> per_sample_grad_norm(lambda x: x @ w, torch.randn(5, 2))
+    tensor([5., 5., 5., 5., 5.], grad_fn=<LinalgVectorNormBackward0>)
+    """
+    x = x.detach().requires_grad_(True)
+    out = D(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return torch.linalg.vector_norm(grad.flatten(batch_ndim), dim=-1)
+
+
+def per_sample_grad_sq_norm(D: Callable[[Tensor], Tensor], x: Tensor, batch_ndim: int = 1) -> Tensor:
+    """``||∇_x D(x)||²`` for every sample (no square root, so no kink at a zero gradient)."""
+    x = x.detach().requires_grad_(True)
+    out = D(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.flatten(batch_ndim).square().sum(-1)
+
+
+def _uniform_per_sample(x: Tensor, batch_ndim: int) -> Tensor:
+    """``U[0, 1]`` draws of shape ``x.shape[:batch_ndim] + (1, ..., 1)``, broadcastable to ``x``."""
+    shape = x.shape[:batch_ndim] + (1,) * (x.dim() - batch_ndim)
+    return torch.rand(shape, device=x.device, dtype=x.dtype)
+
+
+def interpolate(real: Tensor, fake: Tensor, batch_ndim: int = 1) -> Tensor:
+    """WGAN-GP's random points ``x̂ = ε x + (1 − ε) x̃`` with one ``ε ~ U[0, 1]`` per sample."""
+    eps = _uniform_per_sample(real, batch_ndim)
+    return eps * real.detach() + (1.0 - eps) * fake.detach()
+
+
+def dragan_perturb(real: Tensor, batch_ndim: int = 1) -> Tensor:
+    """DRAGAN's points near the data: ``x̂ = x + α δ``, ``δ = ½ std(x) u``, ``u, α ~ U[0, 1]``.
+
+    ``std(x)`` is taken over the whole batch of one run (per member for an ensemble), ``u`` is
+    drawn elementwise and ``α`` per sample, as in Kodali et al.'s reference code.
+    """
+    x = real.detach()
+    dims = tuple(range(batch_ndim - 1, x.dim()))
+    std = x.std(dim=dims, keepdim=True)
+    alpha = _uniform_per_sample(x, batch_ndim)
+    return x + alpha * 0.5 * std * torch.rand_like(x)
+
+
+def two_sided_penalty(grad_norm: Tensor) -> Tensor:
+    """``(‖∇D‖ − 1)²`` (WGAN-GP, DRAGAN)."""
+    return (grad_norm - 1.0).square()
+
+
+def one_sided_penalty(grad_norm: Tensor) -> Tensor:
+    """``max(0, ‖∇D‖ − 1)²``: penalises only slopes above 1."""
+    return torch.clamp(grad_norm - 1.0, min=0.0).square()
+
+
+class WGANGP(Regularizer):
+    """Two-sided gradient penalty of WGAN-GP, λ = ``weight`` (10 in Gulrajani et al., 2017)."""
+
+    name = "wgan_gp"
+    is_gradient_penalty = True
+
+    def __init__(self, weight: float = 10.0, every: int = 1) -> None:
+        super().__init__(weight, every)
+
+    def penalty(self, inputs: PenaltyInputs) -> Tensor:
+        x_hat = interpolate(inputs.real, inputs.fake, inputs.batch_ndim)
+        return two_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim))
+
+
+class OneSidedGP(Regularizer):
+    """One-sided gradient penalty ``λ max(0, ‖∇D(x̂)‖ − 1)²`` on WGAN-GP's interpolates."""
+
+    name = "one_sided_gp"
+    is_gradient_penalty = True
+
+    def __init__(self, weight: float = 10.0, every: int = 1) -> None:
+        super().__init__(weight, every)
+
+    def penalty(self, inputs: PenaltyInputs) -> Tensor:
+        x_hat = interpolate(inputs.real, inputs.fake, inputs.batch_ndim)
+        return one_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim))
+
+
+class DRAGAN(Regularizer):
+    """DRAGAN (Kodali et al., 2017): ``λ (‖∇D(x̂)‖ − 1)²`` at points perturbed around real data."""
+
+    name = "dragan"
+    is_gradient_penalty = True
+
+    def __init__(self, weight: float = 10.0, every: int = 1) -> None:
+        super().__init__(weight, every)
+
+    def penalty(self, inputs: PenaltyInputs) -> Tensor:
+        x_hat = dragan_perturb(inputs.real, inputs.batch_ndim)
+        return two_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim))
+
+
+class R1(Regularizer):
+    """R1 (Mescheder, Geiger & Nowozin, 2018): ``γ/2 ‖∇D(x)‖²`` on real data, γ = ``weight``.
+
+    StyleGAN2 runs it lazily (``every=16``).
+    """
+
+    name = "r1"
+    is_gradient_penalty = True
+
+    def __init__(self, weight: float = 10.0, every: int = 1) -> None:
+        super().__init__(weight, every)
+
+    def penalty(self, inputs: PenaltyInputs) -> Tensor:
+        return 0.5 * per_sample_grad_sq_norm(inputs.D, inputs.real, inputs.batch_ndim)
+
+
+class R2(Regularizer):
+    """R2 (Mescheder et al., 2018): ``γ/2 ‖∇D(x̃)‖²`` on generated data, γ = ``weight``."""
+
+    name = "r2"
+    is_gradient_penalty = True
+
+    def __init__(self, weight: float = 10.0, every: int = 1) -> None:
+        super().__init__(weight, every)
+
+    def penalty(self, inputs: PenaltyInputs) -> Tensor:
+        return 0.5 * per_sample_grad_sq_norm(inputs.D, inputs.fake, inputs.batch_ndim)
