@@ -41,8 +41,8 @@ def per_sample_grad_norm(D: Callable[[Tensor], Tensor], x: Tensor, batch_ndim: i
         (``create_graph=True``).
 
     >>> w = torch.tensor([3.0, 4.0])
-    >>> per_sample_grad_norm(lambda x: x @ w, torch.randn(5, 2))
-    tensor([5., 5., 5., 5., 5.], grad_fn=<LinalgVectorNormBackward0>)
+    >>> per_sample_grad_norm(lambda x: x @ w, torch.randn(5, 2)).detach()
+    tensor([5., 5., 5., 5., 5.])
     """
     x = x.detach().requires_grad_(True)
     out = D(x)
