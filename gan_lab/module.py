@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_weight
 from gan_lab.losses import Objective, get_objective
 from gan_lab.nets.ema import ema_update_, make_ema
 from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
@@ -81,6 +81,13 @@ class GANModule(L.LightningModule):
         optimizer_g, optimizer_d: factories ``params -> Optimizer``; None gives
             ``Adam(lr=2e-4, betas=(0.5, 0.999))``. In YAML: ``class_path: torch.optim.Adam``.
         ema_beta: if set, keep ``G_ema`` with ``θ_ema ← β θ_ema + (1 − β) θ`` after each G step.
+        conditional: paired run: batches are ``(condition, target)`` and G maps
+            ``(condition, z)`` to an output for that target (``z`` is None when ``G.z_dim == 0``);
+            regularizers that need a paired target (pixel, perceptual, ...) become allowed.
+        d_conditional: in a paired run, D judges ``(output, condition)`` pairs, ``D(x, condition)``;
+            otherwise D judges the output alone.
+        adversarial_weight: multiplier of G's adversarial loss. 0 switches the adversarial game
+            off (no D steps): G then trains on its regularizers alone, e.g. a pixel-loss baseline.
         max_g_steps: stop training after this many G steps (None: Trainer's limits only).
         seed: base seed. Member ``k`` of an ensemble draws its initial weights and its noise from
             seed ``seed + k`` (see :mod:`gan_lab.seeding`); nets exposing ``reset_parameters(seeds)``
@@ -104,17 +111,26 @@ class GANModule(L.LightningModule):
         ema_beta: float | None = None,
         seed: int = 0,
         max_g_steps: int | None = None,
+        conditional: bool = False,
+        d_conditional: bool = False,
+        adversarial_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.objective = get_objective(objective)
         regs = [get_regularizer(r) for r in (regularizers or ())]
-        _check_config(generator, discriminator, self.objective, regs, n_critic, ema_beta, max_g_steps)
+        _check_config(
+            generator, discriminator, self.objective, regs, n_critic, ema_beta, max_g_steps, conditional
+        )
 
         self.G, self.D = generator, discriminator
         self.members: int | None = getattr(generator, "members", None)
         self.batch_ndim = 2 if self.members is not None else 1
         self.seed, self.n_critic, self.ema_beta = int(seed), n_critic, ema_beta
+        self.conditional, self.d_conditional = bool(conditional), bool(d_conditional)
+        self.adversarial_weight = check_weight("adversarial_weight", adversarial_weight)
+        if self.adversarial_weight == 0 and not any(getattr(r, "player", "") == "G" for r in regs):
+            raise ConfigError("adversarial_weight is 0 and G has no regularizer: nothing would train G")
         self.optimizer_g = optimizer_g or default_adam
         self.optimizer_d = optimizer_d or default_adam
         self.max_g_steps = max_g_steps
@@ -138,6 +154,8 @@ class GANModule(L.LightningModule):
                 "ema_beta": ema_beta,
                 "seed": self.seed,
                 "members": self.members,
+                "conditional": conditional,
+                "d_conditional": d_conditional,
             }
         )
 
@@ -185,60 +203,93 @@ class GANModule(L.LightningModule):
                 correct_for_lazy_interval(opt, lazy.pop())
         return [opt_g, opt_d]
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+    def unpack(self, batch) -> tuple[Tensor, Tensor | None]:
+        """``(real, condition)``: a paired batch is ``(condition, target)``; a plain one is
+        ``x`` or ``(x, label)`` (labels are ignored by an unconditional GAN)."""
+        if self.conditional:
+            condition, target = batch[0], batch[1]
+            return target, condition
+        return (batch[0] if isinstance(batch, (list, tuple)) else batch), None
+
+    def generate_fake(self, batch_size: int, condition: Tensor | None = None) -> Tensor:
+        """``G(z)``, or ``G(condition, z)`` in a paired run (``z = None`` when ``G.z_dim == 0``)."""
+        z = self.sample_noise(batch_size) if self.G.z_dim > 0 else None
+        return self.G(z) if condition is None else self.G(condition, z)
+
+    def critic(self, condition: Tensor | None = None) -> Callable[[Tensor], Tensor]:
+        """D as a function of its input: ``D(x)``, or ``D(x, condition)`` when D judges pairs."""
+        if condition is None or not self.d_conditional:
+            return self.D
+        return lambda x: self.D(x, condition)
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        real, condition = self.unpack(batch)
         opt_g, opt_d = self.optimizers()
         batch_size = real.shape[self.batch_ndim - 1]
-        self.discriminator_step(real, opt_d, batch_size)
-        if self.d_steps % self.n_critic == 0:
-            self.generator_step(real, opt_g, batch_size)
+        if self.adversarial_weight > 0:
+            self.discriminator_step(real, condition, opt_d, batch_size)
+        if self.adversarial_weight == 0 or self.d_steps % self.n_critic == 0:
+            self.generator_step(real, condition, opt_g, batch_size)
             if self.max_g_steps is not None and self.g_steps >= self.max_g_steps:
                 self.trainer.should_stop = True
 
-    def discriminator_step(self, real: Tensor, opt_d, batch_size: int) -> None:
+    def _add_penalties(self, player: str, inputs: PenaltyInputs, loss: Tensor, logs: dict) -> Tensor:
+        """``loss + Σ weight · reduce(penalty)`` over the player's eager (every = 1) regularizers."""
+        for reg in self._regs(player, lazy=False):
+            term = reg.weight * reduce_members(reg.penalty(inputs))
+            loss = loss + term
+            logs[f"{player.lower()}/{reg.name}"] = term.detach() / (self.members or 1)
+        return loss
+
+    def _lazy_steps(self, player: str, inputs: PenaltyInputs, opt, step: int, logs: dict) -> None:
+        """Each lazy regularizer due at ``step`` as its own optimizer step, scaled by ``every``."""
+        for reg in self._regs(player, lazy=True):
+            if step % reg.every == 0:
+                term = reg.weight * reg.every * reduce_members(reg.penalty(inputs))
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(term)
+                opt.step()
+                logs[f"{player.lower()}/{reg.name}"] = term.detach() / (reg.every * (self.members or 1))
+
+    def discriminator_step(self, real: Tensor, condition: Tensor | None, opt_d, batch_size: int) -> None:
         """One D update: objective + eager penalties, then any lazy penalty as its own step."""
+        D = self.critic(condition)
         with self.toggled_optimizer(opt_d):
             with torch.no_grad():
-                fake = self.G(self.sample_noise(batch_size))
-            d_loss = self.objective.d_loss(self.D(real), self.D(fake))  # (E, B) or (B,)
-            loss = reduce_members(d_loss)
+                fake = self.generate_fake(batch_size, condition)
+            d_loss = self.objective.d_loss(D(real), D(fake))  # (E, B) or (B,)
             logs = {"d/loss": d_loss.detach().mean()}
-            inputs = PenaltyInputs(self.D, real, fake, self.batch_ndim)
-            for reg in self._regs("D", lazy=False):
-                term = reg.weight * reduce_members(reg.penalty(inputs))
-                loss = loss + term
-                logs[f"d/{reg.name}"] = term.detach() / (self.members or 1)
+            inputs = PenaltyInputs(D, real, fake, self.batch_ndim, target=real, condition=condition)
+            loss = self._add_penalties("D", inputs, reduce_members(d_loss), logs)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt_d.step()
-            for reg in self._regs("D", lazy=True):
-                if self.d_steps % reg.every == 0:
-                    term = reg.weight * reg.every * reduce_members(reg.penalty(inputs))
-                    opt_d.zero_grad(set_to_none=True)
-                    self.manual_backward(term)
-                    opt_d.step()
-                    logs[f"d/{reg.name}"] = term.detach() / (reg.every * (self.members or 1))
+            self._lazy_steps("D", inputs, opt_d, self.d_steps, logs)
             for constraint in self.constraints:
                 constraint.apply_(self.D)
         self.d_steps += 1
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
 
-    def generator_step(self, real: Tensor, opt_g, batch_size: int) -> None:
+    def generator_step(self, real: Tensor, condition: Tensor | None, opt_g, batch_size: int) -> None:
         """One G update through a D whose parameters take no gradient (``toggled_optimizer``)."""
+        D = self.critic(condition)
         with self.toggled_optimizer(opt_g):
-            fake = self.G(self.sample_noise(batch_size))
-            real_logits = self.D(real) if self.objective.needs_real_for_g else None
-            g_loss = self.objective.g_loss(self.D(fake), real_logits)
-            loss = reduce_members(g_loss)
-            logs = {"g/loss": g_loss.detach().mean()}
-            inputs = PenaltyInputs(self.D, real, fake, self.batch_ndim)
-            for reg in self._regs("G", lazy=False):
-                term = reg.weight * reduce_members(reg.penalty(inputs))
-                loss = loss + term
-                logs[f"g/{reg.name}"] = term.detach() / (self.members or 1)
+            fake = self.generate_fake(batch_size, condition)
+            logs, loss = {}, fake.new_zeros(())
+            if self.adversarial_weight > 0:
+                real_logits = D(real) if self.objective.needs_real_for_g else None
+                g_loss = self.objective.g_loss(D(fake), real_logits)
+                logs["g/loss"] = g_loss.detach().mean()
+                loss = self.adversarial_weight * reduce_members(g_loss)
+            target = real if self.conditional else None
+            inputs = PenaltyInputs(D, real, fake, self.batch_ndim, target=target, condition=condition)
+            loss = self._add_penalties("G", inputs, loss, logs)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt_g.step()
+            if self._regs("G", lazy=True):
+                inputs.fake = self.generate_fake(batch_size, condition)
+                self._lazy_steps("G", inputs, opt_g, self.g_steps, logs)
         self.g_steps += 1
         if self.G_ema is not None:
             ema_update_(self.G_ema, self.G, self.ema_beta)
@@ -284,6 +335,7 @@ def _check_config(
     n_critic: int,
     ema_beta: float | None,
     max_g_steps: int | None,
+    conditional: bool = False,
 ) -> None:
     """Refuse, in one line each, the combinations that cannot work."""
     if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
@@ -294,8 +346,11 @@ def _check_config(
         raise ConfigError(f"max_g_steps must be an integer >= 1 or null, got {max_g_steps!r}")
     if ema_beta is not None and not (isinstance(ema_beta, (int, float)) and 0.0 <= ema_beta < 1.0):
         raise ConfigError(f"ema_beta must be in [0, 1) or null, got {ema_beta!r}")
-    if not hasattr(G, "z_dim"):
-        raise ConfigError(f"the generator {type(G).__name__} must expose z_dim (its noise size)")
+    if not hasattr(G, "z_dim") or (G.z_dim < 1 and not conditional):
+        raise ConfigError(
+            f"the generator {type(G).__name__} must expose z_dim >= 1 (its noise size); only a "
+            "conditional (paired) generator may have z_dim = 0"
+        )
     g_members, d_members = getattr(G, "members", None), getattr(D, "members", None)
     if g_members != d_members:
         raise ConfigError(
@@ -314,7 +369,7 @@ def _check_config(
             "constant and fight each other; keep one of them"
         )
     for r in regs:
-        if getattr(r, "needs_target", False):
+        if getattr(r, "needs_target", False) and not conditional:
             raise ConfigError(
                 f"regularizer {r.name!r} needs a paired target, but this run is unconditional; "
                 "remove it or use a paired (conditional) dataset"
