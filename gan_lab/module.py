@@ -166,6 +166,15 @@ class GANModule(L.LightningModule):
     def _regs(self, player: str, lazy: bool) -> list[Regularizer]:
         return [r for r in self.penalties if r.player == player and (r.every > 1) == lazy]
 
+    def check_ready(self) -> None:
+        """Fail before training when a regularizer lacks what it needs (e.g. VGG16 weights)."""
+        for reg in self.penalties:
+            if hasattr(reg, "check"):
+                reg.check()
+
+    def on_fit_start(self) -> None:
+        self.check_ready()
+
     @property
     def regularizer_names(self) -> list[str]:
         return [r.name for r in [*self.penalties, *self.constraints]]

@@ -18,19 +18,26 @@ any of them starts, so a bad name or an impossible combination ends the study wi
 exit code 2 and no run folder. Output, in ``runs/<name>/`` (``runs/<name>-2/`` ... when it exists,
 so that no earlier study is overwritten):
 
-    results.csv    one row per objective × seed: final modes, HQ fraction, reverse KL, JS, wall time
+    results.csv    one row per objective × seed: the evaluator's final metrics, wall time
     history.csv    the same metrics at every evaluation (G steps)
-    samples.npz    final samples per objective, (E, N, 2) each
+    study.json     the command, versions, every run's arguments, the evaluator and its facts
     report.md      objective table (mean ± s.e. over seeds), protocol, figures
-    samples.png    final samples of each objective over the mixture means, one panel each
-    coverage.png   modes covered against G steps, mean ± s.e. band per objective
-    <objective>/   the run's own folder: config, checkpoint, metrics.csv, W&B files
+    *.png          the evaluator's figures: for toy mixtures samples.png (final samples of each
+                   objective over the mixture means) and coverage.png (modes covered against G
+                   steps, mean ± s.e. band per objective)
+    <objective>/   the run's own folder: config, checkpoint, metrics.csv, W&B files, artifacts
+
+The study is generic over its evaluator callback (the one in trainer.callbacks that has
+``history``, ``METRICS``, ``save_artifacts``, ``info``, ``study_figures`` and ``protocol``).
+Seed-ensemble nets train all seeds in one run (``ensemble: true``, the default); other nets
+(``ensemble: false``) train one run per seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import math
 import os
@@ -45,21 +52,9 @@ import yaml
 from gan_lab.cli import fail
 from gan_lab.errors import ConfigError
 
-RESULT_FIELDS = [
-    "study",
-    "objective",
-    "regularizers",
-    "n_critic",
-    "member",
-    "seed",
-    "g_steps",
-    "modes",
-    "hq_fraction",
-    "reverse_kl",
-    "js",
-    "wall_time_s",
-]
-HISTORY_FIELDS = ["objective", "member", "seed", "g_steps", "modes", "hq_fraction", "reverse_kl", "js"]
+#: Columns of results.csv before and after the evaluator's metrics.
+RESULT_KEYS = ["study", "objective", "regularizers", "n_critic", "member", "seed", "g_steps"]
+HISTORY_KEYS = ["objective", "member", "seed", "g_steps"]
 
 
 @dataclass
@@ -80,6 +75,7 @@ class StudySpec:
     runs: list[RunSpec]
     out: str
     source: str
+    ensemble: bool = True
 
 
 def _as_str_list(value, what: str) -> list[str]:
@@ -105,7 +101,7 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         raise ConfigError(f"study file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"study file {path!r} must be a mapping with name, base, seeds, objectives")
-    known = {"name", "base", "seeds", "seed", "args", "objectives", "out"}
+    known = {"name", "base", "seeds", "seed", "args", "objectives", "out", "ensemble"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(
@@ -122,6 +118,9 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         raise ConfigError(f"study seeds must be an integer >= 1 (ensemble members), got {seeds!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"study seed must be an integer, got {seed!r}")
+    ensemble = raw.get("ensemble", True)
+    if not isinstance(ensemble, bool):
+        raise ConfigError(f"study ensemble must be true or false, got {ensemble!r}")
 
     def resolve(f: str) -> str:
         q = (p.parent / f) if not os.path.isabs(f) else Path(f)
@@ -161,19 +160,42 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         runs=runs,
         out=out or raw.get("out") or "runs",
         source=str(p),
+        ensemble=ensemble,
     )
 
 
-def run_args(spec: StudySpec, run: RunSpec, run_dir: str, extra: list[str]) -> list[str]:
-    """The ``gan-lab fit`` arguments of one run (without the subcommand)."""
+@dataclass
+class Job:
+    """One fit: an objective's run of all seeds (ensemble) or of one seed."""
+
+    run: RunSpec
+    seed_index: int | None  # None: every seed as an ensemble member
+    run_dir: Path
+    args: list[str]
+
+    @property
+    def label(self) -> str:
+        return self.run.label
+
+
+def run_args(
+    spec: StudySpec, run: RunSpec, run_dir: Path, extra: list[str], seed_index: int | None
+) -> list[str]:
+    """The ``gan-lab fit`` arguments of one job (without the subcommand)."""
     args = ["--config", spec.base]
     for c in run.configs:
         args += ["--config", c]
-    args += [
-        f"--model.objective={run.objective}",
-        f"--model.seed={spec.seed}",
-        f"--model.generator.init_args.members={spec.seeds}",
-        f"--model.discriminator.init_args.members={spec.seeds}",
+    args.append(f"--model.objective={run.objective}")
+    if seed_index is None:
+        args += [
+            f"--model.seed={spec.seed}",
+            f"--model.generator.init_args.members={spec.seeds}",
+            f"--model.discriminator.init_args.members={spec.seeds}",
+        ]
+    else:
+        args += [f"--model.seed={spec.seed + seed_index}", f"--seed_everything={spec.seed + seed_index}"]
+    return [
+        *args,
         *spec.args,
         *run.args,
         *extra,
@@ -181,7 +203,20 @@ def run_args(spec: StudySpec, run: RunSpec, run_dir: str, extra: list[str]) -> l
         "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={run_dir}",
     ]
-    return args
+
+
+def plan_jobs(spec: StudySpec, study_dir: Path, extra: list[str]) -> list[Job]:
+    """One job per objective (ensemble), or per objective × seed (one net per run)."""
+    jobs = []
+    for run in spec.runs:
+        if spec.ensemble:
+            run_dir = study_dir / run.label
+            jobs.append(Job(run, None, run_dir, run_args(spec, run, run_dir, extra, None)))
+        else:
+            for k in range(spec.seeds):
+                run_dir = study_dir / run.label / f"seed{spec.seed + k}"
+                jobs.append(Job(run, k, run_dir, run_args(spec, run, run_dir, extra, k)))
+    return jobs
 
 
 def new_study_dir(out: str, name: str) -> Path:
@@ -195,20 +230,27 @@ def new_study_dir(out: str, name: str) -> Path:
 
 
 def _check_writable(out: str) -> None:
-    probe = Path(out)
+    probe = Path(out).absolute()
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise ConfigError(f"output folder {out!r} is not writable; pass --out to a folder you can write")
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ConfigError(f"output folder {out!r} is not writable; pass --out with a folder you can write")
 
 
-def _evaluator(trainer):
-    from gan_lab.callbacks import ModeCoverageEvaluator
-
+def find_evaluator(trainer):
+    """The callback that the study reads: it has ``history``, ``METRICS`` and ``study_figures``."""
     for cb in trainer.callbacks:
-        if isinstance(cb, ModeCoverageEvaluator):
+        if hasattr(cb, "METRICS") and hasattr(cb, "study_figures") and hasattr(cb, "history"):
             return cb
-    raise ConfigError("the study needs a gan_lab.callbacks.ModeCoverageEvaluator in trainer.callbacks")
+    raise ConfigError(
+        "a study needs an evaluator callback in trainer.callbacks (gan_lab.callbacks.ModeCoverageEvaluator "
+        "for toy mixtures, gan_lab.callbacks.sr_eval.SRMetricsEvaluator for super-resolution)"
+    )
+
+
+def _import(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
 
 
 class _StudyProgress:
@@ -243,52 +285,63 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     study_dir = new_study_dir(spec.out, spec.name)
 
     # 1. Parse and instantiate every run before anything is written.
-    clis = []
-    for run in spec.runs:
-        args = run_args(spec, run, str(study_dir / run.label), extra)
+    jobs, clis = plan_jobs(spec, study_dir, extra), []
+    for job in jobs:
         try:
-            cli = build_cli(args, run=False)
+            cli = build_cli(job.args, run=False)
         except ConfigError as e:
-            raise ConfigError(f"{run.label}: {e}") from None
-        _evaluator(cli.trainer)
-        clis.append((run, args, cli))
+            raise ConfigError(f"{job.label}: {e}") from None
+        evaluator = find_evaluator(cli.trainer)
+        clis.append(cli)
+    evaluator_cls = type(evaluator)
+    for cli in clis:
+        if not isinstance(find_evaluator(cli.trainer), evaluator_cls):
+            raise ConfigError("every run of a study must use the same evaluator callback")
+        if hasattr(cli.model, "check_ready"):
+            cli.model.check_ready()
 
+    # 2. Fit, one job after another; results.csv grows as jobs finish.
     study_dir.mkdir(parents=True)
+    metrics = list(evaluator_cls.METRICS)
+    result_fields = [*RESULT_KEYS, *metrics, "wall_time_s"]
+    history_fields = [*HISTORY_KEYS, *metrics]
     meta = {
         "study": spec.name,
         "source": spec.source,
         "command": "gan-lab study " + " ".join([spec.source, *extra]),
         "seeds": spec.seeds,
         "seed": spec.seed,
+        "ensemble": spec.ensemble,
+        "evaluator": f"{evaluator_cls.__module__}.{evaluator_cls.__qualname__}",
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "host": platform.node(),
         "runs": [],
     }
-    results, history, samples = [], [], {}
-    total = sum(cli.model.max_g_steps or 0 for _, _, cli in clis)
+    results, history = [], []
+    total = sum(cli.model.max_g_steps or 0 for cli in clis)
     bar = tqdm(total=total or None, desc=spec.name, unit="G step", dynamic_ncols=True, file=sys.stderr)
-    for run, args, cli in clis:
-        model, trainer, datamodule = cli.model, cli.trainer, cli.datamodule
-        run_dir = study_dir / run.label
+    for job, cli in zip(jobs, clis):
+        model, trainer = cli.model, cli.trainer
+        name = job.label if job.seed_index is None else f"{job.label}/seed{spec.seed + job.seed_index}"
         regs = "+".join(model.regularizer_names) or "-"
-        loggers = [CSVLogger(str(run_dir), name="", version="")]
+        loggers = [CSVLogger(str(job.run_dir), name="", version="")]
         if wandb:
             loggers.append(
                 WandbLogger(
-                    save_dir=str(run_dir),
+                    save_dir=str(job.run_dir),
                     project="gan_lab",
                     group=spec.name,
-                    name=f"{spec.name}/{run.label}",
-                    tags=[run.objective, *model.regularizer_names],
-                    config={"study": spec.name, "args": args, **model.hparams},
+                    name=f"{spec.name}/{name}",
+                    tags=[job.run.objective, *model.regularizer_names],
+                    config={"study": spec.name, "label": job.label, "args": job.args, **model.hparams},
                 )
             )
         trainer.loggers = loggers
-        trainer.callbacks.append(_StudyProgress(bar, run.label))
+        trainer.callbacks.append(_StudyProgress(bar, name))
         t0 = time.perf_counter()
-        trainer.fit(model, datamodule)
+        trainer.fit(model, cli.datamodule)
         wall = time.perf_counter() - t0
         for logger in loggers:
             logger.finalize("success")
@@ -296,37 +349,38 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
             import wandb as wandb_lib
 
             wandb_lib.finish()
-        evaluator = _evaluator(trainer)
+        evaluator = find_evaluator(trainer)
+        evaluator.save_artifacts(job.run_dir)
         final_step = max(r["g_steps"] for r in evaluator.history)
         for r in evaluator.history:
-            history.append({"objective": run.label, **{k: r[k] for k in HISTORY_FIELDS[1:]}})
+            member = r["member"] if job.seed_index is None else job.seed_index
+            seed = r["seed"] if job.seed_index is None else spec.seed + job.seed_index
+            keyed = {"objective": job.label, "member": member, "seed": seed, "g_steps": r["g_steps"]}
+            history.append({**keyed, **{m: r[m] for m in metrics}})
             if r["g_steps"] == final_step:
                 results.append(
                     {
                         "study": spec.name,
-                        "objective": run.label,
                         "regularizers": regs,
                         "n_critic": model.n_critic,
-                        **{
-                            k: r[k]
-                            for k in ("member", "seed", "g_steps", "modes", "hq_fraction", "reverse_kl", "js")
-                        },
+                        **keyed,
+                        **{m: r[m] for m in metrics},
                         "wall_time_s": round(wall, 2),
                     }
                 )
-        samples[run.label] = evaluator.last_samples.numpy()
         meta["runs"].append(
-            {"label": run.label, "objective": run.objective, "args": args, "wall_time_s": wall}
+            {
+                "label": job.label,
+                "objective": job.run.objective,
+                "run_dir": str(job.run_dir.relative_to(study_dir)),
+                "args": job.args,
+                "wall_time_s": round(wall, 2),
+            }
         )
-        _write_csv(study_dir / "results.csv", RESULT_FIELDS, results)
-        _write_csv(study_dir / "history.csv", HISTORY_FIELDS, history)
+        meta["info"] = evaluator.info(trainer)
+        _write_csv(study_dir / "results.csv", result_fields, results)
+        _write_csv(study_dir / "history.csv", history_fields, history)
     bar.close()
-
-    import numpy as np
-
-    np.savez_compressed(study_dir / "samples.npz", **samples)
-    mixture = clis[0][2].datamodule.mixture
-    meta["mixture"] = {"name": mixture.name, "means": mixture.means.tolist(), "std": mixture.std}
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
     write_report(study_dir)
@@ -340,21 +394,27 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def _read_csv(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
+    """Rows of results.csv / history.csv with ints and floats restored."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
+    text = {"study", "objective", "regularizers"}
     for r in rows:
-        for k in ("member", "seed", "g_steps", "n_critic"):
-            if k in r:
-                r[k] = int(r[k])
-        for k in ("modes", "hq_fraction", "reverse_kl", "js", "wall_time_s"):
-            if k in r:
-                r[k] = float(r[k])
+        for k, v in r.items():
+            if k in text:
+                continue
+            r[k] = int(v) if k in ("member", "seed", "g_steps", "n_critic") else float(v)
     return rows
 
 
-def _fmt(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    """``mean ± s.e.`` over the finite values, with ``(n=k/N)`` when some are undefined."""
+def fmt_mean_se(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± s.e.`` over the finite values, with ``(n=k/N)`` when some are undefined.
+
+    >>> fmt_mean_se([1.0, 2.0, 3.0])
+    '2.00 ± 0.58'
+    >>> fmt_mean_se([1.0, float("nan")], digits=1)
+    '1.0 (n=1/2)'
+    """
     import torch
 
     from gan_lab.metrics import mean_and_se
@@ -371,71 +431,57 @@ def _fmt(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 
 
 def write_report(study_dir: Path) -> Path:
-    """Write ``report.md``, ``samples.png`` and ``coverage.png`` from the study's own files."""
-    from gan_lab.plots import save_coverage_figure, save_samples_figure
-
+    """Write ``report.md`` and the evaluator's figures from the study's own files."""
     study_dir = Path(study_dir)
     meta = json.loads((study_dir / "study.json").read_text())
-    results = _read_csv(study_dir / "results.csv")
-    history = _read_csv(study_dir / "history.csv")
-    import numpy as np
-
-    samples = np.load(study_dir / "samples.npz")
-    means = np.array(meta["mixture"]["means"])
+    results = read_rows(study_dir / "results.csv")
+    history = read_rows(study_dir / "history.csv")
+    evaluator_cls = _import(meta["evaluator"])
     labels = list(dict.fromkeys(r["objective"] for r in results))
-
-    save_samples_figure(
-        {lab: (samples[lab], means, [r for r in results if r["objective"] == lab]) for lab in labels},
-        str(study_dir / "samples.png"),
+    run_dirs = {}
+    for r in meta["runs"]:
+        run_dirs.setdefault(r["label"], study_dir / r["run_dir"])
+    figures = evaluator_cls.study_figures(
+        study_dir, [(lab, run_dirs[lab]) for lab in labels], results, history, meta["info"]
     )
-    save_coverage_figure(
-        {lab: [r for r in history if r["objective"] == lab] for lab in labels},
-        str(study_dir / "coverage.png"),
-        num_modes=len(means),
+    seeds = f"seeds {meta['seed']}..{meta['seed'] + meta['seeds'] - 1}"
+    how = (
+        "together as ensemble members of one run (each member an independent run)"
+        if meta["ensemble"]
+        else "as separate runs"
     )
-
-    k = len(means)
+    headers = [h for h, _, _ in evaluator_cls.METRICS.values()]
     lines = [
         f"# Study `{meta['study']}`",
         "",
-        f"Command: `{meta['command']}` — started {meta['started']}, finished {meta['finished']}, "
+        f"Command: `{meta['command']}`; started {meta['started']}, finished {meta['finished']}; "
         f"torch {meta['torch']}, python {meta['python']}.",
         "",
-        f"Each objective trains {meta['seeds']} seeds (seeds {meta['seed']}..{meta['seed'] + meta['seeds'] - 1}) "
-        "together as ensemble members; each member is an independent run. Figures are the mean ± "
-        "standard error over seeds at the final evaluation.",
+        f"Each configuration trains {meta['seeds']} seeds ({seeds}) {how}. Figures are the mean ± "
+        "standard error over seeds at the final evaluation; per-seed values are in `results.csv`, "
+        "every evaluation in `history.csv`.",
         "",
-        "Protocol (PacGAN / VEEGAN): "
-        f"`{meta['mixture']['name']}`, {k} Gaussians, std {meta['mixture']['std']}. "
-        "G maps a fixed set of 2,500 noise vectors to samples; each sample is assigned to its nearest "
-        "mean and is high quality (HQ) if its distance is below 3 std; a mode is covered if at least "
-        "one HQ sample is assigned to it. Reverse KL is KL(p̂ ‖ uniform) and JS is JS(p̂, uniform), "
-        f"in nats, for the histogram p̂ of HQ samples over the {k} modes (0 is best; ln {k} = "
-        f"{math.log(k):.2f} and ln 2 = 0.69 are the worst); both are undefined for a seed with no HQ "
-        "sample, and such seeds are left out of their mean (n shown).",
+        evaluator_cls.protocol(meta["info"]),
         "",
-        f"| objective | regularizers | n_critic | G steps | modes covered (of {k}) | HQ % | reverse KL | JS | wall time (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| objective | regularizers | n_critic | G steps | " + " | ".join(headers) + " | wall time (s) |",
+        "|---" * (5 + len(headers)) + "|",
     ]
     for lab in labels:
         rows = [r for r in results if r["objective"] == lab]
+        cells = [
+            fmt_mean_se([r[m] for r in rows], scale=scale, digits=digits)
+            for m, (_, scale, digits) in evaluator_cls.METRICS.items()
+        ]
+        wall = sum(x["wall_time_s"] for x in meta["runs"] if x["label"] == lab)
         first = rows[0]
         lines.append(
             f"| {lab} | {first['regularizers']} | {first['n_critic']} | {first['g_steps']} | "
-            f"{_fmt([r['modes'] for r in rows], digits=2)} | "
-            f"{_fmt([r['hq_fraction'] for r in rows], scale=100, digits=1)} | "
-            f"{_fmt([r['reverse_kl'] for r in rows], digits=3)} | "
-            f"{_fmt([r['js'] for r in rows], digits=3)} | {first['wall_time_s']:.1f} |"
+            + " | ".join(cells)
+            + f" | {wall:.1f} |"
         )
-    lines += [
-        "",
-        "Per-seed values are in `results.csv`, every evaluation in `history.csv`.",
-        "",
-        "![final samples](samples.png)",
-        "",
-        "![mode coverage](coverage.png)",
-        "",
-    ]
+    lines.append("")
+    for caption, filename in figures:
+        lines += [f"![{caption}]({filename})", ""]
     path = study_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

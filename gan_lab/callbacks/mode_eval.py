@@ -9,15 +9,19 @@ The same noise set is used for every member and every evaluation, so curves are 
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+from typing import ClassVar
+
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import ModeCoverage, mean_and_se
-
-METRICS = ("modes", "hq_fraction", "reverse_kl", "js")
 
 
 class ModeCoverageEvaluator(Callback):
@@ -34,7 +38,18 @@ class ModeCoverageEvaluator(Callback):
 
     After training, ``history`` holds one dict per (evaluation, member) with ``g_steps``,
     ``member`` and the four metrics, and ``last_samples`` the final samples ``(E, N, 2)``.
+    The class also implements what :mod:`gan_lab.study` asks of an evaluator: ``METRICS``,
+    ``save_artifacts``, ``info``, ``study_figures`` and ``protocol``.
     """
+
+    #: metric -> (report header, display scale, digits)
+    METRICS: ClassVar[dict[str, tuple[str, float, int]]] = {
+        "modes": ("modes covered", 1.0, 2),
+        "hq_fraction": ("HQ %", 100.0, 1),
+        "reverse_kl": ("reverse KL (nats)", 1.0, 3),
+        "js": ("JS (nats)", 1.0, 3),
+    }
+    PRIMARY = "modes"
 
     def __init__(
         self,
@@ -72,10 +87,10 @@ class ModeCoverageEvaluator(Callback):
         result = {k: v.detach().cpu().reshape(-1) for k, v in metric.compute().items()}  # (E,)
         for k in range(samples.shape[0]):
             row = {"g_steps": pl_module.g_steps, "member": k, "seed": pl_module.seed + k}
-            row.update({name: float(result[name][k]) for name in METRICS})
+            row.update({name: float(result[name][k]) for name in self.METRICS})
             self.history.append(row)
         logs = {}
-        for name in METRICS:
+        for name in self.METRICS:
             mean, se = mean_and_se(result[name])
             logs[f"mode/{name}"], logs[f"mode/{name}_se"] = mean, se
         pl_module.log_dict(logs, on_step=True, on_epoch=False)
@@ -109,8 +124,6 @@ class ModeCoverageEvaluator(Callback):
 
         if trainer.log_dir is None:
             return
-        import os
-
         path = os.path.join(trainer.log_dir, "samples.png")
         os.makedirs(trainer.log_dir, exist_ok=True)
         final = [r for r in self.history if r["g_steps"] == self._last_eval]
@@ -118,6 +131,51 @@ class ModeCoverageEvaluator(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="samples", images=[path])
+
+    # ------------------------------------------------------------------------------------------
+    # What gan_lab.study asks of an evaluator
+    # ------------------------------------------------------------------------------------------
+
+    def save_artifacts(self, run_dir: Path) -> None:
+        """Final samples ``(E, N, 2)`` as ``final_samples.npy`` in the run folder."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        np.save(run_dir / "final_samples.npy", self.last_samples.numpy())
+
+    def info(self, trainer) -> dict:
+        m = trainer.datamodule.mixture
+        return {"mixture": m.name, "means": m.means.tolist(), "std": m.std, "n_samples": self.n_samples}
+
+    @classmethod
+    def protocol(cls, info: dict) -> str:
+        k = len(info["means"])
+        return (
+            f"Protocol (PacGAN / VEEGAN): `{info['mixture']}`, {k} equal-weight Gaussians, std {info['std']}. "
+            f"G (eval mode) maps a fixed set of {info['n_samples']:,} noise vectors to samples; each sample "
+            "is assigned to its nearest mean and is high quality (HQ) if its distance is below 3 std; a mode "
+            "is covered if at least one HQ sample is assigned to it. Reverse KL is KL(p̂ ‖ uniform) and JS is "
+            f"JS(p̂, uniform), in nats, for the histogram p̂ of HQ samples over the {k} modes (0 is best; "
+            f"ln {k} = {math.log(k):.2f} and ln 2 = 0.69 are the worst); both are undefined for a seed with "
+            "no HQ sample, and such seeds are left out of their mean (n shown)."
+        )
+
+    @classmethod
+    def study_figures(cls, study_dir: Path, runs, results, history, info) -> list[tuple[str, str]]:
+        """``samples.png`` (final samples per objective) and ``coverage.png`` (modes vs G steps)."""
+        from gan_lab.plots import save_coverage_figure, save_samples_figure
+
+        means = np.array(info["means"])
+        panels = {}
+        for label, run_dir in runs:
+            files = sorted(Path(run_dir).glob("**/final_samples.npy"))
+            samples = np.concatenate([np.load(f) for f in files])  # (seeds, N, 2)
+            panels[label] = (samples, means, [r for r in results if r["objective"] == label])
+        save_samples_figure(panels, str(study_dir / "samples.png"))
+        save_coverage_figure(
+            {label: [r for r in history if r["objective"] == label] for label, _ in runs},
+            str(study_dir / "coverage.png"),
+            num_modes=len(means),
+        )
+        return [("final samples", "samples.png"), ("mode coverage", "coverage.png")]
 
     def state_dict(self) -> dict:
         return {"history": list(self.history), "last_eval": self._last_eval}
