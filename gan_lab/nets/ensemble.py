@@ -20,14 +20,16 @@ class EnsembleLinear(nn.Module):
 
     Shapes: input ``(E, B, in_features)``, weight ``(E, in_features, out_features)``,
     bias ``(E, 1, out_features)``, output ``(E, B, out_features)``. Initialised like ``nn.Linear``
-    (``U(-1/sqrt(in), 1/sqrt(in))`` for weight and bias), member by member.
+    (``U(-1/sqrt(in), 1/sqrt(in))`` for weight and bias), member by member. ``bias=False`` for a
+    layer followed by BatchNorm, which removes any bias: its gradient there is pure round-off, which
+    Adam (``m / (sqrt(v) + eps)``) would blow up into steps of size ``lr``.
     """
 
-    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+    def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.members, self.in_features, self.out_features = members, in_features, out_features
         self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
-        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features)) if bias else None
 
     @torch.no_grad()
     def reset_parameters(self, generators: list[torch.Generator]) -> None:
@@ -35,15 +37,21 @@ class EnsembleLinear(nn.Module):
         bound = 1.0 / math.sqrt(self.in_features)
         for k, g in enumerate(generators):
             w = torch.empty(self.in_features, self.out_features).uniform_(-bound, bound, generator=g)
-            b = torch.empty(1, self.out_features).uniform_(-bound, bound, generator=g)
             self.weight[k].copy_(w)
-            self.bias[k].copy_(b)
+            if self.bias is not None:
+                b = torch.empty(1, self.out_features).uniform_(-bound, bound, generator=g)
+                self.bias[k].copy_(b)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.bias is None:
+            return torch.bmm(x, self.weight)  # (E, B, out)
         return torch.baddbmm(self.bias, x, self.weight)  # (E, B, out)
 
     def extra_repr(self) -> str:
-        return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+        return (
+            f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class EnsembleBatchNorm(nn.Module):

@@ -216,4 +216,3 @@ class PatchDiscriminator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"paired={self.paired}, spectral_norm={self.spectral_norm}"
-

@@ -41,7 +41,7 @@ class _EnsembleMLP(nn.Module):
         blocks: list[nn.Module] = []
         width = d_in
         for _ in range(layers):
-            blocks.append(EnsembleLinear(members, width, hidden))
+            blocks.append(EnsembleLinear(members, width, hidden, bias=not batch_norm))
             if batch_norm:
                 blocks.append(EnsembleBatchNorm(members, hidden))
             blocks.append(ACTIVATIONS[activation]())
@@ -111,5 +111,5 @@ def member(net: _EnsembleMLP, k: int) -> dict[str, torch.Tensor]:
             C = t.shape[0] // net.members
             out[name] = t[k * C : (k + 1) * C].clone()
         else:
-            out[name] = t[k : k + 1].clone()
+            out[name] = t[k : k + 1].clone()  # (1, ...) of (E, ...)
     return out

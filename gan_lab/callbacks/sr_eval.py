@@ -1,0 +1,378 @@
+"""Evaluate a super-resolution run on a fixed validation set every K generator steps.
+
+The protocol: G (in eval mode, ``G_ema`` when kept and asked for) maps the fixed low-res
+validation crops of the datamodule (:meth:`~gan_lab.data.paired.PairedImageDataModule.validation_pairs`,
+held-out images, the same crops for every run) to high-res outputs, clamped to ``[-1, 1]`` as they
+would be saved. Then, per crop, averaged over the crops:
+
+- PSNR (dB) and SSIM through torchmetrics, on images mapped to ``[0, 1]`` (``(x + 1) / 2``) with
+  ``data_range = 1``: the usual convention (PSNR is the same as on ``[-1, 1]`` with range 2; SSIM
+  is not, its constants and luminance term depend on the range). Every channel counts (RGB, not
+  the Y channel of SR benchmarks) and no border is cropped. SSIM uses a Gaussian window of 11
+  pixels, σ = 1.5 (Wang et al., 2004);
+- the Sobel-edge error: :func:`~gan_lab.regularizers.image.sobel_edge_loss` on ``[-1, 1]``, the
+  same scale as the training term.
+
+The bicubic upsampling of the low-res crops is scored once, as the baseline every SR net should
+beat. Image grids (one row per crop: low-res upsampled nearest | bicubic | output | target) are
+written as ``grid.png`` into the run folder at the end of training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from gan_lab.errors import ConfigError
+from gan_lab.regularizers.image import sobel_edge_loss
+
+GRID_COLUMNS = ("LR (nearest)", "bicubic", "output", "target")
+
+
+def to_unit(x: Tensor) -> Tensor:
+    """``[-1, 1]`` -> ``[0, 1]`` (clamped first)."""
+    return (x.clamp(-1.0, 1.0) + 1.0) / 2.0
+
+
+def sr_metrics(output: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """Per-image PSNR (dB), SSIM and Sobel-edge error of ``output`` against ``target``.
+
+    Args:
+        output, target: ``(N, C, H, W)`` in ``[-1, 1]`` (``output`` is clamped to it).
+
+    Returns:
+        ``{"psnr": (N,), "ssim": (N,), "edge_error": (N,)}``; PSNR is ``inf`` where the images
+        are identical. PSNR and SSIM on ``[0, 1]`` with ``data_range=1``; the edge error on
+        ``[-1, 1]``.
+
+    >>> x = torch.zeros(2, 1, 16, 16)
+    >>> m = sr_metrics(x + 0.2, x)  # MSE on [0, 1] is 0.1² = 0.01: PSNR = 20 dB
+    >>> m["psnr"]
+    tensor([20., 20.])
+    >>> m["edge_error"]
+    tensor([0., 0.])
+    """
+    if output.shape != target.shape or output.dim() != 4:
+        raise ValueError(
+            f"sr_metrics: output and target must be (N, C, H, W) of one shape, got "
+            f"{tuple(output.shape)} and {tuple(target.shape)}"
+        )
+    output = output.clamp(-1.0, 1.0).float()
+    target = target.float()
+    o, t = to_unit(output), to_unit(target)
+    psnr = peak_signal_noise_ratio(o, t, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(o, t, data_range=1.0, reduction="none")
+    return {"psnr": psnr.reshape(-1), "ssim": ssim.reshape(-1), "edge_error": sobel_edge_loss(output, target)}
+
+
+def upsample(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    """``nearest`` or ``bicubic`` (``align_corners=False``, clamped to ``[-1, 1]``) upsampling."""
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
+
+
+def make_sr_grid(lr: Tensor, output: Tensor, target: Tensor, padding: int = 2) -> Tensor:
+    """uint8 ``(3, H', W')`` grid, one row per image: LR nearest | bicubic | output | target.
+
+    Args:
+        lr: ``(n, C, h, w)`` low-res inputs, ``output`` and ``target``: ``(n, C, H, W)``, all in
+            ``[-1, 1]``.
+    """
+    from torchvision.utils import make_grid
+
+    size = tuple(target.shape[-2:])
+    cols = [upsample(lr, size, "nearest"), upsample(lr, size, "bicubic"), output, target]
+    tiles = torch.stack([to_unit(c.float().cpu()) for c in cols], dim=1)  # (n, 4, C, H, W)
+    grid = make_grid(tiles.flatten(0, 1), nrow=len(cols), padding=padding, pad_value=1.0)  # (3, H', W')
+    return (grid * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+class SRMetricsEvaluator(Callback):
+    """PSNR, SSIM and Sobel-edge error on the fixed validation set, every ``every_n_g_steps``.
+
+    Args:
+        every_n_g_steps: evaluation interval in G steps (the module's ``g_steps``); the state
+            before training (G step 0) and the final state are always evaluated.
+        use_ema: evaluate ``G_ema`` when the module keeps one.
+        batch_size: validation crops per G forward.
+        grid_rows: validation crops shown in the image grid.
+        plot: write ``grid.png`` into the run folder at train end and, with a W&B logger, log it.
+
+    ``history`` holds one dict per evaluation with ``g_steps``, ``member`` (0: SR nets are not
+    seed ensembles), ``seed`` and the metrics of :attr:`METRICS`; ``baseline`` the bicubic
+    baseline's metrics; ``last_grid`` the final grid (uint8 ``(3, H, W)``). The class implements
+    what :mod:`gan_lab.study` asks of an evaluator: ``METRICS``, ``PRIMARY``, ``save_artifacts``,
+    ``info``, ``study_figures`` and ``protocol``.
+    """
+
+    #: metric -> (report header, display scale, digits)
+    METRICS: ClassVar[dict[str, tuple[str, float, int]]] = {
+        "psnr": ("PSNR (dB)", 1.0, 2),
+        "ssim": ("SSIM", 1.0, 3),
+        "edge_error": ("Sobel-edge error", 1.0, 4),
+    }
+    PRIMARY = "psnr"
+
+    def __init__(
+        self,
+        every_n_g_steps: int = 50,
+        use_ema: bool = True,
+        batch_size: int = 32,
+        grid_rows: int = 4,
+        plot: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, v in (
+            ("every_n_g_steps", every_n_g_steps),
+            ("batch_size", batch_size),
+            ("grid_rows", grid_rows),
+        ):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"SRMetricsEvaluator {name} must be an integer >= 1, got {v!r}")
+        self.every_n_g_steps, self.use_ema, self.batch_size = every_n_g_steps, use_ema, batch_size
+        self.grid_rows, self.plot = grid_rows, plot
+        self.history: list[dict] = []
+        self.baseline: dict[str, float] | None = None
+        self.last_grid: Tensor | None = None
+        self._last_eval = -1
+
+    # ------------------------------------------------------------------------------------------
+    # Evaluation
+    # ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _validation_pairs(trainer) -> tuple[Tensor, Tensor]:
+        dm = getattr(trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "validation_pairs"):
+            raise ConfigError(
+                "SRMetricsEvaluator needs a datamodule with validation_pairs(), such as "
+                "gan_lab.data.paired.PairedImageDataModule"
+            )
+        return dm.validation_pairs()
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if not getattr(pl_module, "conditional", False):
+            raise ConfigError("SRMetricsEvaluator needs a paired run: set model.conditional: true")
+        if getattr(pl_module, "members", None) is not None:
+            raise ConfigError("SRMetricsEvaluator evaluates single nets, not seed ensembles (members)")
+        self._validation_pairs(trainer)
+
+    @torch.no_grad()
+    def super_resolve(self, pl_module, lr: Tensor) -> Tensor:
+        """G's outputs for ``lr (N, C, h, w)`` (eval mode, ``G_ema`` if kept and ``use_ema``), on the CPU."""
+        net = pl_module.G_ema if (self.use_ema and pl_module.G_ema is not None) else pl_module.G
+        was_training = net.training
+        net.eval()
+        try:
+            outs = [net(chunk.to(pl_module.device), None).float().cpu() for chunk in lr.split(self.batch_size)]
+        finally:
+            net.train(was_training)
+        return torch.cat(outs)
+
+    @torch.no_grad()
+    def evaluate(self, trainer: L.Trainer, pl_module) -> dict[str, float]:
+        """Score G on the validation set, append to ``history``, log ``sr/*``, refresh the grid."""
+        lr, hr = self._validation_pairs(trainer)
+        if self.baseline is None:
+            bicubic = upsample(lr, tuple(hr.shape[-2:]), "bicubic")
+            self.baseline = {k: float(v.mean()) for k, v in sr_metrics(bicubic, hr).items()}
+        output = self.super_resolve(pl_module, lr)
+        if output.shape != hr.shape:
+            raise ValueError(
+                f"G maps the validation inputs {tuple(lr.shape)} to {tuple(output.shape)}, but the "
+                f"targets are {tuple(hr.shape)}: G's scale does not match the data's"
+            )
+        result = {k: float(v.mean()) for k, v in sr_metrics(output, hr).items()}
+        row = {"g_steps": pl_module.g_steps, "member": 0, "seed": int(pl_module.seed)}
+        row.update({name: result[name] for name in self.METRICS})
+        self.history.append(row)
+        logs = {f"sr/{k}": v for k, v in result.items()}
+        logs.update({f"sr/bicubic_{k}": v for k, v in self.baseline.items()})
+        pl_module.log_dict(logs, on_step=True, on_epoch=False)
+        n = min(self.grid_rows, lr.shape[0])
+        self.last_grid = make_sr_grid(lr[:n], output[:n], hr[:n])
+        self._last_eval = pl_module.g_steps
+        return result
+
+    def evaluate_without_logging(self, trainer, pl_module) -> dict[str, float]:
+        """Evaluate where ``self.log`` is not allowed (``on_train_start`` / ``_end``): history only."""
+        log_dict = pl_module.log_dict
+        pl_module.log_dict = lambda *a, **k: None
+        try:
+            return self.evaluate(trainer, pl_module)
+        finally:
+            pl_module.log_dict = log_dict
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if pl_module.g_steps == 0 and self._last_eval != 0:
+            self.evaluate_without_logging(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        g = pl_module.g_steps
+        if g > 0 and g != self._last_eval and g % self.every_n_g_steps == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if pl_module.g_steps != self._last_eval:
+            self.evaluate_without_logging(trainer, pl_module)
+        if self.plot and trainer.is_global_zero and self.last_grid is not None and trainer.log_dir:
+            path = self.save_grid(Path(trainer.log_dir))
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.log_image(key="sr/grid", images=[str(path)], caption=[" | ".join(GRID_COLUMNS)])
+
+    def save_grid(self, run_dir: Path) -> Path:
+        """Write the final grid as ``run_dir/grid.png``."""
+        from torchvision.io import write_png
+
+        if self.last_grid is None:
+            raise RuntimeError("SRMetricsEvaluator has no grid yet: evaluate first")
+        os.makedirs(run_dir, exist_ok=True)
+        path = Path(run_dir) / "grid.png"
+        write_png(self.last_grid, str(path))
+        return path
+
+    # ------------------------------------------------------------------------------------------
+    # What gan_lab.study asks of an evaluator
+    # ------------------------------------------------------------------------------------------
+
+    def save_artifacts(self, run_dir: Path) -> None:
+        """The final image grid as ``grid.png`` in the run folder."""
+        if self.last_grid is not None:
+            self.save_grid(Path(run_dir))
+
+    def info(self, trainer) -> dict:
+        """Dataset, crop size, scale, validation set and the bicubic baseline (JSON-serialisable)."""
+        dm = trainer.datamodule
+        facts = dict(dm.describe()) if hasattr(dm, "describe") else {}
+        if "val_pairs" not in facts:
+            facts["val_pairs"] = int(self._validation_pairs(trainer)[1].shape[0])
+        if self.baseline is None:
+            lr, hr = self._validation_pairs(trainer)
+            bicubic = upsample(lr, tuple(hr.shape[-2:]), "bicubic")
+            self.baseline = {k: float(v.mean()) for k, v in sr_metrics(bicubic, hr).items()}
+        facts.update({f"bicubic_{k}": v for k, v in self.baseline.items()})
+        facts["use_ema"] = bool(self.use_ema)
+        return facts
+
+    @classmethod
+    def protocol(cls, info: dict) -> str:
+        s = info.get("crop_size", "?")
+        scale = info.get("scale", "?")
+        lr_size = info.get("lr_size", "?")
+        val = info.get("val_images")
+        val_text = f" ({', '.join(val)})" if isinstance(val, list) else ""
+        n_img = len(val) if isinstance(val, list) else "held-out"
+        base = ", ".join(
+            f"{h.split(' (')[0]} {info[f'bicubic_{m}']:.{d}f}"
+            for m, (h, _, d) in cls.METRICS.items()
+            if f"bicubic_{m}" in info
+        )
+        channels = {1: "grayscale", 3: "RGB"}.get(info.get("channels"), "")
+        return (
+            f"Protocol (×{scale} super-resolution): dataset `{info.get('dataset', '?')}`; the validation "
+            f"set is {info.get('val_pairs', '?')} fixed {s}×{s} {channels} crops of {n_img} held-out "
+            f"images{val_text}, the same for every run, and their bicubic downsampling (antialiased, "
+            f"clamped to [-1, 1]) to {lr_size}×{lr_size} as G's input. G (eval mode"
+            f"{', G_ema' if info.get('use_ema') else ''}) output is clamped to [-1, 1]. PSNR (dB) and SSIM "
+            "(torchmetrics; Gaussian window 11, σ 1.5) are computed per crop on images mapped to [0, 1] "
+            "with data range 1, over all channels and without border cropping, then averaged over crops; "
+            "the Sobel-edge error is the mean |‖∇output‖ − ‖∇target‖| of kornia's normalised Sobel "
+            "magnitudes on [-1, 1] (the training term's scale). Higher PSNR/SSIM and lower edge error "
+            f"are better. Bicubic upsampling of the same inputs scores: {base or 'n/a'}."
+        )
+
+    @classmethod
+    def study_figures(cls, study_dir: Path, runs, results, history, info) -> list[tuple[str, str]]:
+        """``grids.png`` (each configuration's final grid, side by side, labelled) and ``psnr.png``
+        (validation PSNR against G steps, mean ± s.e. over seeds, bicubic baseline dashed)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+        from torchvision.io import decode_image
+
+        from gan_lab.metrics import mean_and_se
+
+        study_dir = Path(study_dir)
+        key = _label_key(results or history)
+        figures = []
+
+        panels = []
+        for label, run_dir in runs:
+            files = sorted(Path(run_dir).glob("**/grid.png"))
+            if files:
+                panels.append((label, decode_image(str(files[0])).permute(1, 2, 0).numpy()))
+        if panels:
+            fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.9), squeeze=False)
+            for ax, (label, img) in zip(axes.flat, panels):
+                rows = [r for r in results if r.get(key) == label]
+                summary = ""
+                if rows:
+                    p = np.mean([r["psnr"] for r in rows])
+                    s = np.mean([r["ssim"] for r in rows])
+                    summary = f"\nPSNR {p:.2f} dB, SSIM {s:.3f}"
+                ax.imshow(img, cmap="gray" if img.shape[-1] == 1 else None, interpolation="nearest")
+                ax.set_title(f"{label}{summary}", fontsize=9)
+                ax.axis("off")
+            fig.suptitle("validation crops, columns: " + " | ".join(GRID_COLUMNS), fontsize=9)
+            fig.tight_layout()
+            fig.savefig(study_dir / "grids.png", dpi=120)
+            plt.close(fig)
+            figures.append(("final outputs on validation crops: " + " | ".join(GRID_COLUMNS), "grids.png"))
+
+        if history:
+            fig, ax = plt.subplots(figsize=(7, 4.2))
+            for i, (label, _) in enumerate(runs):
+                by_step: dict[int, list[float]] = {}
+                for r in history:
+                    if r.get(key) == label:
+                        by_step.setdefault(int(r["g_steps"]), []).append(float(r[cls.PRIMARY]))
+                if not by_step:
+                    continue
+                steps = sorted(by_step)
+                stats = [mean_and_se(torch.tensor(by_step[s], dtype=torch.float64)) for s in steps]
+                mean = np.array([m for m, _ in stats])
+                se = np.nan_to_num(np.array([s for _, s in stats]))
+                ax.plot(steps, mean, color=f"C{i}", label=label)
+                ax.fill_between(steps, mean - se, mean + se, color=f"C{i}", alpha=0.2)
+            base = info.get(f"bicubic_{cls.PRIMARY}") if isinstance(info, dict) else None
+            if base is not None and math.isfinite(base):
+                ax.axhline(base, color="gray", lw=1.0, ls="--", label="bicubic")
+            ax.set_xlabel("generator steps")
+            ax.set_ylabel(cls.METRICS[cls.PRIMARY][0])
+            ax.set_title("validation PSNR: mean ± s.e. over seeds", fontsize=10)
+            ax.legend(fontsize=8, loc="lower right")
+            fig.tight_layout()
+            fig.savefig(study_dir / "psnr.png", dpi=110)
+            plt.close(fig)
+            figures.append(("validation PSNR against G steps (dashed: bicubic)", "psnr.png"))
+        return figures
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history), "last_eval": self._last_eval, "baseline": self.baseline}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+        self._last_eval = int(state_dict.get("last_eval", -1))
+        self.baseline = state_dict.get("baseline")
+
+
+def _label_key(rows: list[dict]) -> str:
+    """The column naming a configuration in the study's rows (``objective`` in gan_lab.study)."""
+    for key in ("objective", "label", "run"):
+        if rows and key in rows[0]:
+            return key
+    return "objective"

@@ -1,0 +1,366 @@
+"""Paired (low-res, high-res) images for super-resolution, from any image folder.
+
+A training pair is a random ``crop_size × crop_size`` crop of a photograph (the high-res target
+``hr``) and its bicubic downsampling by ``scale`` (the low-res condition ``lr``)::
+
+    hr = crop(image) / 127.5 − 1                                   (C, S, S)      in [-1, 1]
+    lr = clamp(interpolate(hr, size=S/scale, mode="bicubic",
+                           antialias=True, align_corners=False), −1, 1)   (C, S/s, S/s)
+
+``antialias=True`` low-pass filters before subsampling (as MATLAB's ``imresize``, the usual SR
+degradation); the clamp keeps bicubic overshoot inside the image range. Batches are tuples
+``(lr (B, C, S/s, S/s), hr (B, C, S, S))``, which :class:`~gan_lab.module.GANModule` with
+``conditional: true`` reads as ``(condition, target)``.
+
+Default images (``root: null``), shipped inside installed packages, so nothing is downloaded:
+
+- training: scikit-image's sample photographs (``skimage/data``): astronaut, coffee, chelsea,
+  rocket, hubble_deep_field, ihc, motorcycle_left, camera, coins, moon, brick, grass, gravel;
+- validation (held-out images): scikit-learn's ``china.jpg`` and ``flower.jpg``.
+
+With ``root`` set, every ``.png`` / ``.jpg`` / ``.jpeg`` under it (recursively, sorted) is used; the
+validation images are ``val_root``'s, or else ``val_images`` images of ``root`` held out by a
+permutation seeded with ``val_seed``. Validation pairs are ``val_crops`` fixed crops per validation
+image (positions from ``val_seed``, the same for every training seed), so that every run and every
+evaluation scores the same pairs.
+
+Training crops are drawn by the datamodule itself, like :mod:`gan_lab.data.toy`: the DataLoader
+yields step indices, and ``on_after_batch_transfer`` draws the batch from a ``torch.Generator``
+seeded ``seed + 2_000_006`` (the ``data`` stream of :mod:`gan_lab.seeding`, plus ``7_919 · rank``
+under DDP) whose state is saved in checkpoints: the same seed gives the same crops, and resuming
+continues the stream. Images are decoded once, into memory (uint8): meant for folders of tens
+to a few hundred photographs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from gan_lab.errors import ConfigError
+from gan_lab.seeding import member_seeds
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+#: scikit-image's sample photographs (files in ``skimage/data``), the default training images.
+SKIMAGE_TRAIN = (
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "camera.png",
+    "coins.png",
+    "moon.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+)
+#: scikit-learn's sample photographs (``sklearn/datasets/images``), the default validation images.
+SKLEARN_VAL = ("china.jpg", "flower.jpg")
+DEFAULT_NAME = "sample-photos"
+
+#: ITU-R BT.601 luma weights (PIL's ``convert("L")``, kornia's ``rgb_to_grayscale``).
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the default images need the package {package!r}; install it or pass data root")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_image_files() -> tuple[list[Path], list[Path]]:
+    """``(train, val)`` files of the default set: scikit-image's photographs, scikit-learn's two."""
+    skimage_dir = _package_dir("skimage") / "data"
+    sklearn_dir = _package_dir("sklearn") / "datasets" / "images"
+    train = [skimage_dir / f for f in SKIMAGE_TRAIN]
+    val = [sklearn_dir / f for f in SKLEARN_VAL]
+    missing = [str(f) for f in [*train, *val] if not f.is_file()]
+    if missing:
+        raise ConfigError(f"default sample photographs missing: {', '.join(missing)}; pass data root")
+    return train, val
+
+
+def list_images(root: str | Path, what: str = "data root") -> list[Path]:
+    """Every ``.png`` / ``.jpg`` / ``.jpeg`` under ``root`` (recursively), sorted.
+
+    Raises:
+        ConfigError: ``root`` is not a folder, or holds no such image.
+    """
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{what} {str(root)!r} is not a folder; pass a folder of .png/.jpg images")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(f"{what} {str(root)!r} holds no .png/.jpg/.jpeg image")
+    return files
+
+
+def load_image(path: Path, channels: int) -> Tensor:
+    """Decode ``path`` to uint8 ``(channels, H, W)``: RGB, or BT.601 luma when ``channels == 1``.
+
+    Raises:
+        ConfigError: the file cannot be read or decoded (the message names it).
+    """
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import to_dtype
+
+    try:
+        img = decode_image(str(path), mode=ImageReadMode.RGB)  # (3, H, W)
+    except (RuntimeError, OSError, ValueError) as e:
+        reason = " ".join(str(e).split())[-120:] or type(e).__name__
+        raise ConfigError(
+            f"cannot decode image file {str(path)!r} (corrupt or not a png/jpg image): {reason}"
+        ) from None
+    if img.dtype != torch.uint8:  # 16-bit PNG
+        img = to_dtype(img, torch.uint8, scale=True)
+    if channels == 1:
+        luma = torch.tensor(LUMA).view(3, 1, 1)
+        img = (img.float() * luma).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)  # (1, H, W)
+    return img
+
+
+def to_signed(x: Tensor) -> Tensor:
+    """uint8 ``[0, 255]`` -> float ``[-1, 1]``: ``x / 127.5 − 1``."""
+    return x.float() / 127.5 - 1.0
+
+
+def bicubic_downsample(hr: Tensor, scale: int) -> Tensor:
+    """The degradation: ``hr (B, C, H, W)`` -> ``(B, C, H/scale, W/scale)``, bicubic with
+    antialiasing, clamped to ``[-1, 1]``.
+
+    >>> bicubic_downsample(torch.zeros(2, 3, 8, 8), 4).shape
+    torch.Size([2, 3, 2, 2])
+    """
+    h, w = hr.shape[-2] // scale, hr.shape[-1] // scale
+    lr = F.interpolate(hr, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+    return lr.clamp(-1.0, 1.0)
+
+
+def random_crops(
+    images: list[Tensor], n: int, size: int, generator: torch.Generator, hflip: bool = False
+) -> Tensor:
+    """``n`` crops ``(n, C, size, size)`` (uint8): a uniform image, a uniform position, and a
+    horizontal flip with probability 1/2 when ``hflip``; all drawn from ``generator``."""
+    idx = torch.randint(len(images), (n,), generator=generator)
+    u = torch.rand(n, 2, generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    crops = []
+    for k in range(n):
+        img = images[int(idx[k])]
+        top = int(u[k, 0] * (img.shape[-2] - size + 1))
+        left = int(u[k, 1] * (img.shape[-1] - size + 1))
+        crop = img[:, top : top + size, left : left + size]
+        crops.append(crop.flip(-1) if hflip and flips[k] else crop)
+    return torch.stack(crops)
+
+
+class _StepIndex(Dataset):
+    """``steps`` items, each its own index: the batch is drawn after transfer."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i: int) -> Tensor:
+        return torch.tensor(i)
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"data {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class PairedImageDataModule(L.LightningDataModule):
+    """Batches ``(lr, hr)`` of random crops and their bicubic downsampling, in ``[-1, 1]``.
+
+    Args:
+        root: folder of training images; None: the default sample photographs (module docstring).
+        val_root: folder of validation images; None: hold out ``val_images`` of ``root`` (or, with
+            the default set, scikit-learn's two photographs).
+        val_images: how many images of ``root`` to hold out when ``val_root`` is None; None: 20%
+            (at least 1). ``root`` must then hold at least ``val_images + 1`` images.
+        crop_size: high-res crop side ``S``; a multiple of ``scale``.
+        scale: downsampling factor (4 for ×4 SR).
+        channels: 3 (RGB) or 1 (BT.601 luma of the RGB image).
+        batch_size: pairs per training step.
+        val_crops: fixed crops per validation image.
+        hflip: flip training crops horizontally with probability 1/2.
+        seed: seed of the training crops; None takes the LightningModule's ``seed``.
+        val_seed: seed of the held-out image choice and of the validation crop positions.
+        steps_per_epoch: length of one (synthetic) epoch.
+
+    Raises:
+        ConfigError: a missing or empty folder, too few images to hold some out, a corrupt image
+            (named), an image smaller than ``crop_size`` (named), bad sizes.
+
+    >>> dm = PairedImageDataModule(batch_size=2, seed=0)
+    >>> lr, hr = dm.sample(torch.device("cpu"))
+    >>> tuple(lr.shape), tuple(hr.shape)
+    ((2, 3, 16, 16), (2, 3, 64, 64))
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        val_root: str | None = None,
+        val_images: int | None = None,
+        crop_size: int = 64,
+        scale: int = 4,
+        channels: int = 3,
+        batch_size: int = 16,
+        val_crops: int = 8,
+        hflip: bool = True,
+        seed: int | None = None,
+        val_seed: int = 0,
+        steps_per_epoch: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.scale = _check_int("scale", scale, 1)
+        self.crop_size = _check_int("crop_size", crop_size, 1)
+        if crop_size % scale:
+            raise ConfigError(f"data crop_size {crop_size} must be a multiple of scale {scale}")
+        if channels not in (1, 3) or isinstance(channels, bool):
+            raise ConfigError(f"data channels must be 3 (RGB) or 1 (grayscale), got {channels!r}")
+        self.channels = channels
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.val_crops = _check_int("val_crops", val_crops, 1)
+        self.steps_per_epoch = _check_int("steps_per_epoch", steps_per_epoch, 1)
+        if val_images is not None:
+            _check_int("val_images", val_images, 1)
+        self.hflip, self.seed, self.val_seed = bool(hflip), seed, int(val_seed)
+        self.root, self.val_root = root, val_root
+
+        if root is None:
+            self.name = DEFAULT_NAME
+            self.train_files, self.val_files = default_image_files()
+            if val_root is not None:
+                self.val_files = list_images(val_root, "data val_root")
+        else:
+            self.name = Path(root).expanduser().name or str(root)
+            files = list_images(root)
+            if val_root is not None:
+                self.train_files, self.val_files = files, list_images(val_root, "data val_root")
+            else:
+                k = val_images if val_images is not None else max(1, round(0.2 * len(files)))
+                if len(files) < k + 1:
+                    raise ConfigError(
+                        f"data root {root!r} holds {len(files)} image(s); holding out {k} for validation "
+                        "needs at least one more, or pass data val_root"
+                    )
+                perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(self.val_seed))
+                held = set(perm[:k].tolist())
+                self.val_files = [f for i, f in enumerate(files) if i in held]
+                self.train_files = [f for i, f in enumerate(files) if i not in held]
+
+        self.train_images: list[Tensor] | None = None
+        self._val: tuple[Tensor, Tensor] | None = None
+        self._generator: torch.Generator | None = None
+        self._pending_state: Tensor | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # Images
+    # ------------------------------------------------------------------------------------------
+
+    def _load(self, files: list[Path]) -> list[Tensor]:
+        images = []
+        for f in files:
+            img = load_image(f, self.channels)
+            if min(img.shape[-2:]) < self.crop_size:
+                raise ConfigError(
+                    f"image {str(f)!r} is {img.shape[-1]}×{img.shape[-2]}, smaller than data crop_size "
+                    f"{self.crop_size}; remove it or lower crop_size"
+                )
+            images.append(img)
+        return images
+
+    def load(self) -> None:
+        """Decode every image once (idempotent); corrupt or too small files fail here, named."""
+        if self.train_images is None:
+            self.train_images = self._load(self.train_files)
+        if self._val is None:
+            val_images = self._load(self.val_files)
+            g = torch.Generator().manual_seed(self.val_seed)
+            hr = torch.cat([random_crops([img], self.val_crops, self.crop_size, g) for img in val_images])
+            hr = to_signed(hr)  # (N, C, S, S)
+            self._val = (bicubic_downsample(hr, self.scale), hr)
+
+    def validation_pairs(self) -> tuple[Tensor, Tensor]:
+        """The fixed validation set ``(lr (N, C, S/s, S/s), hr (N, C, S, S))`` on the CPU,
+        ``N = val_crops × validation images``."""
+        self.load()
+        assert self._val is not None
+        return self._val
+
+    # ------------------------------------------------------------------------------------------
+    # Lightning
+    # ------------------------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if self.seed is None:
+            module = self.trainer.lightning_module if self.trainer is not None else None
+            self.seed = int(getattr(module, "seed", 0))
+        self.load()
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_StepIndex(self.steps_per_epoch), batch_size=None, shuffle=False)
+
+    def _ensure_generator(self) -> torch.Generator:
+        if self._generator is None:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            (seed,) = member_seeds(self.seed or 0, 1, "data")
+            self._generator = torch.Generator().manual_seed(seed + 7_919 * rank)
+            if self._pending_state is not None:
+                self._generator.set_state(self._pending_state)
+                self._pending_state = None
+        return self._generator
+
+    def sample(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        """One training batch ``(lr (B, C, S/s, S/s), hr (B, C, S, S))`` on ``device``."""
+        self.load()
+        assert self.train_images is not None
+        crops = random_crops(
+            self.train_images, self.batch_size, self.crop_size, self._ensure_generator(), self.hflip
+        )
+        hr = to_signed(crops.to(device))  # (B, C, S, S)
+        return bicubic_downsample(hr, self.scale), hr
+
+    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        return self.sample(batch.device)
+
+    def state_dict(self) -> dict:
+        if self._generator is None:
+            return {}
+        return {"generator": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("generator") is not None:
+            self._pending_state = state["generator"].cpu()
+            self._generator = None
+
+    def describe(self) -> dict:
+        """JSON-serialisable facts: dataset name, sizes, validation files."""
+        val = self.validation_pairs()[1]
+        return {
+            "dataset": self.name,
+            "train_images": len(self.train_files),
+            "val_images": [f.name for f in self.val_files],
+            "val_pairs": int(val.shape[0]),
+            "crop_size": self.crop_size,
+            "scale": self.scale,
+            "channels": self.channels,
+            "lr_size": self.crop_size // self.scale,
+        }
