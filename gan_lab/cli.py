@@ -11,6 +11,7 @@ argument) ends the command with exit code 2 and one line on stderr, before any t
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -64,23 +65,40 @@ def build_cli(args: Sequence[str], run: bool = True):
         sys.argv = argv
 
 
+def config_error_in(exc: BaseException):
+    """The :class:`ConfigError` that caused ``exc`` (jsonargparse wraps errors raised while it
+    instantiates classes), or None."""
+    from gan_lab.errors import ConfigError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConfigError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _lightning(argv: Sequence[str]) -> int:
     from jsonargparse import ArgumentError
 
-    from gan_lab.errors import ConfigError
-
     try:
         build_cli(argv, run=True)
-    except ConfigError as e:
-        return fail(e)
-    except ArgumentError as e:
-        return fail(e)
+    except (ValueError, TypeError, ArgumentError) as e:
+        cause = config_error_in(e)
+        if cause is not None:
+            return fail(cause)
+        if isinstance(e, ArgumentError):
+            return fail(str(e).splitlines()[0] if str(e) else "bad arguments; see gan-lab fit --help")
+        raise
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     configure_wandb_mode()
+    # "Seed set to N" would precede a one-line error; the seed is in the saved config anyway.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0

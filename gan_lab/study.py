@@ -278,7 +278,9 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
     from tqdm.auto import tqdm
 
-    from gan_lab.cli import build_cli
+    from jsonargparse import ArgumentError
+
+    from gan_lab.cli import build_cli, config_error_in
 
     extra = list(extra or [])
     _check_writable(spec.out)
@@ -289,8 +291,13 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     for job in jobs:
         try:
             cli = build_cli(job.args, run=False)
-        except ConfigError as e:
-            raise ConfigError(f"{job.label}: {e}") from None
+        except (ValueError, TypeError, ArgumentError) as e:
+            cause = config_error_in(e)
+            if cause is None and isinstance(e, ArgumentError):
+                cause = str(e).splitlines()[0]
+            if cause is None:
+                raise
+            raise ConfigError(f"{job.label}: {cause}") from None
         evaluator = find_evaluator(cli.trainer)
         clis.append(cli)
     evaluator_cls = type(evaluator)

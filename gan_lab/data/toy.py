@@ -132,7 +132,10 @@ class ToyMixtureDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_StepIndex(self.steps_per_epoch), batch_size=None, shuffle=False)
 
-    def _ensure_generators(self, device: torch.device) -> list[torch.Generator]:
+    def _ensure_generators(self, device: torch.device | str) -> list[torch.Generator]:
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         if self._generators is None or self._generators[0].device != device:
             rank = self.trainer.global_rank if self.trainer is not None else 0
             seeds = [s + 7_919 * rank for s in member_seeds(self.seed or 0, self.members or 1, "data")]

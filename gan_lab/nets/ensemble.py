@@ -43,6 +43,11 @@ class EnsembleLinear(nn.Module):
                 self.bias[k].copy_(b)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.out_features == 1:
+            # A batched dot product: unlike bmm, whose kernel (and last-bit rounding) changes with
+            # E, it gives member k the same bits for any ensemble size.
+            y = (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True)  # (E, B, 1)
+            return y if self.bias is None else y + self.bias
         if self.bias is None:
             return torch.bmm(x, self.weight)  # (E, B, out)
         return torch.baddbmm(self.bias, x, self.weight)  # (E, B, out)

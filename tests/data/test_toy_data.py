@@ -178,14 +178,6 @@ def test_state_dict_before_any_batch_is_empty_and_loads_as_a_no_op():
     assert torch.equal(dm.sample(CPU), ToyMixtureDataModule("ring8", batch_size=4, members=1).sample(CPU))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _ensure_generators compares torch.Generator.device (a torch.device) with the "
-    "device it is given; for the string 'cpu' they are never equal, so the generators are re-seeded on "
-    "every call and sample('cpu') returns the same batch forever (it also drops a loaded state after "
-    "one batch). Fix: compare with torch.device(device). Unverified, same cause: torch.device('cuda') "
-    "without an index vs a generator on cuda:0",
-)
 def test_sample_with_a_device_string_advances_like_a_torch_device():
     dm = ToyMixtureDataModule("ring8", batch_size=8, members=2, seed=0)
     ref = _stream(ToyMixtureDataModule("ring8", batch_size=8, members=2, seed=0), 2)

@@ -92,17 +92,7 @@ def test_ensemble_linear_init_follows_nn_linear_bound():
     [
         2,
         32,
-        pytest.param(
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="library bug: torch.baddbmm with a batch of 1 (E=1) takes another kernel than "
-                "E>1 when out_features=1 (D's head): 1-ulp differences in the logits and the weight "
-                "gradient, so a 1-member run is not bitwise member k of an ensemble. A per-member-"
-                "identical form, e.g. (x.unsqueeze(-1) * W.unsqueeze(1)).sum(-2) + b for out_features=1, "
-                "makes the ensemble/single-run test below pass with a difference of exactly 0",
-            ),
-        ),
+        1,  # D's head: bmm would round it differently for E = 1 than for E > 1
     ],
 )
 def test_ensemble_linear_output_does_not_depend_on_ensemble_size(d_out):
@@ -263,23 +253,11 @@ def _max_diff(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, float]:
     return {n: (a[n].double() - b[n].double()).abs().max().item() for n in b}
 
 
-BATCHNORM_AMPLIFIES_ROUNDING = (
-    "library bug: member k != the single run of seed s+k when G has BatchNorm (up to ~3e-2). Root cause: "
-    "EnsembleLinear.forward's torch.baddbmm rounds D's 1-unit head differently for E=1 than for E>1 "
-    "(see test_ensemble_linear_output_does_not_depend_on_ensemble_size); harmless without BN (<2e-7 "
-    "after 50 steps) but amplified through G's BatchNorm, most of all by the pre-BN biases that BN "
-    "cancels (see test_generator_has_no_parameter_that_batchnorm_cancels), on which Adam turns "
-    "rounding noise into lr-sized steps"
-)
-
-
 @pytest.mark.parametrize(
     "batch_norm",
     [
         pytest.param(False, id="no_bn"),
-        pytest.param(
-            True, id="bn", marks=pytest.mark.xfail(strict=True, reason=BATCHNORM_AMPLIFIES_ROUNDING)
-        ),
+        pytest.param(True, id="bn"),  # BN + Adam amplify any 1-ulp difference: a strict check
     ],
 )
 def test_ensemble_members_train_exactly_as_separate_runs(batch_norm):
@@ -318,16 +296,12 @@ def test_ensemble_members_train_exactly_as_separate_runs(batch_norm):
     assert max(_max_diff(member(G, 0), singles[1][0]).values()) > 1e-3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: ToyGenerator(batch_norm=True) gives each EnsembleLinear that feeds an "
-    "EnsembleBatchNorm a bias; BN subtracts the batch mean, so that bias has no effect in training "
-    "and its true gradient is 0. What it gets is rounding noise, which Adam (scale-free) turns into "
-    "lr-sized random steps, dragging running_mean along and shifting eval-mode samples. Fix: no bias "
-    "in a linear layer followed by BatchNorm (as DCGAN's conv + BN)",
-)
 def test_generator_has_no_parameter_that_batchnorm_cancels():
-    """Every parameter of G gets a real gradient (float64: a cancelled one gets ~1e-17)."""
+    """Every parameter of G gets a real gradient (float64: a cancelled one gets ~1e-17).
+
+    A bias in a linear layer followed by BatchNorm is cancelled by the mean subtraction: its gradient
+    is pure round-off, which Adam (``m / (sqrt(v) + eps)``) turns into lr-sized random steps.
+    """
     G = ToyGenerator(members=2, z_dim=2, hidden=16, layers=2, batch_norm=True, seed=0).double().train()
     z = torch.randn(2, 32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     reduce_members(G(z).sin().sum(-1)).backward()  # any loss

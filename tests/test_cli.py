@@ -1,0 +1,105 @@
+"""`gan-lab fit` through LightningCLI: every objective fits; bad input ends with one line, exit 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_lab.cli import main
+from gan_lab.losses import OBJECTIVES
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = str(ROOT / "experiments/toy/ring8.yaml")
+SMALL = [
+    "--model.generator.init_args.members=2",
+    "--model.generator.init_args.hidden=16",
+    "--model.generator.init_args.layers=2",
+    "--model.discriminator.init_args.members=2",
+    "--model.discriminator.init_args.hidden=16",
+    "--model.discriminator.init_args.layers=2",
+    "--data.init_args.batch_size=32",
+    "--trainer.logger=false",
+    "--trainer.enable_progress_bar=false",
+    "--model.max_g_steps=3",
+]
+
+
+def fit_args(tmp_path, *extra):
+    return ["fit", "--config", BASE, *SMALL, f"--trainer.default_root_dir={tmp_path}", *extra]
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+@pytest.mark.parametrize("penalty", [None, "wgan_gp"])
+def test_short_fit_of_every_objective(tmp_path, objective, penalty):
+    extra = [f"--model.objective={objective}"]
+    if penalty:
+        extra.append(f"--model.regularizers=[{penalty}]")
+    assert main(fit_args(tmp_path, *extra)) == 0
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    state = torch.load(ckpt, weights_only=True)
+    assert state["gan_lab"]["g_steps"] == 3
+    assert state["hyper_parameters"]["objective"] == objective
+
+
+def test_objective_by_class_path(tmp_path):
+    cfg = tmp_path / "obj.yaml"
+    cfg.write_text("model:\n  objective:\n    class_path: gan_lab.losses.Hinge\n")
+    assert main(fit_args(tmp_path / "run", "--config", str(cfg))) == 0
+    (ckpt,) = (tmp_path / "run" / "checkpoints").glob("*.ckpt")
+    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["objective"] == "hinge"
+
+
+def test_regularizer_by_class_path_with_weight(tmp_path):
+    cfg = tmp_path / "reg.yaml"
+    cfg.write_text(
+        "model:\n  regularizers:\n    - class_path: gan_lab.regularizers.R1\n      init_args: {weight: 0.5, every: 2}\n"
+    )
+    assert main(fit_args(tmp_path / "run", "--config", str(cfg))) == 0
+
+
+BAD = [
+    (["--model.objective=hing"], "unknown objective 'hing'; valid objectives: hinge, least_squares, minimax"),
+    (["--model.regularizers=[r3]"], "unknown regularizer 'r3'; valid regularizers:"),
+    (["--data.init_args.name=ring9"], "unknown dataset 'ring9'; valid datasets: grid25, ring8"),
+    (["--model.n_critic=0"], "n_critic must be an integer >= 1"),
+    (["--model.regularizers=[weight_clipping, wgan_gp]"], "weight clipping and the gradient penalty"),
+    (["--model.regularizers=[pixel]"], "needs a paired target, but this run is unconditional"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD)
+def test_bad_input_exits_2_with_one_line_and_no_run_folder(tmp_path, capsys, extra, message):
+    run_dir = tmp_path / "run"
+    assert main(fit_args(run_dir, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gan-lab: error: ") and message in err
+    assert len(err.splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_negative_weight_from_yaml(tmp_path, capsys):
+    cfg = tmp_path / "reg.yaml"
+    cfg.write_text("model:\n  regularizers:\n    - class_path: gan_lab.regularizers.R1\n      init_args: {weight: -2}\n")
+    assert main(fit_args(tmp_path / "run", "--config", str(cfg))) == 2
+    assert "r1 weight must be a number >= 0, got -2" in capsys.readouterr().err
+
+
+def test_console_script_exit_code_and_single_line(tmp_path):
+    """The installed entry point, as a user runs it: exit code 2, one line, no traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gan_lab.cli", *fit_args(tmp_path / "run", "--model.objective=nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [lines[-1]] and "valid objectives" in lines[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_command(capsys):
+    assert main(["fitt"]) == 2
+    assert "valid commands" in capsys.readouterr().err
