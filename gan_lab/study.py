@@ -521,9 +521,7 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument("study_dir")
     args = parser.parse_args(argv)
     d = Path(args.study_dir)
-    missing = [
-        f for f in ("study.json", "results.csv", "history.csv", "samples.npz") if not (d / f).is_file()
-    ]
+    missing = [f for f in ("study.json", "results.csv", "history.csv") if not (d / f).is_file()]
     if missing:
         return fail(f"{args.study_dir!r} is not a finished study folder (missing {', '.join(missing)})")
     print(write_report(d))

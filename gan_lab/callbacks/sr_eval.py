@@ -175,7 +175,9 @@ class SRMetricsEvaluator(Callback):
         was_training = net.training
         net.eval()
         try:
-            outs = [net(chunk.to(pl_module.device), None).float().cpu() for chunk in lr.split(self.batch_size)]
+            outs = [
+                net(chunk.to(pl_module.device), None).float().cpu() for chunk in lr.split(self.batch_size)
+            ]
         finally:
             net.train(was_training)
         return torch.cat(outs)

@@ -1,0 +1,143 @@
+"""`gan-lab study` / `gan-lab report`: a small objectives × seeds grid, end to end."""
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_lab.cli import main
+from gan_lab.metrics import mean_and_se
+from gan_lab.study import fmt_mean_se
+from wandb_offline import read_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = """
+trainer:
+  max_steps: -1
+  log_every_n_steps: 1
+  enable_model_summary: false
+  callbacks:
+    - class_path: gan_lab.callbacks.ModeCoverageEvaluator
+      init_args: {every_n_g_steps: 2, n_samples: 400}
+model:
+  max_g_steps: 4
+  generator:
+    class_path: gan_lab.nets.ToyGenerator
+    init_args: {members: 2, hidden: 16, layers: 2}
+  discriminator:
+    class_path: gan_lab.nets.ToyDiscriminator
+    init_args: {members: 2, hidden: 16, layers: 2}
+data:
+  class_path: gan_lab.data.ToyMixtureDataModule
+  init_args: {name: ring8, batch_size: 32}
+"""
+
+
+def write_study(tmp_path, objectives="[hinge, {objective: wasserstein, configs: [wgan.yaml]}]", seeds=3):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "wgan.yaml").write_text("model:\n  n_critic: 2\n  regularizers: [wgan_gp]\n")
+    study = tmp_path / "study.yaml"
+    study.write_text(f"name: tiny\nbase: base.yaml\nseeds: {seeds}\nseed: 7\nobjectives: {objectives}\n")
+    return study
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One study with W&B offline, shared by the tests that read its output."""
+    tmp = tmp_path_factory.mktemp("study")
+    study = write_study(tmp)
+    assert main(["study", str(study), "--out", str(tmp / "runs")]) == 0
+    return tmp / "runs" / "tiny"
+
+
+def test_study_writes_every_file(finished):
+    for name in ("results.csv", "history.csv", "report.md", "samples.png", "coverage.png", "study.json"):
+        assert (finished / name).is_file(), name
+    assert (finished / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for label in ("hinge", "wasserstein"):
+        assert (finished / label / "final_samples.npy").is_file()
+
+
+def test_results_have_one_row_per_objective_and_seed(finished):
+    rows = list(csv.DictReader(open(finished / "results.csv")))
+    assert [(r["objective"], int(r["seed"])) for r in rows] == [
+        (obj, s) for obj in ("hinge", "wasserstein") for s in (7, 8, 9)
+    ]
+    assert {r["g_steps"] for r in rows} == {"4"}
+    assert {r["regularizers"] for r in rows if r["objective"] == "wasserstein"} == {"wgan_gp"}
+    history = list(csv.DictReader(open(finished / "history.csv")))
+    assert sorted({int(r["g_steps"]) for r in history}) == [2, 4]
+
+
+def test_report_figures_match_results_csv(finished):
+    rows = list(csv.DictReader(open(finished / "results.csv")))
+    report = (finished / "report.md").read_text()
+    for obj in ("hinge", "wasserstein"):
+        line = next(x for x in report.splitlines() if x.startswith(f"| {obj} |"))
+        modes = [float(r["modes"]) for r in rows if r["objective"] == obj]
+        hq = [float(r["hq_fraction"]) for r in rows if r["objective"] == obj]
+        mean, se = mean_and_se(torch.tensor(modes, dtype=torch.float64))
+        assert f"{mean:.2f} ± {se:.2f}" in line
+        assert fmt_mean_se(hq, scale=100, digits=1) in line
+    assert "PacGAN / VEEGAN" in report and "3 std" in report
+
+
+def test_report_command_rewrites_the_same_report(finished, capsys):
+    before = (finished / "report.md").read_text()
+    (finished / "report.md").unlink()
+    assert main(["report", str(finished)]) == 0
+    assert (finished / "report.md").read_text() == before
+
+
+def test_wandb_offline_runs_carry_group_tags_and_metrics(finished):
+    files = sorted(finished.glob("*/wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 2
+    runs = [read_run(f) for f in files]
+    assert {r["run"].run_group for r in runs} == {"tiny"}
+    tags = {tuple(r["run"].tags) for r in runs}
+    assert ("hinge",) in tags and ("wasserstein", "wgan_gp") in tags
+    for r in runs:
+        logged = [row["mode/modes"] for row in r["history"] if "mode/modes" in row]
+        assert logged and all(0 <= v <= 8 for v in logged)
+        assert any("d/loss" in row for row in r["history"])
+
+
+def test_rerun_writes_a_new_folder(tmp_path):
+    study = write_study(tmp_path, objectives="[hinge]", seeds=1)
+    out = tmp_path / "runs"
+    assert main(["study", str(study), "--out", str(out), "--no-wandb"]) == 0
+    first = (out / "tiny" / "results.csv").read_text()
+    assert main(["study", str(study), "--out", str(out), "--no-wandb"]) == 0
+    assert (out / "tiny-2" / "results.csv").is_file()
+    assert (out / "tiny" / "results.csv").read_text() == first
+
+
+@pytest.mark.parametrize(
+    ("objectives", "message"),
+    [
+        ("[hinge, hing]", "unknown objective 'hing'"),
+        ("[{objective: hinge, args: [--model.n_critic=0]}]", "n_critic must be an integer >= 1"),
+        ("[{objective: hinge, configs: [missing.yaml]}]", "missing.yaml"),
+        ("[hinge, hinge]", "distinct labels"),
+    ],
+)
+def test_bad_study_exits_2_before_any_folder(tmp_path, capsys, objectives, message):
+    study = write_study(tmp_path, objectives=objectives)
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_study_file(tmp_path, capsys):
+    assert main(["study", str(tmp_path / "nope.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_fmt_mean_se_by_hand():
+    assert fmt_mean_se([2.0, 4.0]) == f"3.00 ± {math.sqrt(2) / math.sqrt(2):.2f}"
+    assert re.fullmatch(r"undefined", fmt_mean_se([float("nan")]))
