@@ -275,10 +275,9 @@ class _StudyProgress:
 def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = True) -> Path:
     """Validate every run, then fit them one after another and write the report. Returns the folder."""
     import torch
+    from jsonargparse import ArgumentError
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
     from tqdm.auto import tqdm
-
-    from jsonargparse import ArgumentError
 
     from gan_lab.cli import build_cli, config_error_in
 

@@ -81,7 +81,9 @@ def test_bad_input_exits_2_with_one_line_and_no_run_folder(tmp_path, capsys, ext
 
 def test_negative_weight_from_yaml(tmp_path, capsys):
     cfg = tmp_path / "reg.yaml"
-    cfg.write_text("model:\n  regularizers:\n    - class_path: gan_lab.regularizers.R1\n      init_args: {weight: -2}\n")
+    cfg.write_text(
+        "model:\n  regularizers:\n    - class_path: gan_lab.regularizers.R1\n      init_args: {weight: -2}\n"
+    )
     assert main(fit_args(tmp_path / "run", "--config", str(cfg))) == 2
     assert "r1 weight must be a number >= 0, got -2" in capsys.readouterr().err
 

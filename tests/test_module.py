@@ -13,7 +13,9 @@ from gan_lab.regularizers.image import PixelLoss
 
 
 def nets(members=2, **kw):
-    return ToyGenerator(members=members, hidden=16, layers=2), ToyDiscriminator(members=members, hidden=16, layers=2)
+    return ToyGenerator(members=members, hidden=16, layers=2), ToyDiscriminator(
+        members=members, hidden=16, layers=2
+    )
 
 
 def fit(module, batches, batch_size=32, callbacks=()):

@@ -7,13 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from wandb_offline import read_run
 
 from gan_lab.cli import main
 from gan_lab.metrics import mean_and_se
 from gan_lab.study import fmt_mean_se
-from wandb_offline import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
 
 BASE = """
 trainer:
@@ -63,18 +69,18 @@ def test_study_writes_every_file(finished):
 
 
 def test_results_have_one_row_per_objective_and_seed(finished):
-    rows = list(csv.DictReader(open(finished / "results.csv")))
+    rows = read_csv(finished / "results.csv")
     assert [(r["objective"], int(r["seed"])) for r in rows] == [
         (obj, s) for obj in ("hinge", "wasserstein") for s in (7, 8, 9)
     ]
     assert {r["g_steps"] for r in rows} == {"4"}
     assert {r["regularizers"] for r in rows if r["objective"] == "wasserstein"} == {"wgan_gp"}
-    history = list(csv.DictReader(open(finished / "history.csv")))
+    history = read_csv(finished / "history.csv")
     assert sorted({int(r["g_steps"]) for r in history}) == [2, 4]
 
 
 def test_report_figures_match_results_csv(finished):
-    rows = list(csv.DictReader(open(finished / "results.csv")))
+    rows = read_csv(finished / "results.csv")
     report = (finished / "report.md").read_text()
     for obj in ("hinge", "wasserstein"):
         line = next(x for x in report.splitlines() if x.startswith(f"| {obj} |"))
