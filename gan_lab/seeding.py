@@ -42,3 +42,44 @@ def generator_states(generators: list[torch.Generator]) -> list[torch.Tensor]:
 def set_generator_states(generators: list[torch.Generator], states: list[torch.Tensor]) -> None:
     for g, s in zip(generators, states, strict=True):
         g.set_state(s.cpu() if s.device.type != "cpu" else s)
+
+
+def global_rng_state() -> dict:
+    """Every global random state that training may draw from, as plain tensors and numbers
+    (so that a checkpoint holding it still loads with ``torch.load(weights_only=True)``)."""
+    import random
+
+    import numpy as np
+
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": [version, list(internal), gauss],
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict) -> None:
+    """Restore what :func:`global_rng_state` saved."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"].cpu())
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

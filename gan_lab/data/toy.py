@@ -130,7 +130,11 @@ class ToyMixtureDataModule(L.LightningDataModule):
             self.seed = int(getattr(module, "seed", 0))
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_StepIndex(self.steps_per_epoch), batch_size=None, shuffle=False)
+        # Its own generator: creating the iterator then draws nothing from the global RNG, so a
+        # resumed run draws the same random numbers as one that never stopped.
+        return DataLoader(
+            _StepIndex(self.steps_per_epoch), batch_size=None, shuffle=False, generator=torch.Generator()
+        )
 
     def _ensure_generators(self, device: torch.device | str) -> list[torch.Generator]:
         device = torch.device(device)

@@ -26,6 +26,15 @@ from gan_lab.data.paired import (
 from gan_lab.errors import ConfigError
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small convs: one thread is faster, and stable on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def coordinate_image(h: int = 80, w: int = 96, blue: int = 0) -> torch.Tensor:
     """uint8 (3, h, w): R = column, G = row, B = ``blue``."""
     rows = torch.arange(h).view(h, 1).expand(h, w)
@@ -164,7 +173,9 @@ def test_png_and_jpeg_both_load(tmp_path):
 
 
 def test_signed_range_mapping():
-    torch.testing.assert_close(to_signed(torch.tensor([0, 255], dtype=torch.uint8)), torch.tensor([-1.0, 1.0]))
+    torch.testing.assert_close(
+        to_signed(torch.tensor([0, 255], dtype=torch.uint8)), torch.tensor([-1.0, 1.0])
+    )
 
 
 def test_dataloader_feeds_step_indices_and_batches_are_drawn_after_transfer(folder):
@@ -193,14 +204,14 @@ def test_default_photographs_are_shipped_and_held_out():
 
 
 def test_missing_folder_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="nowhere.*not a folder"):
+    with pytest.raises(ConfigError, match=r"nowhere.*not a folder"):
         small_dm(tmp_path / "nowhere")
 
 
 def test_empty_folder_is_a_config_error(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images")
-    with pytest.raises(ConfigError, match="empty.*no .png"):
+    with pytest.raises(ConfigError, match=r"empty.*no \.png"):
         small_dm(tmp_path / "empty")
 
 

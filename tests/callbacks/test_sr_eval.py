@@ -1,0 +1,340 @@
+"""Tests of the super-resolution evaluator (gan_lab.callbacks.sr_eval).
+
+References: torchmetrics' PSNR / SSIM Metric classes (the evaluator uses the functional forms per
+image), scikit-image's ``peak_signal_noise_ratio`` / ``structural_similarity`` (independent
+implementations), a PSNR computed by hand, and a short Lightning fit for the schedule and the
+files the study reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torch.utils.data import DataLoader
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchvision.io import decode_image
+
+from gan_lab.callbacks.sr_eval import SRMetricsEvaluator, make_sr_grid, sr_metrics
+from gan_lab.data.paired import bicubic_downsample
+from gan_lab.errors import ConfigError
+from gan_lab.module import GANModule
+from gan_lab.nets.sr import PatchDiscriminator, SRResNet
+from gan_lab.regularizers import PixelLoss
+from gan_lab.regularizers.image import sobel_edge_loss
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small convs: one thread is faster, and stable on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def pair(seed: int = 0, n: int = 2, noise: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """A hand-made (output, target) pair in [-1, 1]: a smooth target and a noisy copy."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, 3, 8, 8, generator=g) * 2 - 1
+    target = F.interpolate(base, size=(32, 32), mode="bilinear", align_corners=False)
+    output = (target + noise * torch.randn(target.shape, generator=g)).clamp(-1, 1)
+    return output, target
+
+
+class FakeData:
+    """What the evaluator reads of a datamodule: fixed validation pairs and a description."""
+
+    def __init__(self, n: int = 6, size: int = 32, scale: int = 4) -> None:
+        g = torch.Generator().manual_seed(1)
+        base = torch.rand(n, 3, size // 4, size // 4, generator=g) * 2 - 1
+        self.hr = F.interpolate(base, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+        self.lr = bicubic_downsample(self.hr, scale)
+
+    def validation_pairs(self):
+        return self.lr, self.hr
+
+    def describe(self) -> dict:
+        return {"dataset": "fake", "crop_size": 32, "scale": 4, "lr_size": 8, "channels": 3}
+
+
+def fake_run(G, g_steps: int = 0):
+    """A (trainer, pl_module) pair with just what :meth:`SRMetricsEvaluator.evaluate` reads."""
+    logged = []
+    module = SimpleNamespace(
+        G=G,
+        G_ema=None,
+        device=torch.device("cpu"),
+        g_steps=g_steps,
+        seed=7,
+        conditional=True,
+        members=None,
+        log_dict=lambda d, **kw: logged.append(d),
+    )
+    trainer = SimpleNamespace(datamodule=FakeData(), loggers=[], is_global_zero=True, log_dir=None)
+    return trainer, module, logged
+
+
+class Bicubic(torch.nn.Module):
+    z_dim = 0
+
+    def forward(self, lr, z=None):
+        return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------------
+
+
+def test_psnr_and_ssim_equal_torchmetrics_classes_on_unit_range():
+    output, target = pair()
+    m = sr_metrics(output, target)
+    o, t = (output + 1) / 2, (target + 1) / 2
+    for k in range(output.shape[0]):
+        psnr = PeakSignalNoiseRatio(data_range=1.0)(o[k : k + 1], t[k : k + 1])
+        torch.testing.assert_close(m["psnr"][k], psnr)
+    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)(o, t)  # batch mean
+    torch.testing.assert_close(m["ssim"].mean(), ssim)
+
+
+def test_psnr_and_ssim_agree_with_scikit_image():
+    """scikit-image crops a 5-pixel border before averaging the SSIM map; torchmetrics averages
+    the whole map of the reflect-padded image. Padding the same way before scikit-image's map
+    makes the two independent implementations agree."""
+    output, target = pair(seed=3)
+    m = sr_metrics(output, target)
+    for k in range(output.shape[0]):
+        o = ((output[k] + 1) / 2).permute(1, 2, 0).double().numpy()  # (H, W, C) in [0, 1]
+        t = ((target[k] + 1) / 2).permute(1, 2, 0).double().numpy()
+        assert float(m["psnr"][k]) == pytest.approx(peak_signal_noise_ratio(t, o, data_range=1.0), abs=1e-4)
+        pad = ((5, 5), (5, 5), (0, 0))  # the Gaussian window's radius (11 taps, σ = 1.5)
+        _, ssim_map = structural_similarity(
+            np.pad(t, pad, mode="reflect"),
+            np.pad(o, pad, mode="reflect"),
+            data_range=1.0,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            full=True,
+        )
+        assert float(m["ssim"][k]) == pytest.approx(ssim_map[5:-5, 5:-5].mean(), abs=1e-5)
+
+
+def test_psnr_by_hand_and_range_convention():
+    target = torch.zeros(1, 3, 16, 16)
+    m = sr_metrics(target + 0.2, target)  # on [0, 1] the error is 0.1: MSE 0.01, PSNR 20 dB
+    assert float(m["psnr"][0]) == pytest.approx(20.0, abs=1e-4)
+    # The same as PSNR on [-1, 1] with data range 2.
+    mse = ((target + 0.2) - target).square().mean()
+    assert float(m["psnr"][0]) == pytest.approx(float(10 * torch.log10(4 / mse)), abs=1e-4)
+
+
+def test_identical_images_give_infinite_psnr_unit_ssim_zero_edge_error():
+    _, target = pair()
+    m = sr_metrics(target.clone(), target)
+    assert torch.isinf(m["psnr"]).all() and (m["psnr"] > 0).all()
+    torch.testing.assert_close(m["ssim"], torch.ones(2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(m["edge_error"], torch.zeros(2))
+
+
+def test_edge_error_is_the_sobel_edge_loss_and_outputs_are_clamped():
+    output, target = pair(noise=0.5)
+    torch.testing.assert_close(sr_metrics(output, target)["edge_error"], sobel_edge_loss(output, target))
+    loud = output * 3
+    torch.testing.assert_close(
+        sr_metrics(loud, target)["psnr"], sr_metrics(loud.clamp(-1, 1), target)["psnr"]
+    )
+
+
+def test_metrics_refuse_mismatched_shapes():
+    with pytest.raises(ValueError, match="one shape"):
+        sr_metrics(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
+
+
+# --------------------------------------------------------------------------------------------------
+# The evaluator
+# --------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_appends_a_history_row_and_scores_the_bicubic_baseline():
+    ev = SRMetricsEvaluator(grid_rows=3)
+    trainer, module, logged = fake_run(Bicubic(), g_steps=40)
+    result = ev.evaluate(trainer, module)
+    assert ev.history == [{"g_steps": 40, "member": 0, "seed": 7, **result}]
+    assert set(result) == set(SRMetricsEvaluator.METRICS) and SRMetricsEvaluator.PRIMARY == "psnr"
+    assert result == pytest.approx(ev.baseline)  # a bicubic G scores the baseline exactly
+    ref = sr_metrics(Bicubic()(trainer.datamodule.lr).clamp(-1, 1), trainer.datamodule.hr)
+    assert result["psnr"] == pytest.approx(float(ref["psnr"].mean()))
+    assert logged and "sr/psnr" in logged[0] and "sr/bicubic_ssim" in logged[0]
+
+
+def test_evaluate_uses_eval_mode_and_the_ema_copy_and_restores_training():
+    G = SRResNet(width=4, blocks=1)  # random tanh net: far from bicubic
+    G_ema = SRResNet(width=4, blocks=1, output="identity", bicubic_skip=True)  # exactly bicubic
+    trainer, module, _ = fake_run(G)
+    module.G_ema = G_ema.train()
+    seen = []
+    G_ema.register_forward_pre_hook(lambda m, args: seen.append(m.training))
+    ev = SRMetricsEvaluator(use_ema=True)
+    result = ev.evaluate(trainer, module)
+    assert seen == [False] and G_ema.training  # eval mode inside, train mode restored
+    assert result == pytest.approx(ev.baseline)  # G_ema (bicubic) was scored, not G
+    no_ema = SRMetricsEvaluator(use_ema=False).evaluate(trainer, module)
+    assert no_ema["psnr"] < result["psnr"] - 1
+
+
+def test_evaluate_refuses_a_generator_of_the_wrong_scale():
+    class Twice(Bicubic):
+        def forward(self, lr, z=None):
+            return F.interpolate(lr, scale_factor=2)
+
+    trainer, module, _ = fake_run(Twice())
+    with pytest.raises(ValueError, match="scale"):
+        SRMetricsEvaluator().evaluate(trainer, module)
+
+
+def test_grid_shows_nearest_bicubic_output_target_and_is_written(tmp_path):
+    ev = SRMetricsEvaluator(grid_rows=2)
+    trainer, module, _ = fake_run(Bicubic())
+    ev.evaluate(trainer, module)
+    ev.save_artifacts(tmp_path)
+    img = decode_image(str(tmp_path / "grid.png"))
+    assert img.shape == (3, 2 * 32 + 3 * 2, 4 * 32 + 5 * 2)  # 2 rows, 4 columns, padding 2
+    torch.testing.assert_close(img, ev.last_grid)
+    lr, hr = trainer.datamodule.validation_pairs()
+    nearest = F.interpolate(lr[:1], size=(32, 32), mode="nearest")
+    tile = img[:, 2:34, 2:34].float() / 255  # row 0, column 0
+    torch.testing.assert_close(tile, ((nearest[0] + 1) / 2), atol=1 / 255, rtol=0)
+    target_tile = img[:, 2:34, 2 + 3 * 34 : 2 + 3 * 34 + 32].float() / 255  # row 0, column 3
+    torch.testing.assert_close(target_tile, (hr[0] + 1) / 2, atol=1 / 255, rtol=0)
+
+
+def test_make_grid_handles_grayscale():
+    lr, out, hr = torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 16, 16), torch.ones(2, 1, 16, 16)
+    assert make_sr_grid(lr, out, hr).shape == (3, 2 * 16 + 6, 4 * 16 + 10)
+
+
+def test_info_is_json_serialisable_and_protocol_states_the_setting():
+    ev = SRMetricsEvaluator()
+    trainer, module, _ = fake_run(Bicubic())
+    ev.evaluate(trainer, module)
+    info = json.loads(json.dumps(ev.info(trainer)))
+    assert info["dataset"] == "fake" and info["val_pairs"] == 6
+    assert info["bicubic_psnr"] == pytest.approx(ev.baseline["psnr"])
+    text = SRMetricsEvaluator.protocol(info)
+    for needle in (
+        "×4",
+        "32×32",
+        "8×8",
+        "6 fixed",
+        "data range 1",
+        "[0, 1]",
+        "Sobel",
+        f"{info['bicubic_psnr']:.2f}",
+    ):
+        assert needle in text
+
+
+def test_study_figures_write_grids_and_psnr_curve(tmp_path):
+    runs, results, history = [], [], []
+    for i, label in enumerate(["pixel", "adv_ns"]):
+        run_dir = tmp_path / label / "seed0"
+        ev = SRMetricsEvaluator(grid_rows=2)
+        trainer, module, _ = fake_run(Bicubic())
+        for step in (0, 10, 20):
+            module.g_steps = step
+            ev.evaluate(trainer, module)
+        ev.save_artifacts(run_dir)
+        runs.append((label, tmp_path / label / "seed0"))
+        for r in ev.history:
+            history.append({"objective": label, **r, "psnr": r["psnr"] + i})
+        results.append({"objective": label, **ev.history[-1]})
+    info = ev.info(trainer)
+    figures = SRMetricsEvaluator.study_figures(tmp_path, runs, results, history, info)
+    assert [f for _, f in figures] == ["grids.png", "psnr.png"]
+    for _, name in figures:
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_state_dict_round_trip():
+    ev = SRMetricsEvaluator()
+    trainer, module, _ = fake_run(Bicubic(), g_steps=5)
+    ev.evaluate(trainer, module)
+    other = SRMetricsEvaluator()
+    other.load_state_dict(ev.state_dict())
+    assert other.history == ev.history and other.baseline == ev.baseline and other._last_eval == 5
+
+
+def test_bad_arguments_and_unpaired_runs_are_config_errors():
+    with pytest.raises(ConfigError, match="every_n_g_steps"):
+        SRMetricsEvaluator(every_n_g_steps=0)
+    trainer, module, _ = fake_run(Bicubic())
+    module.conditional = False
+    with pytest.raises(ConfigError, match="conditional"):
+        SRMetricsEvaluator().setup(trainer, module, "fit")
+    trainer, module, _ = fake_run(Bicubic())
+    trainer.datamodule = object()
+    with pytest.raises(ConfigError, match="validation_pairs"):
+        SRMetricsEvaluator().setup(trainer, module, "fit")
+
+
+# --------------------------------------------------------------------------------------------------
+# In a Lightning fit
+# --------------------------------------------------------------------------------------------------
+
+
+class TinyPairs(L.LightningDataModule):
+    """Random (lr, hr) pairs, 16×16 -> 4×4, with the evaluator's validation_pairs()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fake = FakeData(n=3, size=16)
+
+    def validation_pairs(self):
+        return self.fake.validation_pairs()
+
+    def train_dataloader(self):
+        g = torch.Generator().manual_seed(0)
+        hr = torch.rand(8, 2, 3, 16, 16, generator=g) * 2 - 1
+        return DataLoader([(bicubic_downsample(h, 4), h) for h in hr], batch_size=None)
+
+
+@pytest.mark.parametrize("adversarial_weight", [0.0, 1e-3])
+def test_fit_evaluates_at_start_on_schedule_and_at_end_and_writes_the_grid(tmp_path, adversarial_weight):
+    torch.manual_seed(0)
+    model = GANModule(
+        SRResNet(width=4, blocks=1, output="identity", bicubic_skip=True),
+        PatchDiscriminator(width=4, n_layers=1, paired=True),
+        regularizers=[PixelLoss()],
+        conditional=True,
+        d_conditional=True,
+        adversarial_weight=adversarial_weight,
+        max_g_steps=5,
+        seed=3,
+    )
+    ev = SRMetricsEvaluator(every_n_g_steps=2, grid_rows=2)
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[ev],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(model, TinyPairs())
+    assert [r["g_steps"] for r in ev.history] == [0, 2, 4, 5]
+    assert all(r["member"] == 0 and r["seed"] == 3 for r in ev.history)
+    assert ev.history[0]["psnr"] == pytest.approx(ev.baseline["psnr"])  # bicubic skip at step 0
+    assert all(math.isfinite(r[m]) for r in ev.history for m in SRMetricsEvaluator.METRICS)
+    assert (Path(tmp_path) / "grid.png").is_file()
