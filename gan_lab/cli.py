@@ -39,6 +39,92 @@ def configure_wandb_mode() -> None:
     os.environ["WANDB_MODE"] = "offline"
 
 
+CHECKPOINT_ALIASES = ("last", "best", "hpc", "registry")
+
+
+def _writable_folder(path: str) -> bool:
+    """Whether ``path`` (or the nearest existing folder above it) takes a new entry. Tried for real
+    (a temporary folder, removed at once): ``os.access`` says yes to root everywhere."""
+    import tempfile
+
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".gan-lab-probe-"))
+    except OSError:
+        return False
+    return True
+
+
+def describe_argument_error(text: str) -> str:
+    """One line from a (nested, multi-line) jsonargparse error: the full key and what was wrong.
+
+    >>> describe_argument_error('Parser key "model.n_critic":\n  Expected a <class \'int\'>. Got value: abc')
+    'bad value for model.n_critic: expected a int, got value: abc'
+    """
+    import re
+
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    keys = [m.group(1) for line in lines if (m := re.match(r'Parser key "([^"]+)"', line))]
+    detail = next((line for line in lines if line.startswith("Expected a") or "Got value" in line), None)
+    if not keys or detail is None:
+        return lines[0] if lines else "bad arguments; see gan-lab fit --help"
+    detail = re.sub(r"<class '([\w.]+)'>", r"\1", detail).replace(". Got value", ", got value")
+    return f"bad value for {'.'.join(keys)}: {detail[0].lower()}{detail[1:]}"
+
+
+def check_checkpoint_fits(ckpt_path: str, model) -> None:
+    """Refuse a checkpoint whose weights do not fit ``model`` (another config), before any work."""
+    import torch
+
+    from gan_lab.errors import ConfigError
+
+    if not os.path.isfile(ckpt_path):
+        raise ConfigError(f"checkpoint {ckpt_path!r} not found; pass an existing .ckpt file or 'last'")
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as e:  # any failure means the file cannot be resumed from
+        raise ConfigError(
+            f"cannot read checkpoint {ckpt_path!r} ({type(e).__name__}); is it a gan_lab checkpoint?"
+        ) from None
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    shapes = [k for k in ours if k in state and tuple(ours[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        if shapes:
+            k = shapes[0]
+            what = f"{k} has shape {tuple(state[k].shape)} there but {tuple(ours[k].shape)} here"
+        elif missing:
+            what = f"it lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        else:
+            what = f"it has {unexpected[0]}, which this model lacks"
+        raise ConfigError(
+            f"checkpoint {ckpt_path!r} was trained with another config ({what}); resume with the config "
+            "saved beside it (config.yaml)"
+        )
+
+
+def preflight(model, datamodule, trainer, ckpt_path: str | None = None) -> None:
+    """Every check that can fail before training starts, each with a one-line ConfigError:
+    missing pretrained weights, data that does not fit the nets, a checkpoint of another config,
+    an output folder that cannot be written."""
+    from gan_lab.errors import ConfigError
+
+    model.check_ready()
+    model.check_data(datamodule)
+    if ckpt_path is not None and ckpt_path not in CHECKPOINT_ALIASES:
+        check_checkpoint_fits(ckpt_path, model)
+    root = trainer.default_root_dir
+    if not _writable_folder(root):
+        raise ConfigError(
+            f"output folder {root!r} is not writable; set --trainer.default_root_dir to a folder you can write"
+        )
+
+
 def build_cli(args: Sequence[str], run: bool = True):
     """The LightningCLI over :class:`~gan_lab.module.GANModule` and any LightningDataModule.
 
@@ -50,9 +136,17 @@ def build_cli(args: Sequence[str], run: bool = True):
 
     from gan_lab.module import GANModule
 
+    class GanLabCLI(LightningCLI):
+        """LightningCLI that runs :func:`preflight` and keeps the resolved config in the model."""
+
+        def before_fit(self) -> None:
+            config = self.config[self.subcommand]
+            self.model.resolved_config = self._parser(self.subcommand).dump(config, skip_none=False)
+            preflight(self.model, self.datamodule, self.trainer, config.get("ckpt_path"))
+
     argv, sys.argv = sys.argv, sys.argv[:1]  # `args` alone drives the parser
     try:
-        return LightningCLI(
+        return GanLabCLI(
             GANModule,
             L.LightningDataModule,
             subclass_mode_data=True,
@@ -89,7 +183,7 @@ def _lightning(argv: Sequence[str]) -> int:
         if cause is not None:
             return fail(cause)
         if isinstance(e, ArgumentError):
-            return fail(str(e).splitlines()[0] if str(e) else "bad arguments; see gan-lab fit --help")
+            return fail(describe_argument_error(str(e)))
         raise
     return 0
 

@@ -177,12 +177,24 @@ class GANModule(L.LightningModule):
             if hasattr(reg, "check"):
                 reg.check()
 
+    def check_data(self, datamodule) -> None:
+        """Refuse data whose channels (or 2D dims) differ from what G makes and D reads."""
+        data = getattr(datamodule, "channels", None)
+        if data is None:
+            return
+        for role, net, attrs in (
+            ("generator output", self.G, ("out_channels", "out_dim")),
+            ("discriminator input", self.D, ("in_channels", "in_dim")),
+        ):
+            size = next((getattr(net, a) for a in attrs if getattr(net, a, None) is not None), None)
+            if size is not None and size != data:
+                raise ConfigError(
+                    f"the data has {data} channels but the {role} has {size}; set the nets' channels to "
+                    f"{data} or choose data with {size} channels"
+                )
+
     def on_fit_start(self) -> None:
         self.check_ready()
-        if self.device.type == "cpu":
-            # Subnormal floats (WGAN-GP critics and Adam moments produce them) run ~30x slower on
-            # x86 CPUs; flushing them to zero is what GPUs do anyway.
-            torch.set_flush_denormal(True)
 
     @property
     def regularizer_names(self) -> list[str]:

@@ -230,10 +230,9 @@ def new_study_dir(out: str, name: str) -> Path:
 
 
 def _check_writable(out: str) -> None:
-    probe = Path(out).absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
+    from gan_lab.cli import _writable_folder
+
+    if not _writable_folder(out):
         raise ConfigError(f"output folder {out!r} is not writable; pass --out with a folder you can write")
 
 
@@ -279,7 +278,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
     from tqdm.auto import tqdm
 
-    from gan_lab.cli import build_cli, config_error_in
+    from gan_lab.cli import build_cli, config_error_in, describe_argument_error, preflight
 
     extra = list(extra or [])
     _check_writable(spec.out)
@@ -293,7 +292,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
         except (ValueError, TypeError, ArgumentError) as e:
             cause = config_error_in(e)
             if cause is None and isinstance(e, ArgumentError):
-                cause = str(e).splitlines()[0]
+                cause = describe_argument_error(str(e))
             if cause is None:
                 raise
             raise ConfigError(f"{job.label}: {cause}") from None
@@ -303,8 +302,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     for cli in clis:
         if not isinstance(find_evaluator(cli.trainer), evaluator_cls):
             raise ConfigError("every run of a study must use the same evaluator callback")
-        if hasattr(cli.model, "check_ready"):
-            cli.model.check_ready()
+        preflight(cli.model, cli.datamodule, cli.trainer)
 
     # 2. Fit, one job after another; results.csv grows as jobs finish.
     study_dir.mkdir(parents=True)

@@ -122,6 +122,11 @@ class ToyMixtureDataModule(L.LightningDataModule):
         self._generators: list[torch.Generator] | None = None
         self._pending_state: list[Tensor] | None = None
 
+    @property
+    def channels(self) -> int:
+        """Dimension of a sample (2): what G must output and D read."""
+        return int(self.mixture.means.shape[1])
+
     def setup(self, stage: str) -> None:
         module = self.trainer.lightning_module if self.trainer is not None else None
         if self.members is None:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from gan_lab.errors import ConfigError
 from gan_lab.nets.ensemble import EnsembleBatchNorm, EnsembleLinear
+from gan_lab.nets.spec import RecordsInit
 from gan_lab.seeding import member_generators, member_seeds
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}
@@ -29,7 +30,7 @@ def _check(members: int, hidden: int, layers: int, activation: str) -> None:
         raise ConfigError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
 
 
-class _EnsembleMLP(nn.Module):
+class _EnsembleMLP(RecordsInit, nn.Module):
     """Stack of EnsembleLinear (+ optional EnsembleBatchNorm) + activation, then a linear head."""
 
     def __init__(

@@ -1,0 +1,180 @@
+"""Preemption: on SIGTERM or SIGUSR1, write a resumable checkpoint at the batch boundary, then exit.
+
+How Lightning 2.6 handles these signals by itself (``trainer/connectors/signal_connector.py``):
+
+- SIGTERM: its handler only sets ``trainer.received_sigterm``; the training loop raises
+  ``SIGTERMException`` (a ``SystemExit``) at the end of the current batch. Nothing is saved.
+- SIGUSR1: handled only on SLURM with auto-requeue, where the handler writes
+  ``hpc_ckpt_<n>.ckpt`` *from inside the signal handler* (possibly between the D and the G step of
+  a batch) and requeues the job. Elsewhere SIGUSR1 keeps its default action: the process dies.
+
+This callback builds on that. For SIGTERM it reads ``trainer.received_sigterm``; for the other
+signals (SIGUSR1 by default) it installs, at train start, a handler that sets a flag and then calls
+whatever handler was there (Lightning's SLURM requeue handler, when there is one). At the end of a
+training batch (``on_train_batch_end``: both players have stepped, the counters are up to date,
+like a ``ModelCheckpoint(every_n_train_steps=...)`` save) it writes the checkpoint and lets the run
+end the way Lightning ends it on SIGTERM (``SIGTERMException``; for SIGUSR1 the callback raises it).
+
+Where: ``path`` when given, else ``last.ckpt`` (``ModelCheckpoint.CHECKPOINT_NAME_LAST``) in the
+first ``ModelCheckpoint``'s folder, which is where ``--ckpt_path last`` looks (Lightning resolves
+"last" to the newest ``last*.ckpt`` of each ModelCheckpoint's folder). The file is written beside
+the target and renamed over it, so a kill during the write leaves the previous ``last.ckpt`` whole.
+
+A SIGTERM that arrives during validation (Lightning raises inside the validation loop) is saved
+from ``on_exception`` instead, single-process runs only. Under DDP the decision to save is reduced
+over ranks each batch (one all-reduce of a flag) so that all ranks take part in the save.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Sequence
+
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from gan_lab.errors import ConfigError
+
+
+class PreemptionCheckpoint(Callback):
+    """Save a checkpoint that ``--ckpt_path last`` resumes from when the job is told to stop.
+
+    Args:
+        path: where to write the checkpoint; None: ``last.ckpt`` in the ModelCheckpoint folder
+            (``<default_root_dir>/checkpoints`` when there is none; resume it then by its path).
+        signals: the signals that trigger it, by name. ``SIGTERM`` is observed through Lightning's
+            own handler; every other one gets a chained handler for the duration of training.
+
+    Attributes:
+        saved: ``(signal name, path, global_step)`` of the last preemption save, or None.
+    """
+
+    def __init__(self, path: str | None = None, signals: Sequence[str] = ("SIGTERM", "SIGUSR1")) -> None:
+        super().__init__()
+        names = [signals] if isinstance(signals, str) else list(signals)
+        for name in names:
+            if not isinstance(getattr(signal, str(name), None), signal.Signals) or name in ("SIGKILL", "SIGSTOP"):
+                raise ConfigError(f"PreemptionCheckpoint: {name!r} is not a signal that can be caught")
+        self.path = None if path is None else os.fspath(path)
+        self.signals = tuple(names)
+        self.saved: tuple[str, str, int] | None = None
+        self._received: str | None = None
+        self._previous: dict[signal.Signals, object] = {}
+        self._handler = self._on_signal  # one bound method, so that it can be recognised later
+        self._training = False
+
+    # ------------------------------------------------------------------------------------------
+    # Signal handlers (other than SIGTERM, which Lightning owns)
+    # ------------------------------------------------------------------------------------------
+
+    def _on_signal(self, signum, frame) -> None:
+        self._received = signal.Signals(signum).name
+        previous = self._previous.get(signal.Signals(signum))
+        if callable(previous):
+            previous(signum, frame)
+
+    def _install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            rank_zero_warn("PreemptionCheckpoint: not in the main thread, so only SIGTERM is observed")
+            return
+        for name in self.signals:
+            signum = signal.Signals[name]
+            if signum == signal.SIGTERM or signum in self._previous:
+                continue
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handler)
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) == self._handler and previous is not None:
+                signal.signal(signum, previous)
+        self._previous = {}
+
+    # ------------------------------------------------------------------------------------------
+    # Where and how
+    # ------------------------------------------------------------------------------------------
+
+    def checkpoint_path(self, trainer) -> str:
+        """The file this callback writes: ``path``, or the ModelCheckpoint folder's ``last.ckpt``."""
+        if self.path is not None:
+            return self.path
+        for cb in trainer.checkpoint_callbacks:
+            if isinstance(cb, ModelCheckpoint) and cb.dirpath:
+                name = cb.CHECKPOINT_NAME_LAST
+                if "{" in name:  # a templated last name ("{epoch}-last")
+                    metrics = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+                    return cb.format_checkpoint_name(metrics, name)
+                return os.path.join(cb.dirpath, name + cb.FILE_EXTENSION)
+        return os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
+
+    def save(self, trainer, reason: str) -> str:
+        """Write the checkpoint (all ranks call this; rank 0 writes) and return its path."""
+        path = self.checkpoint_path(trainer)
+        for cb in trainer.checkpoint_callbacks:
+            # The ModelCheckpoint that owns `last.ckpt` records it as its own (it is part of the
+            # saved state), so that it overwrites this file later instead of writing last-v1.ckpt.
+            if isinstance(cb, ModelCheckpoint) and cb.save_last and cb.dirpath:
+                if os.path.dirname(os.path.abspath(path)) == os.path.abspath(cb.dirpath):
+                    cb.last_model_path = path
+        local = "://" not in path
+        target = f"{path}.partial" if local else path
+        trainer.save_checkpoint(target)  # ends with a barrier
+        if local and trainer.is_global_zero:
+            os.replace(target, path)
+        self.saved = (reason, path, trainer.global_step)
+        module = trainer.lightning_module
+        counters = f"g_steps={getattr(module, 'g_steps', '?')}, d_steps={getattr(module, 'd_steps', '?')}"
+        rank_zero_info(
+            f"{reason}: saved {path} ({counters}, global_step={trainer.global_step}); "
+            "resume with --ckpt_path last (or this path)"
+        )
+        return path
+
+    # ------------------------------------------------------------------------------------------
+    # Hooks
+    # ------------------------------------------------------------------------------------------
+
+    def _requested(self, trainer) -> str | None:
+        if self._received is not None:
+            return self._received
+        if "SIGTERM" in self.signals and trainer.received_sigterm:
+            return "SIGTERM"
+        return None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # After Lightning registered its handlers (it does so after on_fit_start), so they chain.
+        self._training = True
+        self._install()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        reason = self._requested(trainer)
+        if not trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
+            return
+        self.save(trainer, reason or "preemption on another rank")
+        if not trainer.received_sigterm:
+            # End the run as Lightning ends it on SIGTERM (it raises at the end of this batch).
+            raise SIGTERMException(f"{reason}: checkpoint saved")
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        try:
+            if (
+                isinstance(exception, SIGTERMException)
+                and self._training
+                and trainer.world_size == 1
+                and self._requested(trainer) is not None
+                and (self.saved is None or self.saved[2] != trainer.global_step)
+            ):
+                self.save(trainer, self._requested(trainer) or "SIGTERM")
+        finally:
+            self._training = False
+            self._restore()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._training = False
+        self._restore()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._restore()

@@ -1,0 +1,215 @@
+"""Net specs: enough to rebuild a net from a checkpoint without the training stack.
+
+A net that inherits :class:`RecordsInit` remembers the arguments it was constructed with (defaults
+applied) as ``init_args``; :func:`net_spec` turns that into plain data,
+
+    {"class_path": "gan_lab.nets.toy.ToyGenerator", "init_args": {"members": 4, "z_dim": 2, ...}}
+
+which :class:`~gan_lab.module.GANModule` stores in its hyper-parameters, so that ``gan-lab sample``
+can rebuild G from a checkpoint loaded with ``torch.load(weights_only=True)`` and then load its
+weights. :func:`build_net` does the rebuilding, and refuses class paths outside an allow-list
+(``gan_lab.`` by default): importing a module named by a file someone sent you runs that module's
+code, which is exactly what loading weights only is meant to avoid.
+
+>>> from torch import nn
+>>> class Tiny(RecordsInit, nn.Module):
+...     def __init__(self, width: int = 4, bias: bool = True) -> None:
+...         super().__init__()
+...         self.fc = nn.Linear(2, width, bias=bias)
+>>> Tiny(8).init_args
+{'width': 8, 'bias': True}
+>>> net_spec(Tiny(8))["init_args"]
+{'width': 8, 'bias': True}
+>>> net_spec(nn.Linear(2, 2)) is None  # does not record its arguments
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from gan_lab.errors import ConfigError
+
+#: Modules whose classes :func:`build_net` may import and instantiate by default.
+DEFAULT_ALLOWED_PREFIXES = ("gan_lab.",)
+
+_DEPTH = "_records_init_depth"  # per-instance nesting depth of recorded __init__ calls
+_PLAIN = (type(None), bool, int, float, str)
+
+
+class RecordsInit:
+    """Mixin that stores the bound constructor arguments (defaults applied) as ``self.init_args``.
+
+    Every subclass that defines ``__init__`` gets it wrapped (``__init_subclass__``). When a
+    subclass calls ``super().__init__(...)``, the *outermost* call's arguments win: ``init_args``
+    is what the user passed to the class they instantiated, i.e. what rebuilds the same net.
+    ``**kwargs`` are flattened into ``init_args``; a constructor called with extra positional
+    arguments (``*args``) or with positional-only parameters cannot be replayed by keyword, and
+    ``init_args`` is then None.
+
+    Put it before ``nn.Module`` in the bases (``class Net(RecordsInit, nn.Module)``); it adds no
+    parameters and no state_dict entries.
+    """
+
+    init_args: dict[str, Any] | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_records_init", False):
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            depth = self.__dict__.get(_DEPTH, 0)
+            object.__setattr__(self, _DEPTH, depth + 1)
+            try:
+                init(self, *args, **kw)
+            finally:
+                if depth:
+                    object.__setattr__(self, _DEPTH, depth)
+                else:
+                    self.__dict__.pop(_DEPTH, None)
+            if depth == 0:  # the outermost constructor: record what the caller passed
+                object.__setattr__(self, "init_args", _bind(signature, self, args, kw))
+
+        __init__._records_init = True  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _bind(signature: inspect.Signature, self: object, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    bound = signature.bind(self, *args, **kwargs)
+    bound.apply_defaults()
+    out: dict[str, Any] = {}
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        if i == 0:  # self
+            continue
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is inspect.Parameter.POSITIONAL_ONLY:
+            return None
+        else:
+            out[name] = value
+    return out
+
+
+def class_path(cls: type) -> str:
+    """``"module.Qualname"`` of a class, as YAML configs and :func:`build_net` name it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _as_data(value: Any, where: str) -> Any:
+    """``value`` as plain data that ``torch.load(weights_only=True)`` reads back: None, bool, int,
+    float, str, lists / tuples / dicts of them, and recording nets as nested specs."""
+    if isinstance(value, _PLAIN):
+        return value
+    if type(value) in (list, tuple):
+        return type(value)(_as_data(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _as_data(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, nn.Module):
+        spec = net_spec(value)
+        if spec is not None:
+            return spec
+    raise TypeError(f"{where} is a {type(value).__name__}, not plain data")
+
+
+def net_spec(net: nn.Module) -> dict[str, Any] | None:
+    """``{"class_path": ..., "init_args": {...}}`` of a net that records its constructor
+    arguments (:class:`RecordsInit`), or None when it does not (a warning then says why, if the
+    net records but its arguments are not plain data)."""
+    init_args = getattr(net, "init_args", None)
+    if not isinstance(net, RecordsInit) or init_args is None:
+        return None
+    path = class_path(type(net))
+    try:
+        data = _as_data(dict(init_args), "init_args")
+    except TypeError as e:
+        warnings.warn(f"{path}: no net spec recorded ({e}); it cannot be rebuilt from a checkpoint", stacklevel=2)
+        return None
+    return {"class_path": path, "init_args": data}
+
+
+def _is_spec(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"class_path", "init_args"}
+
+
+def _allowed(path: str, prefixes: Sequence[str]) -> bool:
+    return any(path.startswith(p) or path == p.rstrip(".") for p in prefixes)
+
+
+def _resolve(path: str, prefixes: Sequence[str]) -> type:
+    """Import the longest module prefix of ``path`` and walk the rest as attributes."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:i])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                raise ConfigError(f"net class {path!r} not found: {module_name!r} has no {attr!r}")
+            obj = getattr(obj, attr)
+        break
+    else:
+        raise ConfigError(f"net class {path!r} not found: no module of that name can be imported")
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise ConfigError(f"net class_path {path!r} is not an nn.Module subclass; refusing to call it")
+    if not _allowed(class_path(obj), prefixes):  # e.g. gan_lab.nets.toy.torch.nn.Transformer
+        raise ConfigError(
+            f"net class_path {path!r} resolves to {class_path(obj)!r}, outside the allowed modules "
+            f"({', '.join(prefixes)}); refusing to build it"
+        )
+    return obj
+
+
+def build_net(spec: dict[str, Any], allowed_prefixes: Sequence[str] = DEFAULT_ALLOWED_PREFIXES) -> nn.Module:
+    """Instantiate ``spec["class_path"](**spec["init_args"])`` (nested specs in ``init_args`` are
+    built too), with its freshly initialised weights: load a state_dict into it afterwards.
+
+    Raises:
+        ConfigError: (one line) for a malformed spec, a class path outside ``allowed_prefixes``
+            (checked *before* anything is imported), a class that is not an ``nn.Module``
+            subclass, or arguments the class rejects.
+
+    >>> build_net({"class_path": "gan_lab.nets.toy.ToyGenerator", "init_args": {"hidden": 8}}).z_dim
+    2
+    >>> build_net({"class_path": "os.system", "init_args": {}})
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: net class_path 'os.system' is outside the allowed modules (gan_lab.); refusing to import it
+    """
+    if not _is_spec(spec) or not isinstance(spec["class_path"], str) or not isinstance(spec["init_args"], dict):
+        raise ConfigError(
+            "a net spec must be {'class_path': 'module.Class', 'init_args': {...}}, got "
+            f"{type(spec).__name__} {sorted(spec) if isinstance(spec, dict) else ''}".rstrip()
+        )
+    path = spec["class_path"]
+    if not _allowed(path, allowed_prefixes) or any(not p.isidentifier() for p in path.split(".")):
+        raise ConfigError(
+            f"net class_path {path!r} is outside the allowed modules ({', '.join(allowed_prefixes)}); "
+            "refusing to import it"
+        )
+    cls = _resolve(path, allowed_prefixes)
+    init_args = {
+        k: build_net(v, allowed_prefixes) if _is_spec(v) else v for k, v in spec["init_args"].items()
+    }
+    try:
+        return cls(**init_args)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cannot build {path} from its spec: {e}") from e

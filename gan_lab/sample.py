@@ -1,0 +1,276 @@
+"""``gan-lab sample``: samples from a checkpoint's generator, without the training stack.
+
+    gan-lab sample --ckpt runs/fit/checkpoints/last.ckpt --n 64 --out grid.png
+    gan-lab sample --ckpt last.ckpt --n 2500 --out ring.png --npz ring.npz --seed 1 --member 2
+
+The checkpoint is read with ``torch.load(weights_only=True)``: tensors and plain data only, so no
+code pickled into the file runs (a file that holds other Python objects is refused). G is rebuilt
+from the spec the module stores in ``hyper_parameters["generator"]`` (see
+:mod:`gan_lab.nets.spec`; class paths outside ``gan_lab.`` are refused), its weights are the
+``G_ema.`` entries of the state_dict (``--ema``, the default when the run kept an EMA) or the ``G.``
+entries (``--no-ema``), and it runs in eval mode on the CPU. No dataset, logger or W&B is touched.
+
+Noise: ``z ~ N(0, I)`` of shape ``(n, z_dim)`` from a ``torch.Generator`` seeded ``--seed``; an
+ensemble G (``members`` E in its spec) gets the same noise for every member, ``(E, n, z_dim)``,
+and ``--member K`` keeps member K's samples only.
+
+Output: 2D samples ``(..., n, 2)`` as a scatter plot (one colour per member); images
+``(n, C, H, W)`` in [-1, 1] as a grid (one row per member for an ensemble). ``--npz`` also writes
+``samples``, ``z`` and ``seed`` (and ``member``, ``ema``) as arrays.
+
+Bad input (a missing or foreign file, a file with arbitrary Python objects, no generator spec, a
+class outside gan_lab, ``--n < 1``, an output folder that cannot be written) ends with exit code 2
+and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pickle
+import re
+import sys
+import warnings
+import zipfile
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from gan_lab.cli import fail
+from gan_lab.errors import ConfigError
+from gan_lab.nets.spec import DEFAULT_ALLOWED_PREFIXES, build_net
+
+#: Modules whose net classes a checkpoint's generator spec may name.
+ALLOWED_PREFIXES: tuple[str, ...] = DEFAULT_ALLOWED_PREFIXES
+
+
+class _BadInput(Exception):
+    """One line for :func:`gan_lab.cli.fail`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage + message and exit
+        raise _BadInput(f"{message} (see gan-lab sample --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="gan-lab sample", description="Samples from a checkpoint's generator.")
+    p.add_argument("--ckpt", required=True, help="Lightning checkpoint (.ckpt) of a GANModule run")
+    p.add_argument("--n", type=int, default=64, help="number of samples (per member); default 64")
+    p.add_argument("--out", default="grid.png", help="PNG to write; default grid.png")
+    p.add_argument("--npz", default=None, help="also write samples, z and seed to this .npz")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise; default 0")
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample G_ema (default when the checkpoint has one) or G (--no-ema)",
+    )
+    p.add_argument("--member", type=int, default=None, help="ensemble member K only (default: all)")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------
+
+
+def _refusal_detail(message: str) -> str:
+    """The line of torch's weights-only error that names what was refused."""
+    for pattern in (r"unsupported GLOBAL [^\s]+", r"Unsupported global: GLOBAL [^\s]+", r"Unsupported [^\n]+"):
+        m = re.search(pattern, message, flags=re.IGNORECASE)
+        if m:
+            return m.group(0).rstrip(" .")
+    return "objects other than tensors and plain data"
+
+
+def load_checkpoint(path: str) -> dict:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors."""
+    if not os.path.exists(path):
+        raise _BadInput(f"checkpoint {path} does not exist")
+    if os.path.isdir(path):
+        raise _BadInput(f"checkpoint {path} is a folder, not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": one line only
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if "Weights only load failed" in text and re.search(r"GLOBAL|Unsupported", text):
+            raise _BadInput(
+                f"refused {path}: it holds arbitrary Python objects ({_refusal_detail(text)}), which would "
+                "run code if unpickled; gan-lab sample loads weights only (torch.load weights_only=True)"
+            ) from None
+        raise _BadInput(f"{path} is not a checkpoint torch can read ({text.splitlines()[-1][:120]})") from None
+    except Exception as e:  # zip / EOF / key errors of a file that is not a torch file
+        kind = "a zip archive, but not a torch checkpoint" if zipfile.is_zipfile(path) else "not a checkpoint"
+        raise _BadInput(f"{path} is {kind} ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise _BadInput(f"{path} is not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def generator_from_checkpoint(ckpt: dict, path: str, ema: bool | None) -> tuple[torch.nn.Module, bool]:
+    """G rebuilt from its spec with the ``G_ema.`` (``ema``) or ``G.`` weights, in eval mode.
+    ``ema=None`` takes G_ema when the checkpoint has one. Returns ``(G, used_ema)``."""
+    hparams = ckpt.get("hyper_parameters") or {}
+    spec = hparams.get("generator") if isinstance(hparams, dict) else None
+    if spec is None:
+        raise _BadInput(
+            f"{path} holds no generator spec (hyper_parameters['generator']): it was written before "
+            "gan_lab stored one, or its generator does not record its arguments (gan_lab.nets.spec.RecordsInit)"
+        )
+    state = ckpt["state_dict"]
+    has_ema = any(k.startswith("G_ema.") for k in state)
+    if ema and not has_ema:
+        raise _BadInput(f"--ema: {path} keeps no G_ema (the run had no model.ema_beta); use --no-ema")
+    use_ema = has_ema if ema is None else bool(ema)
+    prefix = "G_ema." if use_ema else "G."
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not weights:
+        raise _BadInput(f"{path} holds no {prefix}* weights in its state_dict")
+    try:
+        G = build_net(spec, ALLOWED_PREFIXES)
+        G.load_state_dict(weights, strict=True)
+    except ConfigError as e:
+        raise _BadInput(str(e)) from None
+    except RuntimeError as e:  # missing / unexpected keys, shape mismatch
+        raise _BadInput(f"{prefix}* weights of {path} do not fit {spec.get('class_path')}: {str(e).splitlines()[0]}")
+    return G.eval(), use_ema
+
+
+def sample_noise(G: torch.nn.Module, n: int, seed: int) -> Tensor:
+    """``z (n, z_dim)``, or ``(E, n, z_dim)`` (the same noise for every member) for an ensemble G."""
+    z_dim = getattr(G, "z_dim", None)
+    if not isinstance(z_dim, int) or z_dim < 1:
+        raise _BadInput(
+            f"{type(G).__name__} has no noise input (z_dim={z_dim!r}); gan-lab sample draws from "
+            "unconditional generators only"
+        )
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
+    members = (getattr(G, "init_args", None) or {}).get("members", getattr(G, "members", None))
+    if members is not None:
+        z = z.expand(int(members), -1, -1).contiguous()  # (E, n, z_dim)
+    return z
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------------
+
+
+def save_scatter(samples: Tensor, path: str, title: str, members: Sequence[int]) -> None:
+    """2D samples ``(E, n, 2)`` as a scatter plot, one colour per member."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for k, xy in zip(members, samples.numpy(), strict=True):
+        xy = xy[torch.isfinite(torch.from_numpy(xy)).all(1).numpy()]
+        ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.5, color=f"C{k % 10}", label=f"member {k}")
+    if len(members) > 1:
+        ax.legend(fontsize=7, markerscale=3, loc="upper right")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_grid(images: Tensor, path: str, nrow: int) -> None:
+    """Images ``(N, C, H, W)`` in [-1, 1] as one grid PNG, ``nrow`` images per row."""
+    from torchvision.utils import make_grid, save_image
+
+    grid = make_grid(images.clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
+    save_image(grid, path)
+
+
+def _check_writable(path: str, flag: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise _BadInput(f"{flag} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise _BadInput(f"{flag} {path}: folder {folder} is not writable")
+    if os.path.isdir(path):
+        raise _BadInput(f"{flag} {path} is a folder; give a file name")
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+# ----------------------------------------------------------------------------------------------
+
+
+def _run(argv: Sequence[str]) -> str:
+    args = build_parser().parse_args(list(argv))
+    if args.n < 1:
+        raise _BadInput(f"--n must be >= 1, got {args.n}")
+    if args.member is not None and args.member < 0:
+        raise _BadInput(f"--member must be >= 0, got {args.member}")
+    _check_writable(args.out, "--out")
+    if args.npz:
+        _check_writable(args.npz, "--npz")
+
+    ckpt = load_checkpoint(args.ckpt)
+    G, used_ema = generator_from_checkpoint(ckpt, args.ckpt, args.ema)
+    z = sample_noise(G, args.n, args.seed)
+    ensemble = z.dim() == 3
+    if args.member is not None:
+        if not ensemble:
+            raise _BadInput("--member applies to ensemble generators only; this one has no members")
+        if args.member >= z.shape[0]:
+            raise _BadInput(f"--member {args.member} is out of range: the generator has {z.shape[0]} members")
+    with torch.no_grad():
+        samples = G(z).float()
+    members = list(range(z.shape[0])) if ensemble else [0]
+    if args.member is not None:
+        samples, z, members = samples[args.member], z[args.member], [args.member]  # (n, ...)
+    stacked = samples if (ensemble and args.member is None) else samples.unsqueeze(0)  # (E', n, ...)
+
+    name = "G_ema" if used_ema else "G"
+    try:
+        if stacked.dim() == 3 and stacked.shape[-1] == 2:
+            who = f"member {args.member}" if args.member is not None else f"{len(members)} member(s)"
+            title = f"{args.n} samples x {who} from {name}, seed {args.seed}\n{os.path.basename(args.ckpt)}"
+            save_scatter(stacked, args.out, title, members)
+        elif stacked.dim() == 5 and stacked.shape[2] in (1, 3):
+            save_grid(stacked.flatten(0, 1), args.out, nrow=args.n if len(members) > 1 else round(math.sqrt(args.n)))
+        else:
+            raise _BadInput(
+                f"cannot draw samples of shape {tuple(samples.shape)}: expected 2D points (..., n, 2) "
+                "or images (n, C, H, W) with C = 1 or 3"
+            )
+        if args.npz:
+            import numpy as np
+
+            np.savez(
+                args.npz,
+                samples=samples.numpy(),
+                z=z.numpy(),
+                seed=np.int64(args.seed),
+                member=np.int64(-1 if args.member is None else args.member),
+                ema=np.bool_(used_ema),
+            )
+    except OSError as e:
+        raise _BadInput(f"cannot write the output: {e}") from None
+    extra = f" and {args.npz}" if args.npz else ""
+    return f"wrote {args.out}{extra}: {args.n} samples x {len(members)} member(s) from {name}, seed {args.seed}"
+
+
+def sample_main(argv: Sequence[str]) -> int:
+    """``gan-lab sample ...``; returns the exit code (0, or 2 with one line on stderr)."""
+    try:
+        print(_run(argv))
+    except _BadInput as e:
+        return fail(str(e))
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(sample_main(sys.argv[1:]))
