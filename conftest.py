@@ -2,6 +2,7 @@
 
 import os
 
+import lightning.pytorch  # noqa: F401  (its log handlers bind to the real stderr, not a test's capsys)
 import pytest
 import torch
 

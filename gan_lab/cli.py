@@ -139,6 +139,12 @@ def build_cli(args: Sequence[str], run: bool = True):
     class GanLabCLI(LightningCLI):
         """LightningCLI that runs :func:`preflight` and keeps the resolved config in the model."""
 
+        def _parse_ckpt_path(self) -> None:
+            # LightningCLI would overwrite the given config with the checkpoint's hyper-parameters.
+            # Here the config given is the one that runs; `preflight` refuses a checkpoint that
+            # does not fit it, with one line.
+            return
+
         def before_fit(self) -> None:
             config = self.config[self.subcommand]
             self.model.resolved_config = self._parser(self.subcommand).dump(config, skip_none=False)

@@ -1,0 +1,140 @@
+"""Bad input: exit code 2, one line naming the problem and what to do, before any training, and
+nothing that exists is overwritten. One test per case (issue 4); cases of paired image data live
+in tests/test_bad_input_images.py."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_lab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "--config",
+    str(ROOT / "experiments/toy/ring8.yaml"),
+    "--model.generator.init_args.hidden=8",
+    "--model.generator.init_args.layers=1",
+    "--model.discriminator.init_args.hidden=8",
+    "--model.discriminator.init_args.layers=1",
+    "--data.init_args.batch_size=16",
+    "--trainer.logger=false",
+    "--trainer.enable_progress_bar=false",
+    "--model.max_g_steps=2",
+]
+
+
+def run_bad(tmp_path, capsys, *extra, root=None):
+    root = root or tmp_path / "run"
+    code = main(["fit", *SMALL, f"--trainer.default_root_dir={root}", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("gan-lab: error: ") and "Traceback" not in err
+    return err
+
+
+def yaml(tmp_path, text):
+    path = tmp_path / "extra.yaml"
+    path.write_text(text)
+    return ["--config", str(path)]
+
+
+def test_unknown_objective(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, "--model.objective=wgan")
+    assert "unknown objective 'wgan'; valid objectives: hinge, least_squares, minimax" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_regularizer(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, "--model.regularizers=[gp]")
+    assert "unknown regularizer 'gp'" in err and "wgan_gp" in err
+
+
+def test_unknown_dataset(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, "--data.init_args.name=ring80")
+    assert "unknown dataset 'ring80'" in err and "grid25" in err
+
+
+def test_negative_weight(tmp_path, capsys):
+    extra = yaml(
+        tmp_path,
+        "model:\n  regularizers:\n    - {class_path: gan_lab.regularizers.WGANGP, init_args: {weight: -10}}\n",
+    )
+    assert "wgan_gp weight must be a number >= 0, got -10" in run_bad(tmp_path, capsys, *extra)
+
+
+def test_non_numeric_weight(tmp_path, capsys):
+    extra = yaml(
+        tmp_path,
+        "model:\n  regularizers:\n    - {class_path: gan_lab.regularizers.R1, init_args: {weight: ten}}\n",
+    )
+    assert "bad value for model.regularizers.weight: expected a float, got value: ten" in run_bad(
+        tmp_path, capsys, *extra
+    )
+
+
+def test_n_critic_zero(tmp_path, capsys):
+    assert "n_critic must be an integer >= 1" in run_bad(tmp_path, capsys, "--model.n_critic=0")
+
+
+def test_weight_clipping_with_gradient_penalty(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, "--model.regularizers=[weight_clipping, r1]")
+    assert "weight clipping and the gradient penalty 'r1'" in err and "keep one" in err
+
+
+def test_paired_only_term_in_unconditional_run(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, "--model.regularizers=[sobel_edge]")
+    assert "'sobel_edge' needs a paired target, but this run is unconditional" in err
+
+
+def test_data_channels_differ_from_nets(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, "--model.generator.init_args.out_dim=3")
+    assert "the data has 2 channels but the generator output has 3" in err
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    err = run_bad(tmp_path, capsys, root=blocker / "run")
+    assert "is not writable" in err
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, f"--ckpt_path={tmp_path / 'nope.ckpt'}")
+    assert "nope.ckpt' not found" in err
+
+
+def test_resume_from_checkpoint_of_incompatible_config(tmp_path, capsys):
+    done = tmp_path / "done"
+    assert main(["fit", *SMALL, f"--trainer.default_root_dir={done}"]) == 0
+    (ckpt,) = done.glob("**/*.ckpt")
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    capsys.readouterr()
+    err = run_bad(tmp_path, capsys, "--model.generator.init_args.hidden=12", f"--ckpt_path={ckpt}")
+    assert "was trained with another config" in err and "shape" in err and "config.yaml" in err
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == digest
+    assert not (tmp_path / "run").exists()
+
+
+def test_not_a_checkpoint(tmp_path, capsys):
+    bogus = tmp_path / "bogus.ckpt"
+    bogus.write_bytes(b"not a checkpoint")
+    assert "cannot read checkpoint" in run_bad(tmp_path, capsys, f"--ckpt_path={bogus}")
+
+
+def test_unknown_argument(tmp_path, capsys):
+    assert "max_stepz" in run_bad(tmp_path, capsys, "--trainer.max_stepz=3")
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5"])
+def test_non_integer_n_critic(tmp_path, capsys, value):
+    assert "model.n_critic" in run_bad(tmp_path, capsys, f"--model.n_critic={value}")
+
+
+def test_good_input_still_runs(tmp_path):
+    """The control: the same arguments without the fault train."""
+    assert main(["fit", *SMALL, f"--trainer.default_root_dir={tmp_path}"]) == 0
+    assert torch.load(next(tmp_path.glob("**/*.ckpt")), weights_only=True)["gan_lab"]["g_steps"] == 2
