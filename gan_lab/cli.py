@@ -1,4 +1,4 @@
-"""The ``gan-lab`` command: ``fit`` / ``validate`` through LightningCLI, ``study``, ``report``.
+"""The ``gan-lab`` command: ``fit`` through LightningCLI, ``study``, ``report``, ``sample``, ``bench``.
 
     gan-lab fit --config experiments/toy/ring8.yaml --model.objective hinge
     gan-lab fit --config experiments/toy/ring8.yaml --print_config      # the resolved config
@@ -160,6 +160,8 @@ def build_cli(args: Sequence[str], run: bool = True):
             run=run,
             auto_configure_optimizers=False,
             parser_kwargs={"exit_on_error": False},
+            # A resumed run writes its config where the first one did; otherwise never overwrite.
+            save_config_kwargs={"overwrite": any(a.startswith("--ckpt_path") for a in args)},
         )
     finally:
         sys.argv = argv
@@ -179,11 +181,19 @@ def config_error_in(exc: BaseException):
     return None
 
 
+#: exit status of a fit stopped by SIGTERM (128 + 15), so that schedulers see it did not finish
+EXIT_TERMINATED = 143
+
+
 def _lightning(argv: Sequence[str]) -> int:
     from jsonargparse import ArgumentError
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     try:
         build_cli(argv, run=True)
+    except SIGTERMException:
+        print("gan-lab: stopped by SIGTERM; resume with --ckpt_path last", file=sys.stderr)
+        return EXIT_TERMINATED
     except (ValueError, TypeError, ArgumentError) as e:
         cause = config_error_in(e)
         if cause is not None:
@@ -203,17 +213,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__.strip())
         return 0
     command, rest = argv[0], argv[1:]
-    if command in ("fit", "validate"):
+    if command == "fit":
         return _lightning(argv)
     if command == "study":
         from gan_lab.study import study_main
 
         return study_main(rest)
+    if command == "bench":
+        from gan_lab.bench import bench_main
+
+        return bench_main(rest)
     if command == "report":
         from gan_lab.study import report_main
 
         return report_main(rest)
-    return fail(f"unknown command {command!r}; valid commands: fit, validate, study, report")
+    if command == "sample":
+        from gan_lab.sample import sample_main
+
+        return sample_main(rest)
+    return fail(f"unknown command {command!r}; valid commands: fit, study, report, sample")
 
 
 if __name__ == "__main__":  # pragma: no cover

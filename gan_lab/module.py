@@ -30,6 +30,7 @@ from torch.optim import Optimizer
 from gan_lab.errors import ConfigError, check_weight
 from gan_lab.losses import Objective, get_objective
 from gan_lab.nets.ema import ema_update_, make_ema
+from gan_lab.nets.spec import net_spec
 from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
 from gan_lab.seeding import (
     generator_states,
@@ -42,6 +43,11 @@ from gan_lab.seeding import (
 )
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+
+#: Offset of the penalty streams (WGAN-GP's ε, DRAGAN's α, u) from the noise streams' seeds.
+PENALTY_STREAM_OFFSET = 104_729
+#: Seed offset between DDP ranks (rank r's streams: seed + RANK_SEED_STRIDE · r).
+RANK_SEED_STRIDE = 7_919
 
 #: Adam with DCGAN's β1 = 0.5, the usual default of GAN papers (Radford et al., 2016).
 default_adam: OptimizerFactory = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -91,6 +97,11 @@ class GANModule(L.LightningModule):
         adversarial_weight: multiplier of G's adversarial loss. 0 switches the adversarial game
             off (no D steps): G then trains on its regularizers alone, e.g. a pixel-loss baseline.
         max_g_steps: stop training after this many G steps (None: Trainer's limits only).
+        gradient_clip_val: if set, clip each player's gradient norm (2-norm over that player's
+            parameters) to this value before its optimizer step. It runs in
+            ``on_before_optimizer_step``, after a 16-mixed GradScaler has unscaled the gradients,
+            so it always acts on true gradients. (``Trainer(gradient_clip_val=...)`` is refused
+            by Lightning under manual optimization.)
         seed: base seed. Member ``k`` of an ensemble draws its initial weights and its noise from
             seed ``seed + k`` (see :mod:`gan_lab.seeding`); nets exposing ``reset_parameters(seeds)``
             are re-initialised from it.
@@ -116,6 +127,7 @@ class GANModule(L.LightningModule):
         conditional: bool = False,
         d_conditional: bool = False,
         adversarial_weight: float = 1.0,
+        gradient_clip_val: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -136,6 +148,9 @@ class GANModule(L.LightningModule):
         self.optimizer_g = optimizer_g or default_adam
         self.optimizer_d = optimizer_d or default_adam
         self.max_g_steps = max_g_steps
+        self.gradient_clip_val = (
+            None if gradient_clip_val is None else check_weight("gradient_clip_val", gradient_clip_val)
+        )
 
         self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
         self.constraints = nn.ModuleList([r for r in regs if isinstance(r, Constraint)])
@@ -148,9 +163,13 @@ class GANModule(L.LightningModule):
         self.G_ema = make_ema(self.G) if ema_beta is not None else None
         self._noise_generators: list[torch.Generator] | None = None
         self._pending_noise_state: list[Tensor] | None = None
+        self._penalty_generators: list[torch.Generator] | None = None
+        self._pending_penalty_state: list[Tensor] | None = None
         self._pending_rng_state: dict | None = None
         #: the run's resolved config (YAML text), set by the CLI and kept in every checkpoint
         self.resolved_config: str | None = None
+        #: this step's loss terms (detached), for the divergence guard
+        self.last_losses: dict[str, Tensor] = {}
         self.save_hyperparameters(
             {
                 "objective": self.objective.name,
@@ -161,6 +180,8 @@ class GANModule(L.LightningModule):
                 "members": self.members,
                 "conditional": conditional,
                 "d_conditional": d_conditional,
+                # what `gan-lab sample` rebuilds G from, without the training stack
+                "generator": net_spec(generator),
             }
         )
 
@@ -207,13 +228,46 @@ class GANModule(L.LightningModule):
     def _noise_gens(self) -> list[torch.Generator]:
         if self._noise_generators is None or self._noise_generators[0].device != self.device:
             seeds = [
-                s + 7_919 * self.global_rank for s in member_seeds(self.seed, self.members or 1, "noise")
+                s + RANK_SEED_STRIDE * self.global_rank
+                for s in member_seeds(self.seed, self.members or 1, "noise")
             ]
             self._noise_generators = member_generators(seeds, self.device)
             if self._pending_noise_state is not None:
                 set_generator_states(self._noise_generators, self._pending_noise_state)
                 self._pending_noise_state = None
         return self._noise_generators
+
+    def _penalty_gens(self) -> list[torch.Generator]:
+        if self._penalty_generators is None or self._penalty_generators[0].device != self.device:
+            seeds = [
+                s + PENALTY_STREAM_OFFSET + RANK_SEED_STRIDE * self.global_rank
+                for s in member_seeds(self.seed, self.members or 1, "noise")
+            ]
+            self._penalty_generators = member_generators(seeds, self.device)
+            if self._pending_penalty_state is not None:
+                set_generator_states(self._penalty_generators, self._pending_penalty_state)
+                self._pending_penalty_state = None
+        return self._penalty_generators
+
+    def sample_uniform(self, shape: tuple[int, ...]) -> Tensor:
+        """``U[0, 1)`` draws of ``shape`` (leading ``(E, B)`` or ``(B,)``) for the penalties' random
+        points, member ``k`` from its own stream; each DDP rank has its own streams."""
+        gens = self._penalty_gens()
+        if self.members is None:
+            return torch.rand(shape, generator=gens[0], device=self.device)
+        return torch.stack([torch.rand(shape[1:], generator=g, device=self.device) for g in gens])
+
+    @property
+    def grad_scaler(self):
+        """The 16-mixed GradScaler of the Trainer's precision plugin, or None."""
+        trainer = self._trainer
+        return getattr(trainer.precision_plugin, "scaler", None) if trainer is not None else None
+
+    def penalty_inputs(self, D, real: Tensor, fake: Tensor, **kw) -> PenaltyInputs:
+        """What the penalties of this step see: with this module's random streams and scaler."""
+        return PenaltyInputs(
+            D, real, fake, self.batch_ndim, rand=self.sample_uniform, grad_scaler=self.grad_scaler, **kw
+        )
 
     def sample_noise(self, batch_size: int) -> Tensor:
         """``z ~ N(0, I)``: ``(E, B, z_dim)`` for an ensemble, ``(B, z_dim)`` otherwise."""
@@ -276,10 +330,10 @@ class GANModule(L.LightningModule):
         for reg in self._regs(player, lazy=True):
             if step % reg.every == 0:
                 term = reg.weight * reg.every * reduce_members(reg.penalty(inputs))
+                logs[f"{player.lower()}/{reg.name}"] = term.detach() / (reg.every * (self.members or 1))
                 opt.zero_grad(set_to_none=True)
                 self.manual_backward(term)
                 opt.step()
-                logs[f"{player.lower()}/{reg.name}"] = term.detach() / (reg.every * (self.members or 1))
 
     def discriminator_step(self, real: Tensor, condition: Tensor | None, opt_d, batch_size: int) -> None:
         """One D update: objective + eager penalties, then any lazy penalty as its own step."""
@@ -287,9 +341,10 @@ class GANModule(L.LightningModule):
         with self.toggled_optimizer(opt_d):
             with torch.no_grad():
                 fake = self.generate_fake(batch_size, condition)
-            d_loss = self.objective.d_loss(D(real), D(fake))  # (E, B) or (B,)
+            d_loss = self.objective.d_loss(_fp32(D(real)), _fp32(D(fake)))  # (E, B) or (B,)
             logs = {"d/loss": d_loss.detach().mean()}
-            inputs = PenaltyInputs(D, real, fake, self.batch_ndim, target=real, condition=condition)
+            self.last_losses = logs  # the divergence guard names the non-finite term from it
+            inputs = self.penalty_inputs(D, real, fake, target=real, condition=condition)
             loss = self._add_penalties("D", inputs, reduce_members(d_loss), logs)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss)
@@ -306,13 +361,14 @@ class GANModule(L.LightningModule):
         with self.toggled_optimizer(opt_g):
             fake = self.generate_fake(batch_size, condition)
             logs, loss = {}, fake.new_zeros(())
+            self.last_losses = logs
             if self.adversarial_weight > 0:
-                real_logits = D(real) if self.objective.needs_real_for_g else None
-                g_loss = self.objective.g_loss(D(fake), real_logits)
+                real_logits = _fp32(D(real)) if self.objective.needs_real_for_g else None
+                g_loss = self.objective.g_loss(_fp32(D(fake)), real_logits)
                 logs["g/loss"] = g_loss.detach().mean()
                 loss = self.adversarial_weight * reduce_members(g_loss)
             target = real if self.conditional else None
-            inputs = PenaltyInputs(D, real, fake, self.batch_ndim, target=target, condition=condition)
+            inputs = self.penalty_inputs(D, real, fake, target=target, condition=condition)
             loss = self._add_penalties("G", inputs, loss, logs)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss)
@@ -349,6 +405,9 @@ class GANModule(L.LightningModule):
             "d_steps": self.d_steps,
             "g_steps": self.g_steps,
             "noise_generators": generator_states(self._noise_generators) if self._noise_generators else None,
+            "penalty_generators": (
+                generator_states(self._penalty_generators) if self._penalty_generators else None
+            ),
             "rng": global_rng_state(),
             "config": self.resolved_config,
         }
@@ -360,13 +419,70 @@ class GANModule(L.LightningModule):
         if state.get("noise_generators") is not None:
             self._pending_noise_state = [s.cpu() for s in state["noise_generators"]]
             self._noise_generators = None
+        if state.get("penalty_generators") is not None:
+            self._pending_penalty_state = [s.cpu() for s in state["penalty_generators"]]
+            self._penalty_generators = None
         # Restored at the first batch, after Lightning has set up its loops and loaders.
         self._pending_rng_state = state.get("rng")
+
+    # ------------------------------------------------------------------------------------------
+    # Scale and precision: DDP and SyncBatchNorm checks, gradient clipping on unscaled gradients
+    # ------------------------------------------------------------------------------------------
+
+    def check_trainer(self, trainer) -> None:
+        """Refuse, in one line, a Trainer this module cannot train correctly under.
+
+        - DDP without ``find_unused_parameters``: one DDP wrapper holds G and D, and each
+          backward reaches only one of them (D's step: G's fakes are drawn under no_grad; G's
+          step: D's parameters are toggled off), so DDP must be told that some parameters get
+          no gradient in a backward. (Parameters unused on every rank keep ``grad = None``.)
+        - SyncBatchNorm with a gradient penalty on D: a per-sample input gradient needs samples
+          that do not see each other, and SyncBatchNorm's backward is not twice differentiable.
+        """
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = trainer.strategy
+        gps = [r.name for r in self.penalties if r.player == "D" and r.is_gradient_penalty]
+        sync_bn = getattr(strategy, "_layer_sync", None) is not None or any(
+            isinstance(m, nn.SyncBatchNorm) for m in self.D.modules()
+        )
+        if gps and sync_bn:
+            raise ConfigError(
+                f"SyncBatchNorm cannot be combined with the gradient penalty {gps[0]!r} (its input gradient "
+                "must be per sample and SyncBatchNorm is not twice differentiable); set sync_batchnorm=False "
+                "and keep BatchNorm out of D"
+            )
+        if isinstance(strategy, DDPStrategy) and not getattr(strategy, "_ddp_kwargs", {}).get(
+            "find_unused_parameters", False
+        ):
+            method = getattr(strategy, "_start_method", "popen")
+            name = "ddp" if method == "popen" else f"ddp_{method}"
+            raise ConfigError(
+                "GANModule under DDP needs find_unused_parameters=True (each backward reaches only G or "
+                f"only D); use strategy='{name}_find_unused_parameters_true' or "
+                "DDPStrategy(find_unused_parameters=True)"
+            )
+
+    def setup(self, stage: str) -> None:
+        if self._trainer is not None and stage == "fit":
+            self.check_trainer(self.trainer)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Clip the gradient norm of the stepping player, after any GradScaler unscaled it."""
+        if self.gradient_clip_val is not None:
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if params:
+                nn.utils.clip_grad_norm_(params, self.gradient_clip_val, foreach=True)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self._pending_rng_state is not None:
             set_global_rng_state(self._pending_rng_state)
             self._pending_rng_state = None
+
+
+def _fp32(logits: Tensor) -> Tensor:
+    """Logits in float32 for the losses when autocast made them float16 / bfloat16."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
 def _check_config(

@@ -12,7 +12,8 @@ entries (``--no-ema``), and it runs in eval mode on the CPU. No dataset, logger 
 
 Noise: ``z ~ N(0, I)`` of shape ``(n, z_dim)`` from a ``torch.Generator`` seeded ``--seed``; an
 ensemble G (``members`` E in its spec) gets the same noise for every member, ``(E, n, z_dim)``,
-and ``--member K`` keeps member K's samples only.
+and ``--member K`` keeps member K's samples only. (``--seed 2024 --n 2500`` gives the fixed noise set
+that :class:`~gan_lab.callbacks.ModeCoverageEvaluator` scores by default.)
 
 Output: 2D samples ``(..., n, 2)`` as a scatter plot (one colour per member); images
 ``(n, C, H, W)`` in [-1, 1] as a grid (one row per member for an ensemble). ``--npz`` also writes
@@ -31,6 +32,7 @@ import os
 import pickle
 import re
 import sys
+import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -79,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _refusal_detail(message: str) -> str:
     """The line of torch's weights-only error that names what was refused."""
-    for pattern in (r"unsupported GLOBAL [^\s]+", r"Unsupported global: GLOBAL [^\s]+", r"Unsupported [^\n]+"):
+    for pattern in (
+        r"unsupported GLOBAL [^\s]+",
+        r"Unsupported global: GLOBAL [^\s]+",
+        r"Unsupported [^\n]+",
+    ):
         m = re.search(pattern, message, flags=re.IGNORECASE)
         if m:
             return m.group(0).rstrip(" .")
@@ -103,7 +109,9 @@ def load_checkpoint(path: str) -> dict:
                 f"refused {path}: it holds arbitrary Python objects ({_refusal_detail(text)}), which would "
                 "run code if unpickled; gan-lab sample loads weights only (torch.load weights_only=True)"
             ) from None
-        raise _BadInput(f"{path} is not a checkpoint torch can read ({text.splitlines()[-1][:120]})") from None
+        raise _BadInput(
+            f"{path} is not a checkpoint torch can read ({text.splitlines()[-1][:120]})"
+        ) from None
     except Exception as e:  # zip / EOF / key errors of a file that is not a torch file
         kind = "a zip archive, but not a torch checkpoint" if zipfile.is_zipfile(path) else "not a checkpoint"
         raise _BadInput(f"{path} is {kind} ({type(e).__name__}: {str(e)[:120]})") from None
@@ -137,7 +145,9 @@ def generator_from_checkpoint(ckpt: dict, path: str, ema: bool | None) -> tuple[
     except ConfigError as e:
         raise _BadInput(str(e)) from None
     except RuntimeError as e:  # missing / unexpected keys, shape mismatch
-        raise _BadInput(f"{prefix}* weights of {path} do not fit {spec.get('class_path')}: {str(e).splitlines()[0]}")
+        raise _BadInput(
+            f"{prefix}* weights of {path} do not fit {spec.get('class_path')}: {str(e).splitlines()[0]}"
+        ) from None
     return G.eval(), use_ema
 
 
@@ -194,10 +204,13 @@ def _check_writable(path: str, flag: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise _BadInput(f"{flag} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise _BadInput(f"{flag} {path}: folder {folder} is not writable")
     if os.path.isdir(path):
         raise _BadInput(f"{flag} {path} is a folder; give a file name")
+    try:  # tried for real: os.access says yes to root everywhere
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        raise _BadInput(f"{flag} {path}: folder {folder} is not writable") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -238,7 +251,9 @@ def _run(argv: Sequence[str]) -> str:
             title = f"{args.n} samples x {who} from {name}, seed {args.seed}\n{os.path.basename(args.ckpt)}"
             save_scatter(stacked, args.out, title, members)
         elif stacked.dim() == 5 and stacked.shape[2] in (1, 3):
-            save_grid(stacked.flatten(0, 1), args.out, nrow=args.n if len(members) > 1 else round(math.sqrt(args.n)))
+            save_grid(
+                stacked.flatten(0, 1), args.out, nrow=args.n if len(members) > 1 else round(math.sqrt(args.n))
+            )
         else:
             raise _BadInput(
                 f"cannot draw samples of shape {tuple(samples.shape)}: expected 2D points (..., n, 2) "
@@ -258,7 +273,9 @@ def _run(argv: Sequence[str]) -> str:
     except OSError as e:
         raise _BadInput(f"cannot write the output: {e}") from None
     extra = f" and {args.npz}" if args.npz else ""
-    return f"wrote {args.out}{extra}: {args.n} samples x {len(members)} member(s) from {name}, seed {args.seed}"
+    return (
+        f"wrote {args.out}{extra}: {args.n} samples x {len(members)} member(s) from {name}, seed {args.seed}"
+    )
 
 
 def sample_main(argv: Sequence[str]) -> int:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from lightning.pytorch.callbacks import Callback
 
 from gan_lab.cli import fail
 from gan_lab.errors import ConfigError
@@ -252,23 +253,17 @@ def _import(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-class _StudyProgress:
-    """A Lightning callback that advances one study-wide progress bar by G steps."""
+class StudyProgress(Callback):
+    """Advances one study-wide progress bar by the module's G steps."""
 
-    def __new__(cls, bar, label: str):
-        from lightning.pytorch.callbacks import Callback
+    def __init__(self, bar, label: str) -> None:
+        self.bar, self.label, self.seen = bar, label, 0
 
-        class Progress(Callback):
-            def __init__(self) -> None:
-                self.seen = 0
-
-            def on_train_batch_end(self, trainer, pl_module, *args) -> None:
-                if pl_module.g_steps > self.seen:
-                    bar.update(pl_module.g_steps - self.seen)
-                    self.seen = pl_module.g_steps
-                    bar.set_postfix_str(label, refresh=False)
-
-        return Progress()
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        if pl_module.g_steps > self.seen:
+            self.bar.update(pl_module.g_steps - self.seen)
+            self.seen = pl_module.g_steps
+            self.bar.set_postfix_str(self.label, refresh=False)
 
 
 def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = True) -> Path:
@@ -343,7 +338,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
                 )
             )
         trainer.loggers = loggers
-        trainer.callbacks.append(_StudyProgress(bar, name))
+        trainer.callbacks.append(StudyProgress(bar, name))
         t0 = time.perf_counter()
         trainer.fit(model, cli.datamodule)
         wall = time.perf_counter() - t0

@@ -67,9 +67,13 @@ class DivergenceGuard(Callback):
     def __init__(self, policy: str = "skip", max_consecutive: int = 10) -> None:
         super().__init__()
         if policy not in POLICIES:
-            raise ConfigError(f"unknown DivergenceGuard policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+            raise ConfigError(
+                f"unknown DivergenceGuard policy {policy!r}; valid policies: {', '.join(POLICIES)}"
+            )
         if isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int) or max_consecutive < 1:
-            raise ConfigError(f"DivergenceGuard max_consecutive must be an integer >= 1, got {max_consecutive!r}")
+            raise ConfigError(
+                f"DivergenceGuard max_consecutive must be an integer >= 1, got {max_consecutive!r}"
+            )
         self.policy, self.max_consecutive = policy, max_consecutive
         self.skipped: dict[str, int] = {}
         self.events: list[dict[str, Any]] = []
@@ -88,9 +92,12 @@ class DivergenceGuard(Callback):
         first = next((p for group in optimizer.param_groups for p in group["params"]), None)
         for name in ("G", "D"):
             net = getattr(pl_module, name, None)
-            if first is not None and isinstance(net, torch.nn.Module):
-                if any(p is first for p in net.parameters()):
-                    return name
+            if (
+                first is not None
+                and isinstance(net, torch.nn.Module)
+                and any(p is first for p in net.parameters())
+            ):
+                return name
         optimizers = list(getattr(trainer, "optimizers", None) or [])
         for i, opt in enumerate(optimizers):
             if opt is optimizer or getattr(opt, "_optimizer", None) is optimizer:

@@ -56,7 +56,10 @@ class PreemptionCheckpoint(Callback):
         super().__init__()
         names = [signals] if isinstance(signals, str) else list(signals)
         for name in names:
-            if not isinstance(getattr(signal, str(name), None), signal.Signals) or name in ("SIGKILL", "SIGSTOP"):
+            if not isinstance(getattr(signal, str(name), None), signal.Signals) or name in (
+                "SIGKILL",
+                "SIGSTOP",
+            ):
                 raise ConfigError(f"PreemptionCheckpoint: {name!r} is not a signal that can be caught")
         self.path = None if path is None else os.fspath(path)
         self.signals = tuple(names)
@@ -116,9 +119,13 @@ class PreemptionCheckpoint(Callback):
         for cb in trainer.checkpoint_callbacks:
             # The ModelCheckpoint that owns `last.ckpt` records it as its own (it is part of the
             # saved state), so that it overwrites this file later instead of writing last-v1.ckpt.
-            if isinstance(cb, ModelCheckpoint) and cb.save_last and cb.dirpath:
-                if os.path.dirname(os.path.abspath(path)) == os.path.abspath(cb.dirpath):
-                    cb.last_model_path = path
+            if (
+                isinstance(cb, ModelCheckpoint)
+                and cb.save_last
+                and cb.dirpath
+                and os.path.dirname(os.path.abspath(path)) == os.path.abspath(cb.dirpath)
+            ):
+                cb.last_model_path = path
         local = "://" not in path
         target = f"{path}.partial" if local else path
         trainer.save_checkpoint(target)  # ends with a barrier

@@ -15,8 +15,9 @@ would be saved. Then, per crop, averaged over the crops:
   same scale as the training term.
 
 The bicubic upsampling of the low-res crops is scored once, as the baseline every SR net should
-beat. Image grids (one row per crop: low-res upsampled nearest | bicubic | output | target) are
-written as ``grid.png`` into the run folder at the end of training.
+beat. Image grids (one row per crop: low-res upsampled nearest | bicubic | output | target, for
+the crops with the most detail) are written as ``grid.png`` into the run folder at the end of
+training.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+import kornia
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -107,7 +109,8 @@ class SRMetricsEvaluator(Callback):
             before training (G step 0) and the final state are always evaluated.
         use_ema: evaluate ``G_ema`` when the module keeps one.
         batch_size: validation crops per G forward.
-        grid_rows: validation crops shown in the image grid.
+        grid_rows: validation crops shown in the image grid: those with the most detail (largest
+            mean Sobel magnitude of the target).
         plot: write ``grid.png`` into the run folder at train end and, with a W&B logger, log it.
 
     ``history`` holds one dict per evaluation with ``g_steps``, ``member`` (0: SR nets are not
@@ -203,10 +206,17 @@ class SRMetricsEvaluator(Callback):
         logs = {f"sr/{k}": v for k, v in result.items()}
         logs.update({f"sr/bicubic_{k}": v for k, v in self.baseline.items()})
         pl_module.log_dict(logs, on_step=True, on_epoch=False)
-        n = min(self.grid_rows, lr.shape[0])
-        self.last_grid = make_sr_grid(lr[:n], output[:n], hr[:n])
+        rows = self.grid_indices(hr)
+        self.last_grid = make_sr_grid(lr[rows], output[rows], hr[rows])
         self._last_eval = pl_module.g_steps
         return result
+
+    def grid_indices(self, hr: Tensor) -> Tensor:
+        """The ``grid_rows`` validation crops with the most detail (largest mean Sobel magnitude
+        of the target), in validation order: flat crops (sky) show nothing of SR."""
+        detail = kornia.filters.sobel(hr.float()).flatten(1).mean(-1)  # (N,)
+        n = min(self.grid_rows, hr.shape[0])
+        return detail.topk(n).indices.sort().values
 
     def evaluate_without_logging(self, trainer, pl_module) -> dict[str, float]:
         """Evaluate where ``self.log`` is not allowed (``on_train_start`` / ``_end``): history only."""

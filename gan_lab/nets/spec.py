@@ -137,7 +137,9 @@ def net_spec(net: nn.Module) -> dict[str, Any] | None:
     try:
         data = _as_data(dict(init_args), "init_args")
     except TypeError as e:
-        warnings.warn(f"{path}: no net spec recorded ({e}); it cannot be rebuilt from a checkpoint", stacklevel=2)
+        warnings.warn(
+            f"{path}: no net spec recorded ({e}); it cannot be rebuilt from a checkpoint", stacklevel=2
+        )
         return None
     return {"class_path": path, "init_args": data}
 
@@ -192,7 +194,11 @@ def build_net(spec: dict[str, Any], allowed_prefixes: Sequence[str] = DEFAULT_AL
     ...
     gan_lab.errors.ConfigError: net class_path 'os.system' is outside the allowed modules (gan_lab.); refusing to import it
     """
-    if not _is_spec(spec) or not isinstance(spec["class_path"], str) or not isinstance(spec["init_args"], dict):
+    if (
+        not _is_spec(spec)
+        or not isinstance(spec["class_path"], str)
+        or not isinstance(spec["init_args"], dict)
+    ):
         raise ConfigError(
             "a net spec must be {'class_path': 'module.Class', 'init_args': {...}}, got "
             f"{type(spec).__name__} {sorted(spec) if isinstance(spec, dict) else ''}".rstrip()

@@ -4,7 +4,8 @@
 Using a Generative Adversarial Network", CVPR 2017, fig. 4) at a CPU-friendly size, without its
 BatchNorm (as EDSR, Lim et al. 2017, which found it hurts SR): a head conv, ``blocks`` residual
 blocks ``x + conv(PReLU(conv(x)))``, a long skip over the blocks, ``log2(scale)`` stages of
-``conv -> PixelShuffle(2) -> PReLU`` (Shi et al., CVPR 2016) and a tail conv::
+``conv -> PixelShuffle(2) -> PReLU`` (Shi et al., CVPR 2016; ICNR-initialised, Aitken et al. 2017)
+and a tail conv::
 
     condition (B, C, H, W) -> head -> blocks (+ skip) -> [conv, shuffle ×2] × log2(s) -> tail -> (B, C, sH, sW)
 
@@ -45,6 +46,24 @@ def _check_images(x: Tensor, channels: int, what: str) -> None:
 def upsample_bicubic(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Bicubic upsampling of ``x (B, C, h, w)`` to ``size`` (``align_corners=False``, no clamp)."""
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+
+
+def icnr_(weight: Tensor, factor: int = 2) -> Tensor:
+    """ICNR init of a conv feeding ``PixelShuffle(factor)`` (Aitken et al., 2017): the
+    ``factor²`` sub-pixel kernels of each output channel start equal (Kaiming-uniform, as
+    ``nn.Conv2d``), so that the shuffled output starts as a nearest-neighbour upsampling of one
+    convolution, free of checkerboard artifacts.
+
+    >>> w = icnr_(torch.empty(8, 3, 3, 3))  # 2 channels × 4 sub-pixels
+    >>> torch.equal(w[0], w[3]) and not torch.equal(w[0], w[4])
+    True
+    """
+    out_ch = weight.shape[0] // factor**2
+    base = torch.empty(out_ch, *weight.shape[1:])
+    nn.init.kaiming_uniform_(base, a=math.sqrt(5))
+    with torch.no_grad():
+        weight.copy_(base.repeat_interleave(factor**2, dim=0))  # (out·f², in, k, k)
+    return weight
 
 
 class ResidualBlock(nn.Module):
@@ -119,6 +138,10 @@ class SRResNet(nn.Module):
         for _ in range(int(math.log2(self.scale))):
             ups += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width)]
         self.upsample = nn.Sequential(*ups)
+        for m in self.upsample:
+            if isinstance(m, nn.Conv2d):
+                icnr_(m.weight, 2)
+                nn.init.zeros_(m.bias)  # equal sub-pixel biases too
         self.tail = nn.Conv2d(width, channels, 5, padding=2)
         if self.bicubic_skip:
             nn.init.zeros_(self.tail.weight)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -30,6 +31,13 @@ class PenaltyInputs:
             over every dim after these.
         target: the paired target for ``fake`` in a conditional run (else None).
         condition: the conditioning input of G in a conditional run (else None).
+        rand: ``shape -> U[0, 1)`` draws of that shape (leading dims ``(B,)`` or ``(E, B)``), from
+            the module's own per-member, per-rank streams; None draws from the global torch RNG.
+            Penalties with random points (WGAN-GP's ε, DRAGAN's α and u) draw through it, so that
+            a DDP run and a single-process run on the concatenated batch draw the same numbers.
+        grad_scaler: the GradScaler of a 16-mixed run (else None). Input gradients are then
+            taken of the *scaled* output and unscaled before the penalty (the scaled-gradient
+            recipe of PyTorch's AMP notes), so that they do not underflow in float16.
     """
 
     D: Callable[[Tensor], Tensor]
@@ -38,6 +46,8 @@ class PenaltyInputs:
     batch_ndim: int = 1
     target: Tensor | None = None
     condition: Tensor | None = None
+    rand: Callable[[tuple[int, ...]], Tensor] | None = None
+    grad_scaler: Any | None = None
 
 
 class Regularizer(nn.Module):

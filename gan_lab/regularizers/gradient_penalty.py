@@ -7,7 +7,13 @@ ensemble) are independent under D, ``∇_x sum(D(x))`` holds every sample's own 
 mix samples (no BatchNorm in D).
 
 The gradient is taken with ``torch.autograd.grad(..., create_graph=True)`` and the penalty then
-goes into an ordinary backward: this is the form that stays correct under DDP.
+goes into an ordinary backward: this is the form that stays correct under DDP (``autograd.grad``
+with explicit inputs runs none of DDP's gradient hooks; the one ordinary backward reduces once).
+D's output is summed in float32, and under a GradScaler (16-mixed) the sum is scaled before
+``autograd.grad`` and the input gradient unscaled after it (PyTorch AMP notes, "Gradient
+penalty"): the penalty is then computed on true gradients, and the loss it enters is scaled once
+more by the ordinary scaled backward. Random points (ε, α, u) are drawn through
+``PenaltyInputs.rand`` when the module provides it (per-member, per-rank streams).
 
 | name          | penalty per sample                        | point x̂                         | paper                 |
 |---------------|-------------------------------------------|----------------------------------|-----------------------|
@@ -28,49 +34,83 @@ from torch import Tensor
 from gan_lab.regularizers.base import PenaltyInputs, Regularizer
 
 
-def per_sample_grad_norm(D: Callable[[Tensor], Tensor], x: Tensor, batch_ndim: int = 1) -> Tensor:
+def _full(t: Tensor) -> Tensor:
+    """``t`` in float32 when it is float16 / bfloat16 (autocast), unchanged otherwise (float64)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def input_grad(D: Callable[[Tensor], Tensor], x: Tensor, grad_scaler=None) -> Tensor:
+    """``∇_x sum(D(x))`` with ``create_graph=True``: every sample's own input gradient.
+
+    With a ``grad_scaler`` (a ``torch.amp.GradScaler``) the output is multiplied by the scale
+    ``s`` before ``autograd.grad`` and the gradient divided by ``s`` after it, so that float16
+    intermediate gradients do not underflow; ``s`` stays a device tensor (no host sync).
+    """
+    x = x.detach().requires_grad_(True)
+    out = _full(D(x)).sum()
+    if grad_scaler is None:
+        (grad,) = torch.autograd.grad(out, x, create_graph=True)
+        return grad
+    scale = grad_scaler.scale(torch.ones((), device=out.device))  # s, a 0-dim tensor
+    (scaled_grad,) = torch.autograd.grad(out * scale, x, create_graph=True)
+    return _full(scaled_grad) / scale
+
+
+def per_sample_grad_norm(
+    D: Callable[[Tensor], Tensor], x: Tensor, batch_ndim: int = 1, grad_scaler=None
+) -> Tensor:
     """``||∇_x D(x)||_2`` for every sample, over all dims after the first ``batch_ndim``.
 
     Args:
         D: maps ``x`` to per-sample logits ``x.shape[:batch_ndim]`` (or with a trailing 1).
         x: ``(B, ...)`` or ``(E, B, ...)``. It is detached and made to require grad here.
         batch_ndim: 1, or 2 for an ensemble.
+        grad_scaler: the GradScaler of a 16-mixed run, or None (see :func:`input_grad`).
 
     Returns:
-        Norms of shape ``x.shape[:batch_ndim]``, differentiable w.r.t. D's parameters
+        Norms (float32 under autocast) of shape ``x.shape[:batch_ndim]``, differentiable w.r.t. D's parameters
         (``create_graph=True``).
 
     >>> w = torch.tensor([3.0, 4.0])
     >>> per_sample_grad_norm(lambda x: x @ w, torch.randn(5, 2)).detach()
     tensor([5., 5., 5., 5., 5.])
     """
-    x = x.detach().requires_grad_(True)
-    out = D(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return torch.linalg.vector_norm(grad.flatten(batch_ndim), dim=-1)
+    grad = input_grad(D, x, grad_scaler)
+    return torch.linalg.vector_norm(_full(grad).flatten(batch_ndim), dim=-1)
 
 
-def per_sample_grad_sq_norm(D: Callable[[Tensor], Tensor], x: Tensor, batch_ndim: int = 1) -> Tensor:
+def per_sample_grad_sq_norm(
+    D: Callable[[Tensor], Tensor], x: Tensor, batch_ndim: int = 1, grad_scaler=None
+) -> Tensor:
     """``||∇_x D(x)||²`` for every sample (no square root, so no kink at a zero gradient)."""
-    x = x.detach().requires_grad_(True)
-    out = D(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.flatten(batch_ndim).square().sum(-1)
+    grad = input_grad(D, x, grad_scaler)
+    return _full(grad).flatten(batch_ndim).square().sum(-1)
 
 
-def _uniform_per_sample(x: Tensor, batch_ndim: int) -> Tensor:
+def _uniform(shape: tuple[int, ...], like: Tensor, rand=None) -> Tensor:
+    """``U[0, 1)`` draws of ``shape`` in ``like``'s dtype and device, from ``rand`` if given."""
+    if rand is None:
+        return torch.rand(shape, device=like.device, dtype=like.dtype)
+    return rand(shape).to(device=like.device, dtype=like.dtype)
+
+
+def _uniform_per_sample(x: Tensor, batch_ndim: int, rand=None) -> Tensor:
     """``U[0, 1]`` draws of shape ``x.shape[:batch_ndim] + (1, ..., 1)``, broadcastable to ``x``."""
     shape = x.shape[:batch_ndim] + (1,) * (x.dim() - batch_ndim)
-    return torch.rand(shape, device=x.device, dtype=x.dtype)
+    return _uniform(tuple(shape), x, rand)
 
 
-def interpolate(real: Tensor, fake: Tensor, batch_ndim: int = 1) -> Tensor:
-    """WGAN-GP's random points ``x̂ = ε x + (1 − ε) x̃`` with one ``ε ~ U[0, 1]`` per sample."""
-    eps = _uniform_per_sample(real, batch_ndim)
-    return eps * real.detach() + (1.0 - eps) * fake.detach()
+def interpolate(real: Tensor, fake: Tensor, batch_ndim: int = 1, rand=None) -> Tensor:
+    """WGAN-GP's random points ``x̂ = ε x + (1 − ε) x̃`` with one ``ε ~ U[0, 1]`` per sample.
+
+    ``rand(shape)`` draws ε (None: the global torch RNG). The points are float32 whatever the
+    fakes' autocast dtype (float64 stays float64)."""
+    real, fake = _full(real.detach()), _full(fake.detach())
+    eps = _uniform_per_sample(real, batch_ndim, rand)
+    return eps * real + (1.0 - eps) * fake
 
 
-def dragan_perturb(real: Tensor, batch_ndim: int = 1) -> Tensor:
+def dragan_perturb(real: Tensor, batch_ndim: int = 1, rand=None) -> Tensor:
     """DRAGAN's points near the data: ``x̂ = x + α δ``, ``δ = ½ std(x) u``, ``u, α ~ U[0, 1]``.
 
     ``std(x)`` is taken over the whole batch of one run (per member for an ensemble), ``u`` is
@@ -79,8 +119,8 @@ def dragan_perturb(real: Tensor, batch_ndim: int = 1) -> Tensor:
     x = real.detach()
     dims = tuple(range(batch_ndim - 1, x.dim()))
     std = x.std(dim=dims, keepdim=True)
-    alpha = _uniform_per_sample(x, batch_ndim)
-    return x + alpha * 0.5 * std * torch.rand_like(x)
+    alpha = _uniform_per_sample(x, batch_ndim, rand)
+    return x + alpha * 0.5 * std * _uniform(tuple(x.shape), x, rand)
 
 
 def two_sided_penalty(grad_norm: Tensor) -> Tensor:
@@ -103,8 +143,8 @@ class WGANGP(Regularizer):
         super().__init__(weight, every)
 
     def penalty(self, inputs: PenaltyInputs) -> Tensor:
-        x_hat = interpolate(inputs.real, inputs.fake, inputs.batch_ndim)
-        return two_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim))
+        x_hat = interpolate(inputs.real, inputs.fake, inputs.batch_ndim, inputs.rand)
+        return two_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim, inputs.grad_scaler))
 
 
 class OneSidedGP(Regularizer):
@@ -117,8 +157,8 @@ class OneSidedGP(Regularizer):
         super().__init__(weight, every)
 
     def penalty(self, inputs: PenaltyInputs) -> Tensor:
-        x_hat = interpolate(inputs.real, inputs.fake, inputs.batch_ndim)
-        return one_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim))
+        x_hat = interpolate(inputs.real, inputs.fake, inputs.batch_ndim, inputs.rand)
+        return one_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim, inputs.grad_scaler))
 
 
 class DRAGAN(Regularizer):
@@ -131,8 +171,8 @@ class DRAGAN(Regularizer):
         super().__init__(weight, every)
 
     def penalty(self, inputs: PenaltyInputs) -> Tensor:
-        x_hat = dragan_perturb(inputs.real, inputs.batch_ndim)
-        return two_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim))
+        x_hat = dragan_perturb(inputs.real, inputs.batch_ndim, inputs.rand)
+        return two_sided_penalty(per_sample_grad_norm(inputs.D, x_hat, inputs.batch_ndim, inputs.grad_scaler))
 
 
 class R1(Regularizer):
@@ -148,7 +188,7 @@ class R1(Regularizer):
         super().__init__(weight, every)
 
     def penalty(self, inputs: PenaltyInputs) -> Tensor:
-        return 0.5 * per_sample_grad_sq_norm(inputs.D, inputs.real, inputs.batch_ndim)
+        return 0.5 * per_sample_grad_sq_norm(inputs.D, inputs.real, inputs.batch_ndim, inputs.grad_scaler)
 
 
 class R2(Regularizer):
@@ -161,4 +201,4 @@ class R2(Regularizer):
         super().__init__(weight, every)
 
     def penalty(self, inputs: PenaltyInputs) -> Tensor:
-        return 0.5 * per_sample_grad_sq_norm(inputs.D, inputs.fake, inputs.batch_ndim)
+        return 0.5 * per_sample_grad_sq_norm(inputs.D, inputs.fake, inputs.batch_ndim, inputs.grad_scaler)

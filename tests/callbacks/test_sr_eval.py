@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import kornia
 import lightning as L
 import numpy as np
 import pytest
@@ -212,6 +213,10 @@ def test_grid_shows_nearest_bicubic_output_target_and_is_written(tmp_path):
     assert img.shape == (3, 2 * 32 + 3 * 2, 4 * 32 + 5 * 2)  # 2 rows, 4 columns, padding 2
     torch.testing.assert_close(img, ev.last_grid)
     lr, hr = trainer.datamodule.validation_pairs()
+    rows = ev.grid_indices(hr)
+    detail = [float(kornia.filters.sobel(h[None]).mean()) for h in hr]
+    assert len(rows) == 2 and min(detail[i] for i in rows) == pytest.approx(sorted(detail)[-2])
+    lr, hr = lr[rows], hr[rows]
     nearest = F.interpolate(lr[:1], size=(32, 32), mode="nearest")
     tile = img[:, 2:34, 2:34].float() / 255  # row 0, column 0
     torch.testing.assert_close(tile, ((nearest[0] + 1) / 2), atol=1 / 255, rtol=0)
@@ -338,3 +343,72 @@ def test_fit_evaluates_at_start_on_schedule_and_at_end_and_writes_the_grid(tmp_p
     assert ev.history[0]["psnr"] == pytest.approx(ev.baseline["psnr"])  # bicubic skip at step 0
     assert all(math.isfinite(r[m]) for r in ev.history for m in SRMetricsEvaluator.METRICS)
     assert (Path(tmp_path) / "grid.png").is_file()
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped configs (slow: the CLI and the VGG16 file)
+# --------------------------------------------------------------------------------------------------
+
+SR_CONFIGS = ["pixel", "pixel_perceptual", "pixel_perceptual_edge", "adv_ns", "adv_wgan_gp"]
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments" / "sr"
+
+
+@pytest.fixture
+def torch_home_with_vgg16(tmp_path, monkeypatch) -> Path:
+    """A TORCH_HOME whose cache holds VGG16 ``features.*`` weights made here (random, seeded)."""
+    import torchvision
+
+    from gan_lab.regularizers.image import VGG16_FILE
+
+    with torch.device("meta"):
+        features = torchvision.models.vgg16(weights=None).features
+    features = features.to_empty(device="cpu")
+    g = torch.Generator().manual_seed(0)
+    for m in features.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=g)
+            torch.nn.init.zeros_(m.bias)
+    path = tmp_path / "torch_home" / "hub" / "checkpoints" / VGG16_FILE
+    path.parent.mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    return path
+
+
+@pytest.mark.slow
+def test_shipped_sr_configs_parse_and_take_vgg16_from_torch_home(torch_home_with_vgg16, tmp_path):
+    from gan_lab.cli import build_cli
+
+    adversarial = {}
+    for name in SR_CONFIGS:
+        args = ["--config", str(EXPERIMENTS / "base.yaml"), "--config", str(EXPERIMENTS / f"{name}.yaml")]
+        cli = build_cli(
+            [*args, "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"], run=False
+        )
+        model = cli.model
+        assert model.conditional and model.G.z_dim == 0
+        assert [cb for cb in cli.trainer.callbacks if isinstance(cb, SRMetricsEvaluator)]
+        model.check_ready()  # perceptual terms load VGG16 from $TORCH_HOME
+        for reg in model.penalties:
+            if reg.name == "perceptual":
+                assert Path(reg.load().path) == torch_home_with_vgg16
+        adversarial[name] = (model.adversarial_weight, model.objective.name, model.regularizer_names)
+    assert adversarial["pixel"] == (0.0, "non_saturating", ["pixel"])
+    assert adversarial["adv_wgan_gp"][1] == "wasserstein" and "wgan_gp" in adversarial["adv_wgan_gp"][2]
+
+
+@pytest.mark.slow
+def test_wgan_gp_sr_config_fits_a_few_steps(torch_home_with_vgg16, tmp_path):
+    from gan_lab.cli import main
+
+    args = [
+        "fit",
+        "--config",
+        str(EXPERIMENTS / "base.yaml"),
+        "--config",
+        str(EXPERIMENTS / "adv_wgan_gp.yaml"),
+    ]
+    args += ["--model.max_g_steps=2", "--data.init_args.batch_size=2", "--trainer.logger=false"]
+    args += ["--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path / 'run'}"]
+    assert main(args) == 0
+    assert (tmp_path / "run" / "grid.png").is_file()

@@ -82,6 +82,15 @@ def test_bicubic_skip_generator_trains_away_from_bicubic():
     assert G.tail.weight.grad.abs().sum() > 0  # the zero-initialised tail still learns
 
 
+def test_upsampling_starts_without_checkerboard():
+    """ICNR: each pixel-shuffle stage starts as nearest-neighbour upsampling of one conv."""
+    G = small_G()
+    h = torch.randn(2, G.width, 6, 6)
+    for k in range(0, len(G.upsample), 3):
+        h = G.upsample[k : k + 3](h)  # conv, PixelShuffle(2), PReLU
+        torch.testing.assert_close(h, F.interpolate(h[..., ::2, ::2], scale_factor=2, mode="nearest"))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -1,0 +1,382 @@
+"""``gan-lab bench``: the lab's training step against a minimal hand-written PyTorch loop.
+
+In one process, for each case, the same nets (same initial weights), objective, batch and precision
+are trained by
+
+    (a) ``lab``:  :class:`~gan_lab.module.GANModule` under the Lightning ``Trainer`` (manual
+        optimization, logging through ``self.log_dict``; no logger, progress bar or checkpoint), and
+    (b) ``hand``: the loop below: sample data and noise, D step (objective + penalty), G step with
+        D's parameters frozen, ``Adam``, ``autocast`` / ``GradScaler`` as the precision asks;
+
+each timed over ``steps`` training steps after ``warmup`` steps, ``repeats`` times (alternating a
+and b), and the medians are printed as JSON: steps/s, samples/s (real samples per step × steps/s;
+for an ensemble, members × batch) and ``ratio = lab / hand`` (1.0: no overhead). A step is one
+training batch: one D step and, every ``n_critic`` batches, one G step.
+
+Cases: ``toy_e1`` and ``toy_e64`` (PacGAN's 2D MLPs, ring8, ensembles of 1 and 64 seeds,
+non-saturating), ``dcgan32_ns`` (DCGAN 32×32, batch 256, non-saturating) and ``dcgan32_wgan_gp``
+(the same nets as a WGAN-GP critic: Wasserstein + gradient penalty λ = 10, n_critic = 5).
+
+    gan-lab bench --device cpu                  # all cases (minutes on 2 CPU cores)
+    gan-lab bench --device cpu --cases toy_e1 --repeats 5
+    gan-lab bench --device cuda --precision bf16-mixed
+    gan-lab bench --quick                       # tiny sizes: a smoke run (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class Case:
+    """One benchmark configuration."""
+
+    name: str
+    kind: str  # "toy" or "dcgan"
+    batch: int  # per member
+    members: int | None = None  # toy only (None: plain, non-ensemble nets)
+    objective: str = "non_saturating"
+    regularizers: list[str] = field(default_factory=list)
+    n_critic: int = 1
+    width: int = 0  # toy: G hidden (D: half); dcgan: ngf = ndf
+    steps: dict[str, int] = field(default_factory=dict)  # timed steps per device type
+
+    @property
+    def samples_per_step(self) -> int:
+        return self.batch * (self.members or 1)
+
+
+def cases(quick: bool) -> dict[str, Case]:
+    if quick:
+        return {
+            "toy_e1": Case("toy_e1", "toy", 32, 1, width=32, steps={"cpu": 4, "cuda": 4}),
+            "toy_e64": Case("toy_e64", "toy", 16, 4, width=16, steps={"cpu": 4, "cuda": 4}),
+            "dcgan32_ns": Case("dcgan32_ns", "dcgan", 4, width=4, steps={"cpu": 2, "cuda": 2}),
+            "dcgan32_wgan_gp": Case(
+                "dcgan32_wgan_gp", "dcgan", 4, None, "wasserstein", ["wgan_gp"], 5, 4, {"cpu": 2, "cuda": 2}
+            ),
+        }
+    return {
+        "toy_e1": Case("toy_e1", "toy", 256, 1, width=400, steps={"cpu": 60, "cuda": 300}),
+        "toy_e64": Case("toy_e64", "toy", 256, 64, width=400, steps={"cpu": 4, "cuda": 100}),
+        "dcgan32_ns": Case("dcgan32_ns", "dcgan", 256, width=64, steps={"cpu": 3, "cuda": 100}),
+        "dcgan32_wgan_gp": Case(
+            "dcgan32_wgan_gp", "dcgan", 256, None, "wasserstein", ["wgan_gp"], 5, 64, {"cpu": 3, "cuda": 100}
+        ),
+    }
+
+
+def make_nets(case: Case, seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    if case.kind == "toy":
+        from gan_lab.nets.toy import ToyDiscriminator, ToyGenerator
+
+        G = ToyGenerator(members=case.members or 1, hidden=case.width, seed=seed)
+        D = ToyDiscriminator(members=case.members or 1, hidden=max(1, case.width // 2), seed=seed)
+        return G, D
+    from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    return DCGANGenerator(ngf=case.width, seed=seed), DCGANDiscriminator(ndf=case.width, seed=seed)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: drawn on the device at each step, in both loops
+# ----------------------------------------------------------------------------------------------
+
+
+class RandomImages:
+    """Uniform images in [-1, 1], ``(B, 3, 32, 32)``, drawn on the device (no input pipeline cost)."""
+
+    def __init__(self, batch: int, device: torch.device, seed: int = 0) -> None:
+        self.batch, self.device = batch, device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def sample(self) -> Tensor:
+        x = torch.rand(self.batch, 3, 32, 32, generator=self.generator, device=self.device)
+        return x.mul_(2.0).sub_(1.0)
+
+
+def _image_datamodule(batch: int, steps: int):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from gan_lab.data.toy import _StepIndex
+
+    class RandomImagesDataModule(L.LightningDataModule):
+        def train_dataloader(self):
+            return DataLoader(_StepIndex(steps), batch_size=None, generator=torch.Generator())
+
+        def on_after_batch_transfer(self, step, dataloader_idx):
+            if not hasattr(self, "_images"):
+                self._images = RandomImages(batch, step.device)
+            return self._images.sample()
+
+    return RandomImagesDataModule()
+
+
+def _toy_sampler(case: Case, device: torch.device):
+    from gan_lab.data.toy import get_mixture
+
+    mixture = get_mixture("ring8")
+    gens = [torch.Generator(device=device).manual_seed(k) for k in range(case.members or 1)]
+    return lambda: torch.stack([mixture.sample(case.batch, g, device) for g in gens])  # (E, B, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# (b) the hand-written loop
+# ----------------------------------------------------------------------------------------------
+
+
+def hand_loop(
+    case: Case, G: nn.Module, D: nn.Module, device: torch.device, precision: str, warmup: int, steps: int
+):
+    """Seconds for ``steps`` training steps after ``warmup``: plain PyTorch, nothing else."""
+    from gan_lab.losses import get_objective
+
+    objective = get_objective(case.objective)
+    G, D = G.to(device), D.to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+    sample_real = (
+        _toy_sampler(case, device) if case.kind == "toy" else RandomImages(case.batch, device).sample
+    )
+    noise = torch.Generator(device=device).manual_seed(1)
+    z_shape = (case.members, case.batch, G.z_dim) if case.kind == "toy" else (case.batch, G.z_dim)
+    gp_weight = 10.0 if "wgan_gp" in case.regularizers else 0.0
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+    def backward_step(loss: Tensor, opt) -> None:
+        opt.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+
+    def gradient_penalty(real: Tensor, fake: Tensor) -> Tensor:
+        bnd = 2 if case.kind == "toy" else 1
+        eps = torch.rand(real.shape[:bnd] + (1,) * (real.dim() - bnd), device=device)
+        x = (eps * real + (1 - eps) * fake.float()).requires_grad_(True)
+        out = D(x).float().sum()
+        scale = scaler.scale(torch.ones((), device=device)) if scaler is not None else None
+        (grad,) = torch.autograd.grad(out if scale is None else out * scale, x, create_graph=True)
+        grad = grad if scale is None else grad / scale
+        return (grad.flatten(bnd).norm(dim=-1) - 1).square().mean(-1).sum()
+
+    def step(i: int) -> None:
+        real = sample_real()
+        with autocast():
+            with torch.no_grad():
+                fake = G(torch.randn(z_shape, generator=noise, device=device))
+            d_loss = objective.d_loss(D(real).float(), D(fake).float()).mean(-1).sum()
+            if gp_weight:
+                d_loss = d_loss + gp_weight * gradient_penalty(real, fake)
+        backward_step(d_loss, opt_d)
+        if (i + 1) % case.n_critic == 0:
+            for p in D.parameters():
+                p.requires_grad_(False)
+            with autocast():
+                fake = G(torch.randn(z_shape, generator=noise, device=device))
+                g_loss = objective.g_loss(D(fake).float(), None).mean(-1).sum()
+            backward_step(g_loss, opt_g)
+            for p in D.parameters():
+                p.requires_grad_(True)
+
+    G.train(), D.train()
+    for i in range(warmup):
+        step(i)
+    _sync(device)
+    start = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        step(i)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) the lab: GANModule under the Lightning Trainer
+# ----------------------------------------------------------------------------------------------
+
+
+def lab_loop(
+    case: Case, G: nn.Module, D: nn.Module, device: torch.device, precision: str, warmup: int, steps: int
+):
+    """Seconds for ``steps`` full iterations of Lightning's fit loop after ``warmup``: from the end
+    of batch ``warmup - 1`` to the end of the last batch (data fetch, hooks, both players' steps,
+    logging)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    from gan_lab.data.toy import ToyMixtureDataModule
+    from gan_lab.module import GANModule
+
+    class Timer(Callback):
+        start = end = 0.0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == warmup - 1 or batch_idx == warmup + steps - 1:
+                _sync(device)
+                if batch_idx == warmup - 1:
+                    self.start = time.perf_counter()
+                else:
+                    self.end = time.perf_counter()
+
+    module = GANModule(G, D, objective=case.objective, regularizers=case.regularizers, n_critic=case.n_critic)
+    if case.kind == "toy":
+        data = ToyMixtureDataModule("ring8", batch_size=case.batch, steps_per_epoch=warmup + steps)
+    else:
+        data = _image_datamodule(case.batch, warmup + steps)
+    timer = Timer()
+    trainer = L.Trainer(
+        accelerator=device.type,
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        limit_train_batches=warmup + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
+    trainer.fit(module, data)
+    return timer.end - timer.start
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------
+
+
+def run_case(case: Case, device: torch.device, precision: str, repeats: int, warmup: int) -> dict:
+    steps = case.steps[device.type]
+    G0, D0 = make_nets(case)
+    lab, hand = [], []
+    for _ in range(repeats):
+        lab.append(
+            steps / lab_loop(case, copy.deepcopy(G0), copy.deepcopy(D0), device, precision, warmup, steps)
+        )
+        hand.append(
+            steps / hand_loop(case, copy.deepcopy(G0), copy.deepcopy(D0), device, precision, warmup, steps)
+        )
+    lab_sps, hand_sps = statistics.median(lab), statistics.median(hand)
+    return {
+        "case": case.name,
+        "members": case.members,
+        "batch": case.batch,
+        "objective": case.objective,
+        "regularizers": case.regularizers,
+        "n_critic": case.n_critic,
+        "steps": steps,
+        "lab_steps_per_s": round(lab_sps, 3),
+        "hand_steps_per_s": round(hand_sps, 3),
+        "lab_samples_per_s": round(lab_sps * case.samples_per_step, 1),
+        "hand_samples_per_s": round(hand_sps * case.samples_per_step, 1),
+        "ratio": round(lab_sps / hand_sps, 4),
+        "lab_runs_steps_per_s": [round(v, 3) for v in lab],
+        "hand_runs_steps_per_s": [round(v, 3) for v in hand],
+    }
+
+
+def run_bench(
+    device: str = "cpu",
+    precision: str = "32-true",
+    names: list[str] | None = None,
+    repeats: int = 3,
+    warmup: int = 3,
+    quick: bool = False,
+) -> dict:
+    """Run the cases and return the JSON-able result (see the module docstring)."""
+    import logging
+    import warnings
+
+    from gan_lab.errors import ConfigError
+
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}; valid devices: cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but CUDA is not available here; use --device cpu")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
+    if precision == "16-mixed" and device == "cpu":
+        raise ConfigError("16-mixed needs CUDA (Lightning runs bf16-mixed instead on CPU); use bf16-mixed")
+    table = cases(quick)
+    names = names or list(table)
+    for n in names:
+        if n not in table:
+            raise ConfigError(f"unknown case {n!r}; valid cases: {', '.join(table)}")
+    if repeats < 1 or warmup < 1:
+        raise ConfigError("--repeats and --warmup must be >= 1")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    dev = torch.device(device)
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n in names:
+            results.append(run_case(table[n], dev, precision, repeats, warmup))
+    return {
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "precision": precision,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "warmup": warmup,
+        "quick": quick,
+        "timing": "median over repeats of steps / seconds, after warmup; ratio = lab / hand",
+        "cases": results,
+    }
+
+
+def bench_main(argv: list[str]) -> int:
+    from gan_lab.cli import fail
+    from gan_lab.errors import ConfigError
+
+    parser = argparse.ArgumentParser(prog="gan-lab bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="32-true", help=", ".join(PRECISIONS))
+    parser.add_argument(
+        "--cases", nargs="*", default=None, help="subset of: toy_e1 toy_e64 dcgan32_ns dcgan32_wgan_gp"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per loop and case (median)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each timed run")
+    parser.add_argument("--quick", action="store_true", help="tiny nets and batches: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup = min(args.repeats, 1), min(args.warmup, 1)
+    try:
+        result = run_bench(args.device, args.precision, args.cases, args.repeats, args.warmup, args.quick)
+    except ConfigError as e:
+        return fail(e)
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(bench_main(sys.argv[1:]))
+
+
+__all__ = ["Case", "bench_main", "cases", "hand_loop", "lab_loop", "run_bench"]

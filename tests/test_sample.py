@@ -1,0 +1,312 @@
+"""`gan-lab sample`: weights-only loading, a generator rebuilt from its spec, one-line errors."""
+
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gan_lab.sample as sample_mod
+from gan_lab.cli import main
+from gan_lab.data.toy import ToyMixtureDataModule
+from gan_lab.module import GANModule
+from gan_lab.nets import ToyDiscriminator, ToyGenerator
+from gan_lab.nets.spec import RecordsInit, net_spec
+from gan_lab.sample import sample_main
+
+ROOT = Path(__file__).resolve().parents[1]
+FIT = [
+    "fit",
+    f"--config={ROOT / 'experiments/toy/ring8.yaml'}",
+    "--model.generator.init_args.members=2",
+    "--model.generator.init_args.hidden=8",
+    "--model.generator.init_args.layers=2",
+    "--model.discriminator.init_args.members=2",
+    "--model.discriminator.init_args.hidden=8",
+    "--model.discriminator.init_args.layers=2",
+    "--data.init_args.batch_size=16",
+    "--trainer.logger=false",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.callbacks=[]",
+    "--model.max_g_steps=3",
+    "--model.ema_beta=0.5",
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets: one intra-op thread is much faster than two (and than spinning on a busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny 2-member fit with G_ema, and its checkpoint written with the generator spec."""
+    tmp = tmp_path_factory.mktemp("fit")
+    G = ToyGenerator(members=2, hidden=8, layers=2)
+    D = ToyDiscriminator(members=2, hidden=8, layers=2)
+    model = GANModule(G, D, ema_beta=0.9, max_g_steps=5)
+    trainer = L.Trainer(
+        logger=False,
+        default_root_dir=tmp,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        max_steps=-1,
+    )
+    trainer.fit(model, ToyMixtureDataModule(batch_size=16))
+    ckpt = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
+    ckpt["hyper_parameters"]["generator"] = net_spec(G)  # as the module stores it
+    path = tmp / "with_spec.ckpt"
+    torch.save(ckpt, path)
+    return model, ckpt, path
+
+
+def _write(ckpt: dict, path: Path, **changes) -> Path:
+    ckpt = {**ckpt, **changes}
+    torch.save(ckpt, path)
+    return path
+
+
+def _sample(path, tmp_path, *extra, name="s"):
+    out, npz = tmp_path / f"{name}.png", tmp_path / f"{name}.npz"
+    code = sample_main(["--ckpt", str(path), "--out", str(out), "--npz", str(npz), *extra])
+    assert code == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return dict(np.load(npz))
+
+
+def _error(capsys, *argv) -> str:
+    assert sample_main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gan-lab: error: ") and len(err.splitlines()) == 1, err
+    return err
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
+# ----------------------------------------------------------------------------------------------
+
+
+def test_samples_are_the_trained_g_ema_on_the_seeded_noise(run, tmp_path):
+    model, _, path = run
+    got = _sample(path, tmp_path, "--n", "50", "--seed", "3")
+    assert got["samples"].shape == (2, 50, 2) and got["z"].shape == (2, 50, 2)
+    assert int(got["seed"]) == 3 and bool(got["ema"])
+    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(got["z"], z.expand(2, -1, -1).numpy())  # same noise per member
+    np.testing.assert_array_equal(
+        got["samples"], model.generate(torch.from_numpy(got["z"]), ema=True).numpy()
+    )
+
+
+def test_deterministic_for_a_seed(run, tmp_path):
+    _, _, path = run
+    a = _sample(path, tmp_path, "--seed", "1", name="a")
+    b = _sample(path, tmp_path, "--seed", "1", name="b")
+    c = _sample(path, tmp_path, "--seed", "2", name="c")
+    np.testing.assert_array_equal(a["samples"], b["samples"])
+    assert not np.array_equal(a["samples"], c["samples"])
+
+
+def test_ema_and_no_ema_differ_and_match_their_nets(run, tmp_path):
+    model, _, path = run
+    ema = _sample(path, tmp_path, "--ema", name="ema")
+    raw = _sample(path, tmp_path, "--no-ema", name="raw")
+    assert not np.array_equal(ema["samples"], raw["samples"])
+    assert not bool(raw["ema"])
+    np.testing.assert_array_equal(
+        raw["samples"], model.generate(torch.from_numpy(raw["z"]), ema=False).numpy()
+    )
+
+
+def test_member_selects_one_member(run, tmp_path):
+    _, _, path = run
+    every = _sample(path, tmp_path, "--n", "20", name="all")
+    one = _sample(path, tmp_path, "--n", "20", "--member", "1", name="one")
+    assert one["samples"].shape == (20, 2) and int(one["member"]) == 1
+    np.testing.assert_array_equal(one["samples"], every["samples"][1])
+
+
+def test_without_g_ema_the_default_is_g_and_ema_is_refused(run, tmp_path, capsys):
+    model, ckpt, _ = run
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("G_ema.")}
+    path = _write(ckpt, tmp_path / "no_ema.ckpt", state_dict=state)
+    got = _sample(path, tmp_path)
+    assert not bool(got["ema"])
+    np.testing.assert_array_equal(
+        got["samples"], model.generate(torch.from_numpy(got["z"]), ema=False).numpy()
+    )
+    err = _error(capsys, "--ckpt", str(path), "--out", str(tmp_path / "x.png"), "--ema")
+    assert "keeps no G_ema" in err and "--no-ema" in err
+
+
+class TinyImageG(RecordsInit, nn.Module):
+    """An unconditional image generator ``z (B, z_dim) -> (B, C, 8, 8)`` in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 4, channels: int = 3) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.fc = nn.Linear(z_dim, channels * 64)
+        self.channels = channels
+
+    def forward(self, z):
+        return torch.tanh(self.fc(z)).view(-1, self.channels, 8, 8)  # (B, C, 8, 8)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_image_generator_gives_a_grid(tmp_path, monkeypatch, channels):
+    G = TinyImageG(channels=channels)
+    ckpt = {
+        "state_dict": {f"G.{k}": v for k, v in G.state_dict().items()},
+        "hyper_parameters": {"generator": net_spec(G)},
+    }
+    path = _write(ckpt, tmp_path / "img.ckpt")
+    # A class outside gan_lab is refused by default (next test); this one is allowed explicitly.
+    monkeypatch.setattr(sample_mod, "ALLOWED_PREFIXES", ("gan_lab.", f"{__name__}."))
+    got = _sample(path, tmp_path, "--n", "16")
+    assert got["samples"].shape == (16, channels, 8, 8) and got["z"].shape == (16, 4)
+    from PIL import Image
+
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.size == (2 + 4 * 10, 2 + 4 * 10)  # 4 x 4 grid of 8-px images, 2-px padding
+    assert sample_main(["--ckpt", str(path), "--out", str(tmp_path / "m.png"), "--member", "0"]) == 2
+
+
+def test_lightning_and_wandb_are_not_imported(run, tmp_path):
+    _, _, path = run
+    code = (
+        "import sys; from gan_lab.sample import sample_main; "
+        f"assert sample_main(['--ckpt', {str(path)!r}, '--out', {str(tmp_path / 'p.png')!r}]) == 0; "
+        "bad = [m for m in ('lightning', 'wandb', 'pytorch_lightning') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
+
+
+def test_real_fit_checkpoint_samples_through_the_cli(tmp_path):
+    """A checkpoint written by `gan-lab fit` itself: the module stores the generator's spec."""
+    assert main([*FIT, f"--trainer.default_root_dir={tmp_path / 'run'}"]) == 0
+    (ckpt,) = (tmp_path / "run" / "checkpoints").glob("*.ckpt")
+    spec = torch.load(ckpt, weights_only=True)["hyper_parameters"]["generator"]
+    assert spec["class_path"] == "gan_lab.nets.toy.ToyGenerator"
+    got = _sample(ckpt, tmp_path, "--n", "30")
+    assert got["samples"].shape == (2, 30, 2) and bool(got["ema"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Refusals: exit code 2, one line
+# ----------------------------------------------------------------------------------------------
+
+
+class Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
+
+@pytest.mark.parametrize("container", ["raw_pickle", "torch_zip"])
+def test_malicious_pickle_is_refused_and_never_runs(run, tmp_path, capsys, container):
+    _, ckpt, _ = run
+    marker = tmp_path / "pwned"
+    # Control: the payload does run when unpickled the unsafe way.
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(Payload(control), protocol=2))
+    assert control.exists()
+
+    path = tmp_path / "evil.ckpt"
+    if container == "raw_pickle":  # a bare pickle stream (torch.load reads these too)
+        path.write_bytes(pickle.dumps({"state_dict": {}, "payload": Payload(marker)}, protocol=2))
+    else:  # a real checkpoint with one extra entry
+        torch.save({**ckpt, "payload": Payload(marker)}, path)
+    err = _error(capsys, "--ckpt", str(path), "--out", str(tmp_path / "x.png"))
+    assert "refused" in err and "arbitrary Python objects" in err and "weights only" in err
+    assert "posix.system" in err or "os.system" in err
+    assert not marker.exists()
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_errors(run, tmp_path, capsys):
+    _, ckpt, good = run
+    out = str(tmp_path / "x.png")
+
+    assert "does not exist" in _error(capsys, "--ckpt", str(tmp_path / "nope.ckpt"), "--out", out)
+    assert "is a folder" in _error(capsys, "--ckpt", str(tmp_path), "--out", out)
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("hello\n")
+    assert "is not a checkpoint" in _error(capsys, "--ckpt", str(text), "--out", out)
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    assert "is not a checkpoint" in _error(capsys, "--ckpt", str(empty), "--out", out)
+    archive = tmp_path / "archive.ckpt"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("readme.txt", "not torch")
+    assert "not a torch checkpoint" in _error(capsys, "--ckpt", str(archive), "--out", out)
+    a_list = tmp_path / "list.ckpt"
+    torch.save([1, 2], a_list)
+    assert "not a Lightning checkpoint" in _error(capsys, "--ckpt", str(a_list), "--out", out)
+
+    no_spec = _write(ckpt, tmp_path / "no_spec.ckpt", hyper_parameters={"objective": "hinge"})
+    assert "no generator spec" in _error(capsys, "--ckpt", str(no_spec), "--out", out)
+    outside = _write(
+        ckpt,
+        tmp_path / "outside.ckpt",
+        hyper_parameters={"generator": {"class_path": "torch.nn.Linear", "init_args": {}}},
+    )
+    assert "outside the allowed modules" in _error(capsys, "--ckpt", str(outside), "--out", out)
+    mismatch = _write(
+        ckpt,
+        tmp_path / "mismatch.ckpt",
+        hyper_parameters={"generator": net_spec(ToyGenerator(members=2, hidden=9, layers=2))},
+    )
+    assert "do not fit" in _error(capsys, "--ckpt", str(mismatch), "--out", out)
+
+    assert "--n must be >= 1" in _error(capsys, "--ckpt", str(good), "--out", out, "--n", "0")
+    assert "invalid int value" in _error(capsys, "--ckpt", str(good), "--out", out, "--n", "many")
+    assert "required: --ckpt" in _error(capsys, "--out", out)
+    assert "out of range" in _error(capsys, "--ckpt", str(good), "--out", out, "--member", "2")
+    assert "--member must be >= 0" in _error(capsys, "--ckpt", str(good), "--out", out, "--member", "-1")
+
+    missing = str(tmp_path / "no" / "such" / "grid.png")
+    assert "does not exist" in _error(capsys, "--ckpt", str(good), "--out", missing)
+    (tmp_path / "file").write_text("")
+    assert "does not exist" in _error(capsys, "--ckpt", str(good), "--out", str(tmp_path / "file" / "g.png"))
+    assert "is a folder" in _error(capsys, "--ckpt", str(good), "--out", str(tmp_path))
+    assert "--npz" in _error(capsys, "--ckpt", str(good), "--out", out, "--npz", missing)
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_unwritable_folder(run, capsys):
+    _, _, good = run
+    assert "is not writable" in _error(capsys, "--ckpt", str(good), "--out", "/proc/self/grid.png")
+
+
+def test_member_of_a_one_member_ensemble(tmp_path, capsys):
+    G = ToyGenerator(members=1, hidden=4, layers=1)
+    ckpt = {"state_dict": {f"G.{k}": v for k, v in G.state_dict().items()}, "hyper_parameters": {}}
+    ckpt["hyper_parameters"]["generator"] = net_spec(G)
+    path = _write(ckpt, tmp_path / "one.ckpt")
+    assert "out of range" in _error(
+        capsys, "--ckpt", str(path), "--out", str(tmp_path / "x.png"), "--member", "1"
+    )
+
+
+def test_help_exits_0(capsys):
+    assert sample_main(["--help"]) == 0
+    assert "--ckpt" in capsys.readouterr().out
