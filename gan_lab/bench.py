@@ -330,7 +330,8 @@ def run_bench(
             raise ConfigError(f"unknown case {n!r}; valid cases: {', '.join(table)}")
     if repeats < 1 or warmup < 1:
         raise ConfigError("--repeats and --warmup must be >= 1")
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     dev = torch.device(device)
     results = []
     with warnings.catch_warnings():
@@ -363,7 +364,10 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per loop and case (median)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each timed run")
     parser.add_argument("--quick", action="store_true", help="tiny nets and batches: a smoke run")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
     if args.quick:
         args.repeats, args.warmup = min(args.repeats, 1), min(args.warmup, 1)
     try:

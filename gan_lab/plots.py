@@ -57,25 +57,34 @@ def save_samples_figure(panels: dict, path: str, max_cols: int = 3) -> None:
     plt.close(fig)
 
 
+def mean_se_curve(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """``(steps, mean, se)`` of ``key`` over the seeds at each G step (s.e. 0 where undefined)."""
+    by_step = defaultdict(list)
+    for r in rows:
+        by_step[r["g_steps"]].append(r[key] * scale)
+    steps = sorted(by_step)
+    stats = [mean_and_se(torch.tensor(by_step[s], dtype=torch.float64)) for s in steps]
+    return steps, np.array([m for m, _ in stats]), np.nan_to_num(np.array([s for _, s in stats]))
+
+
 def save_coverage_figure(histories: dict[str, list[dict]], path: str, num_modes: int) -> None:
-    """Modes covered against G steps: mean over seeds with a ± s.e. band, one line per objective."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    """Modes covered and HQ % against G steps: mean over seeds with a ± s.e. band, one line per
+    objective. Coverage alone saturates early (one HQ sample covers a mode); HQ % shows quality."""
+    fig, (ax_modes, ax_hq) = plt.subplots(1, 2, figsize=(11, 4.2))
     for i, (name, rows) in enumerate(histories.items()):
-        by_step = defaultdict(list)
-        for r in rows:
-            by_step[r["g_steps"]].append(r["modes"])
-        steps = sorted(by_step)
-        stats = [mean_and_se(torch.tensor(by_step[s], dtype=torch.float64)) for s in steps]
-        mean = np.array([m for m, _ in stats])
-        se = np.nan_to_num(np.array([s for _, s in stats]))
-        ax.plot(steps, mean, color=f"C{i}", label=name)
-        ax.fill_between(steps, mean - se, mean + se, color=f"C{i}", alpha=0.2)
-    ax.axhline(num_modes, color="gray", lw=0.8, ls="--")
-    ax.set_xlabel("generator steps")
-    ax.set_ylabel(f"modes covered (of {num_modes})")
-    ax.set_ylim(0, num_modes + 0.5)
-    ax.set_title("mode coverage: mean ± s.e. over seeds", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+        for ax, key, scale in ((ax_modes, "modes", 1.0), (ax_hq, "hq_fraction", 100.0)):
+            steps, mean, se = mean_se_curve(rows, key, scale)
+            ax.plot(steps, mean, color=f"C{i}", label=name)
+            ax.fill_between(steps, mean - se, mean + se, color=f"C{i}", alpha=0.2)
+    ax_modes.axhline(num_modes, color="gray", lw=0.8, ls="--")
+    ax_modes.set_ylabel(f"modes covered (of {num_modes})")
+    ax_modes.set_ylim(0, num_modes + 0.5)
+    ax_hq.set_ylabel("high-quality samples (%)")
+    ax_hq.set_ylim(0, 100)
+    for ax in (ax_modes, ax_hq):
+        ax.set_xlabel("generator steps")
+    ax_modes.legend(fontsize=8, loc="lower right")
+    fig.suptitle("mean ± s.e. over seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
