@@ -50,6 +50,7 @@ from pathlib import Path
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+from gan_lab.callbacks.guard import TrainingDiverged
 from gan_lab.cli import fail
 from gan_lab.errors import ConfigError
 
@@ -302,7 +303,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     # 2. Fit, one job after another; results.csv grows as jobs finish.
     study_dir.mkdir(parents=True)
     metrics = list(evaluator_cls.METRICS)
-    result_fields = [*RESULT_KEYS, *metrics, "wall_time_s"]
+    result_fields = [*RESULT_KEYS, *metrics, "wall_time_s", "status"]
     history_fields = [*HISTORY_KEYS, *metrics]
     meta = {
         "study": spec.name,
@@ -340,7 +341,12 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
         trainer.loggers = loggers
         trainer.callbacks.append(StudyProgress(bar, name))
         t0 = time.perf_counter()
-        trainer.fit(model, cli.datamodule)
+        status = "ok"
+        try:
+            trainer.fit(model, cli.datamodule)
+        except TrainingDiverged as e:  # a result, not a crash: record it and go on
+            status = f"diverged at g_steps={model.g_steps}"
+            bar.write(f"{name}: {e}")
         wall = time.perf_counter() - t0
         for logger in loggers:
             logger.finalize("success")
@@ -349,6 +355,8 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
 
             wandb_lib.finish()
         evaluator = find_evaluator(trainer)
+        if not evaluator.history:  # diverged before its first evaluation
+            evaluator.evaluate_without_logging(trainer, model)
         evaluator.save_artifacts(job.run_dir)
         final_step = max(r["g_steps"] for r in evaluator.history)
         for r in evaluator.history:
@@ -365,6 +373,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
                         **keyed,
                         **{m: r[m] for m in metrics},
                         "wall_time_s": round(wall, 2),
+                        "status": status,
                     }
                 )
         meta["runs"].append(
@@ -397,7 +406,7 @@ def read_rows(path: Path) -> list[dict]:
     """Rows of results.csv / history.csv with ints and floats restored."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    text = {"study", "objective", "regularizers"}
+    text = {"study", "objective", "regularizers", "status"}
     for r in rows:
         for k, v in r.items():
             if k in text:
@@ -478,6 +487,10 @@ def write_report(study_dir: Path) -> Path:
             + " | ".join(cells)
             + f" | {wall:.1f} |"
         )
+    diverged = sorted({(r["objective"], r["status"]) for r in results if r.get("status", "ok") != "ok"})
+    if diverged:
+        lines += ["", "Diverged (the divergence guard stopped them; figures are from their last evaluation):"]
+        lines += [f"- {lab}: {status}" for lab, status in diverged]
     lines.append("")
     for caption, filename in figures:
         lines += [f"![{caption}]({filename})", ""]

@@ -147,3 +147,17 @@ def test_missing_study_file(tmp_path, capsys):
 def test_fmt_mean_se_by_hand():
     assert fmt_mean_se([2.0, 4.0]) == f"3.00 ± {math.sqrt(2) / math.sqrt(2):.2f}"
     assert re.fullmatch(r"undefined", fmt_mean_se([float("nan")]))
+
+
+def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, capsys):
+    objectives = "[{objective: nan_objective.NaNFromStep, label: nan}, hinge]"
+    study = write_study(tmp_path, objectives=objectives, seeds=2)
+    base = (tmp_path / "base.yaml").read_text()
+    guard = "    - class_path: gan_lab.callbacks.DivergenceGuard\n      init_args: {policy: stop}\n"
+    (tmp_path / "base.yaml").write_text(base.replace("  callbacks:\n", "  callbacks:\n" + guard))
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 0
+    out = tmp_path / "runs" / "tiny"
+    rows = read_csv(out / "results.csv")
+    assert {r["status"] for r in rows if r["objective"] == "nan"} == {"diverged at g_steps=3"}
+    assert {r["status"] for r in rows if r["objective"] == "hinge"} == {"ok"}
+    assert "- nan: diverged at g_steps=3" in (out / "report.md").read_text()

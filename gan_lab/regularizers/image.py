@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import kornia
 import torch
 import torchvision
 from torch import Tensor, nn
@@ -267,6 +266,8 @@ def sobel_edge_loss(output: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor
     """
     _check_images(output, "sobel_edge_loss")
     _check_same_shape(output, target, "sobel_edge_loss")
+    import kornia  # here, not at import time: the GPU check machine has no kornia
+
     edges_o = kornia.filters.sobel(output, eps=eps)  # (B, C, H, W)
     edges_t = kornia.filters.sobel(target, eps=eps)
     return (edges_o - edges_t).abs().flatten(1).mean(-1)
