@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean-venv
+.PHONY: demo test test-slow lint bench gpu-check clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check gan_lab tests
 	$(BIN)/ruff format --check gan_lab tests
 
+## The lab's step against a hand-written PyTorch loop (JSON: steps/s, samples/s, ratio).
 bench: $(STAMP)
 	$(BIN)/gan-lab bench --device cpu
+
+## GPU checks (bf16/16-mixed fits, penalty equivalence, bench on CUDA), JSON, < 8 min on one GPU.
+## No $(STAMP): the GPU machine has torch + lightning but no internet, wandb or kornia.
+GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	$(GPU_PY) -m gan_lab.gpu_check
 
 clean-venv:
 	rm -rf $(VENV)

@@ -110,7 +110,7 @@ def test_missing_checkpoint(tmp_path, capsys):
 def test_resume_from_checkpoint_of_incompatible_config(tmp_path, capsys):
     done = tmp_path / "done"
     assert main(["fit", *SMALL, f"--trainer.default_root_dir={done}"]) == 0
-    (ckpt,) = done.glob("**/*.ckpt")
+    (ckpt,) = done.glob("**/last.ckpt")
     digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     capsys.readouterr()
     err = run_bad(tmp_path, capsys, "--model.generator.init_args.hidden=12", f"--ckpt_path={ckpt}")

@@ -37,7 +37,7 @@ def test_short_fit_of_every_objective(tmp_path, objective, penalty):
     if penalty:
         extra.append(f"--model.regularizers=[{penalty}]")
     assert main(fit_args(tmp_path, *extra)) == 0
-    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)
     assert state["gan_lab"]["g_steps"] == 3
     assert state["hyper_parameters"]["objective"] == objective
@@ -47,7 +47,7 @@ def test_objective_by_class_path(tmp_path):
     cfg = tmp_path / "obj.yaml"
     cfg.write_text("model:\n  objective:\n    class_path: gan_lab.losses.Hinge\n")
     assert main(fit_args(tmp_path / "run", "--config", str(cfg))) == 0
-    (ckpt,) = (tmp_path / "run" / "checkpoints").glob("*.ckpt")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["objective"] == "hinge"
 
 

@@ -1,0 +1,115 @@
+"""`gan-lab bench` (a quick run prints the JSON the docs promise; bad input exits 2) and the
+DCGAN-32 nets it times."""
+
+import json
+
+import pytest
+import torch
+
+from gan_lab.bench import bench_main, cases, hand_loop, make_nets
+from gan_lab.cli import main
+from gan_lab.errors import ConfigError
+from gan_lab.module import GANModule
+from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_lab.regularizers.gradient_penalty import per_sample_grad_norm
+
+KEYS = {
+    "case",
+    "lab_steps_per_s",
+    "hand_steps_per_s",
+    "lab_samples_per_s",
+    "hand_samples_per_s",
+    "ratio",
+    "lab_runs_steps_per_s",
+    "hand_runs_steps_per_s",
+}
+
+
+def test_quick_bench_prints_json_for_every_case(capsys):
+    assert main(["bench", "--quick", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["device"] == "cpu" and result["quick"] is True
+    assert [c["case"] for c in result["cases"]] == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp"]
+    for c in result["cases"]:
+        assert set(c) >= KEYS
+        assert c["lab_steps_per_s"] > 0 and c["hand_steps_per_s"] > 0
+        assert c["ratio"] == pytest.approx(c["lab_steps_per_s"] / c["hand_steps_per_s"], rel=1e-2)
+        per_step = c["batch"] * (c["members"] or 1)
+        assert c["lab_samples_per_s"] == pytest.approx(c["lab_steps_per_s"] * per_step, rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--precision", "8-true"], "unknown precision"),
+        (["--cases", "toy_e2"], "unknown case 'toy_e2'"),
+        (["--precision", "16-mixed"], "16-mixed needs CUDA"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    assert bench_main(["--quick", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is absent")
+def test_cuda_refused_without_cuda(capsys):
+    assert bench_main(["--quick", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_hand_loop_trains_the_same_nets():
+    case = cases(quick=True)["dcgan32_wgan_gp"]
+    G, D = make_nets(case)
+    before = [p.detach().clone() for p in D.parameters()]
+    seconds = hand_loop(case, G, D, torch.device("cpu"), "32-true", warmup=1, steps=1)
+    assert seconds > 0
+    assert any(not torch.equal(a, p) for a, p in zip(before, D.parameters()))
+
+
+# ----------------------------------------------------------------------------------------------
+# DCGAN-32
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes_and_ranges(channels):
+    G = DCGANGenerator(z_dim=16, ngf=8, out_channels=channels)
+    D = DCGANDiscriminator(in_channels=channels, ndf=8)
+    x = G(torch.randn(5, 16))
+    assert x.shape == (5, channels, 32, 32) and x.abs().max() <= 1
+    assert D(x).shape == (5,)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
+
+
+def test_dcgan_discriminator_is_per_sample_for_gradient_penalties():
+    """No BatchNorm in D: sample i's input gradient does not depend on the other samples."""
+    D = DCGANDiscriminator(ndf=4)
+    x = torch.randn(4, 3, 32, 32)
+    together = per_sample_grad_norm(D, x)
+    alone = torch.cat([per_sample_grad_norm(D, x[i : i + 1]) for i in range(4)])
+    torch.testing.assert_close(together, alone)
+
+
+def test_dcgan_init_is_seeded_and_small():
+    a, b = DCGANGenerator(ngf=4, seed=1), DCGANGenerator(ngf=4, seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    conv = DCGANDiscriminator(ndf=16).net[2].weight
+    assert conv.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+@pytest.mark.parametrize("kw", [{"ngf": 0}, {"z_dim": -1}, {"out_channels": 1.5}])
+def test_dcgan_bad_sizes_are_refused(kw):
+    with pytest.raises(ConfigError, match="DCGAN"):
+        DCGANGenerator(**kw)
+
+
+def test_dcgan_discriminator_refuses_wrong_channels():
+    with pytest.raises(ConfigError, match=r"expects \(B, 3, 32, 32\)"):
+        DCGANDiscriminator()(torch.randn(2, 1, 32, 32))
+
+
+def test_dcgan_trains_in_the_module():
+    module = GANModule(DCGANGenerator(z_dim=8, ngf=4), DCGANDiscriminator(ndf=4), regularizers=["r1"])
+    assert module.members is None and module.batch_ndim == 1
