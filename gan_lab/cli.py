@@ -60,7 +60,7 @@ def _writable_folder(path: str) -> bool:
 
 
 def describe_argument_error(text: str) -> str:
-    """One line from a (nested, multi-line) jsonargparse error: the full key and what was wrong.
+    r"""One line from a (nested, multi-line) jsonargparse error: the full key and what was wrong.
 
     >>> describe_argument_error('Parser key "model.n_critic":\n  Expected a <class \'int\'>. Got value: abc')
     'bad value for model.n_critic: expected a int, got value: abc'
