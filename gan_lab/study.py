@@ -386,6 +386,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
             }
         )
         meta["info"] = evaluator.info(trainer)
+        meta.setdefault("weights", {}).update(pretrained_weights(model))
         _write_csv(study_dir / "results.csv", result_fields, results)
         _write_csv(study_dir / "history.csv", history_fields, history)
     bar.close()
@@ -393,6 +394,20 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
     write_report(study_dir)
     return study_dir
+
+
+def pretrained_weights(model) -> dict[str, str]:
+    """``{path: sha256 prefix}`` of every pretrained file the run's regularizers loaded (VGG16), so
+    that a report says which weights its perceptual figures come from."""
+    import hashlib
+
+    out = {}
+    for reg in getattr(model, "penalties", []):
+        vgg = reg._vgg.module if hasattr(reg, "_vgg") else None
+        path = getattr(vgg, "path", None)
+        if path is not None and Path(path).is_file():
+            out[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return out
 
 
 def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
@@ -471,6 +486,8 @@ def write_report(study_dir: Path) -> Path:
         "",
         evaluator_cls.protocol(meta["info"]),
         "",
+        *[f"Pretrained weights: `{p}` (sha256 {h}…)." for p, h in meta.get("weights", {}).items()],
+        "",
         "| objective | regularizers | n_critic | G steps | " + " | ".join(headers) + " | wall time (s) |",
         "|---" * (5 + len(headers)) + "|",
     ]
@@ -515,7 +532,7 @@ def study_main(argv: list[str]) -> int:
         study_dir = run_study(spec, [*args.overrides, *unknown], wandb=not args.no_wandb)
     except ConfigError as e:
         return fail(e)
-    print(f"study written to {study_dir}/ (report.md, results.csv, samples.png, coverage.png)")
+    print(f"study written to {study_dir}/ (report.md, results.csv, history.csv, figures)")
     return 0
 
 

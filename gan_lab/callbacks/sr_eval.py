@@ -341,7 +341,7 @@ class SRMetricsEvaluator(Callback):
                 ax.set_title(f"{label}{summary}", fontsize=9)
                 ax.axis("off")
             fig.suptitle("validation crops, columns: " + " | ".join(GRID_COLUMNS), fontsize=9)
-            fig.tight_layout()
+            fig.tight_layout(rect=(0, 0, 1, 0.93))  # keep the panel titles below the suptitle
             fig.savefig(study_dir / "grids.png", dpi=120)
             plt.close(fig)
             figures.append(("final outputs on validation crops: " + " | ".join(GRID_COLUMNS), "grids.png"))
