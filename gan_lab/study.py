@@ -267,8 +267,33 @@ class StudyProgress(Callback):
             self.bar.set_postfix_str(self.label, refresh=False)
 
 
-def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = True) -> Path:
-    """Validate every run, then fit them one after another and write the report. Returns the folder."""
+def launch_rank() -> int:
+    """This process's global rank as the launcher set it (torchrun: RANK, SLURM: SLURM_PROCID)."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
+
+
+def select(spec: StudySpec, only: str | None) -> StudySpec:
+    """The study reduced to the entry labelled ``only`` (one task of a job array)."""
+    if only is None:
+        return spec
+    labels = [r.label for r in spec.runs]
+    if only not in labels:
+        raise ConfigError(
+            f"--only {only!r} is not an entry of {spec.source}; its entries: {', '.join(labels)}"
+        )
+    return StudySpec(**{**spec.__dict__, "runs": [r for r in spec.runs if r.label == only]})
+
+
+def run_study(
+    spec: StudySpec,
+    extra: list[str] | None = None,
+    wandb: bool = True,
+    study_dir: Path | None = None,
+) -> Path:
+    """Validate every run, then fit them one after another and write the report. Returns the folder.
+
+    ``study_dir`` (default: a new folder under ``spec.out``) must not exist yet: a study never
+    writes into an earlier one."""
     import torch
     from jsonargparse import ArgumentError
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -277,8 +302,15 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     from gan_lab.cli import build_cli, config_error_in, describe_argument_error, preflight
 
     extra = list(extra or [])
-    _check_writable(spec.out)
-    study_dir = new_study_dir(spec.out, spec.name)
+    # Under DDP every process runs this function; only global rank 0 checks and writes files.
+    lead = launch_rank() == 0
+    if study_dir is None:
+        _check_writable(spec.out)
+        study_dir = new_study_dir(spec.out, spec.name)
+    elif lead and study_dir.exists():
+        raise ConfigError(f"{study_dir} exists already; a study never writes into an earlier one")
+    else:
+        _check_writable(str(study_dir))
 
     # 1. Parse and instantiate every run before anything is written.
     jobs, clis = plan_jobs(spec, study_dir, extra), []
@@ -301,7 +333,7 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
         preflight(cli.model, cli.datamodule, cli.trainer)
 
     # 2. Fit, one job after another; results.csv grows as jobs finish.
-    study_dir.mkdir(parents=True)
+    study_dir.mkdir(parents=True, exist_ok=not lead)
     metrics = list(evaluator_cls.METRICS)
     result_fields = [*RESULT_KEYS, *metrics, "wall_time_s", "status"]
     history_fields = [*HISTORY_KEYS, *metrics]
@@ -321,7 +353,14 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
     }
     results, history = [], []
     total = sum(cli.model.max_g_steps or 0 for cli in clis)
-    bar = tqdm(total=total or None, desc=spec.name, unit="G step", dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=total or None,
+        desc=spec.name,
+        unit="G step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=not lead,
+    )
     for job, cli in zip(jobs, clis):
         model, trainer = cli.model, cli.trainer
         name = job.label if job.seed_index is None else f"{job.label}/seed{spec.seed + job.seed_index}"
@@ -357,7 +396,8 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
         evaluator = find_evaluator(trainer)
         if not evaluator.history:  # diverged before its first evaluation
             evaluator.evaluate_without_logging(trainer, model)
-        evaluator.save_artifacts(job.run_dir)
+        if lead:
+            evaluator.save_artifacts(job.run_dir)
         final_step = max(r["g_steps"] for r in evaluator.history)
         for r in evaluator.history:
             member = r["member"] if job.seed_index is None else job.seed_index
@@ -387,12 +427,14 @@ def run_study(spec: StudySpec, extra: list[str] | None = None, wandb: bool = Tru
         )
         meta["info"] = evaluator.info(trainer)
         meta.setdefault("weights", {}).update(pretrained_weights(model))
-        _write_csv(study_dir / "results.csv", result_fields, results)
-        _write_csv(study_dir / "history.csv", history_fields, history)
+        if lead:
+            _write_csv(study_dir / "results.csv", result_fields, results)
+            _write_csv(study_dir / "history.csv", history_fields, history)
     bar.close()
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
-    write_report(study_dir)
+    if lead:
+        (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
+        write_report(study_dir)
     return study_dir
 
 
@@ -516,6 +558,32 @@ def write_report(study_dir: Path) -> Path:
     return path
 
 
+def merge_parts(study_dir: Path) -> None:
+    """Join the entries that job-array tasks wrote into ``study_dir/parts/<label>/`` into one study:
+    results.csv, history.csv and study.json at the top, as if one process had run them all."""
+    parts = sorted(p for p in (study_dir / "parts").iterdir() if (p / "study.json").is_file())
+    if not parts:
+        raise ConfigError(f"{study_dir}/parts holds no finished entry")
+    metas = [json.loads((p / "study.json").read_text()) for p in parts]
+    meta = {**metas[0], "runs": [], "weights": {}}
+    meta["started"] = min(m["started"] for m in metas)
+    meta["finished"] = max(m["finished"] for m in metas)
+    meta["command"] = metas[0]["command"].split(" --only")[0] + " (job array: one task per entry)"
+    for p, m in zip(parts, metas):
+        for run in m["runs"]:
+            meta["runs"].append({**run, "run_dir": str((p / run["run_dir"]).relative_to(study_dir))})
+        meta["weights"].update(m.get("weights", {}))
+    for name in ("results.csv", "history.csv"):
+        fields, rows = None, []
+        for p in parts:
+            with open(p / name, newline="") as f:
+                reader = csv.DictReader(f)
+                fields = fields or reader.fieldnames
+                rows.extend(reader)
+        _write_csv(study_dir / name, fields, rows)
+    (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
+
+
 def study_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gan-lab study", description="Run an objectives × seeds study.")
     parser.add_argument("study_file")
@@ -526,10 +594,20 @@ def study_main(argv: list[str]) -> int:
     parser.add_argument(
         "overrides", nargs="*", help="extra arguments for every run, e.g. --model.max_g_steps=200"
     )
+    parser.add_argument("--only", default=None, help="run only the entry with this label (a job-array task)")
+    parser.add_argument(
+        "--study-dir",
+        default=None,
+        help="with --only: the shared study folder; the entry writes DIR/parts/LABEL/, and "
+        "`gan-lab report DIR` merges the parts",
+    )
     args, unknown = parser.parse_known_args(argv)
     try:
-        spec = load_study(args.study_file, args.out)
-        study_dir = run_study(spec, [*args.overrides, *unknown], wandb=not args.no_wandb)
+        if args.study_dir and not args.only:
+            raise ConfigError("--study-dir goes with --only (one entry of a job array); without it use --out")
+        spec = select(load_study(args.study_file, args.out), args.only)
+        target = Path(args.study_dir) / "parts" / args.only if args.study_dir else None
+        study_dir = run_study(spec, [*args.overrides, *unknown], wandb=not args.no_wandb, study_dir=target)
     except ConfigError as e:
         return fail(e)
     print(f"study written to {study_dir}/ (report.md, results.csv, history.csv, figures)")
@@ -543,6 +621,11 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument("study_dir")
     args = parser.parse_args(argv)
     d = Path(args.study_dir)
+    if (d / "parts").is_dir() and not (d / "study.json").exists():
+        try:
+            merge_parts(d)
+        except ConfigError as e:
+            return fail(e)
     missing = [f for f in ("study.json", "results.csv", "history.csv") if not (d / f).is_file()]
     if missing:
         return fail(f"{args.study_dir!r} is not a finished study folder (missing {', '.join(missing)})")

@@ -161,3 +161,23 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, capsys):
     assert {r["status"] for r in rows if r["objective"] == "nan"} == {"diverged at g_steps=3"}
     assert {r["status"] for r in rows if r["objective"] == "hinge"} == {"ok"}
     assert "- nan: diverged at g_steps=3" in (out / "report.md").read_text()
+
+
+def test_job_array_entries_merge_into_one_study(tmp_path):
+    """`--only LABEL --study-dir DIR` per array task, then `gan-lab report DIR` joins them."""
+    study = write_study(tmp_path, seeds=2)
+    shared = tmp_path / "shared"
+    for label in ("wasserstein", "hinge"):
+        args = ["study", str(study), "--only", label, "--study-dir", str(shared), "--no-wandb"]
+        assert main(args) == 0
+    assert main(["report", str(shared)]) == 0
+    rows = read_csv(shared / "results.csv")
+    assert sorted({r["objective"] for r in rows}) == ["hinge", "wasserstein"] and len(rows) == 4
+    report = (shared / "report.md").read_text()
+    assert "| hinge |" in report and "| wasserstein |" in report and (shared / "samples.png").is_file()
+
+
+def test_only_unknown_label(tmp_path, capsys):
+    study = write_study(tmp_path)
+    assert main(["study", str(study), "--only", "hing", "--no-wandb", "--out", str(tmp_path / "r")]) == 2
+    assert "its entries: hinge, wasserstein" in capsys.readouterr().err
