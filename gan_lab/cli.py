@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gan_lab.sample import sample_main
 
         return sample_main(rest)
-    return fail(f"unknown command {command!r}; valid commands: fit, study, report, sample")
+    return fail(f"unknown command {command!r}; valid commands: fit, study, report, sample, bench")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -115,6 +115,7 @@ def test_gradient_clipping_acts_on_unscaled_gradients(precision):
         accelerator="cpu",
         max_epochs=1,
         limit_train_batches=1,
+        log_every_n_steps=1,  # the module logs only on the steps the loggers write
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
