@@ -71,7 +71,7 @@ def describe_argument_error(text: str) -> str:
     keys = [m.group(1) for line in lines if (m := re.match(r'Parser key "([^"]+)"', line))]
     detail = next((line for line in lines if line.startswith("Expected a") or "Got value" in line), None)
     if not keys or detail is None:
-        return lines[0] if lines else "bad arguments; see gan-lab fit --help"
+        return " ".join(lines[:3])[:300] if lines else "bad arguments; see gan-lab fit --help"
     detail = re.sub(r"<class '([\w.]+)'>", r"\1", detail).replace(". Got value", ", got value")
     return f"bad value for {'.'.join(keys)}: {detail[0].lower()}{detail[1:]}"
 
@@ -125,6 +125,30 @@ def preflight(model, datamodule, trainer, ckpt_path: str | None = None) -> None:
         )
 
 
+def default_loggers(model, datamodule, root: str) -> list:
+    """CSV and W&B loggers in ``root/<data>/version_N`` (W&B offline unless logged in; the group is
+    the data's name, the tags the objective and regularizers)."""
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    data = getattr(datamodule, "name", None) or type(datamodule).__name__
+    csv = CSVLogger(root, name=str(data))
+    tags = [model.objective.name, *model.regularizer_names]
+    wandb = WandbLogger(
+        save_dir=csv.log_dir, project="gan_lab", group=str(data), tags=tags, name=f"{data}/{'+'.join(tags)}"
+    )
+    return [csv, wandb]
+
+
+def finish_wandb(trainer) -> None:
+    """Close the W&B run of a finished fit, so that its (offline) files are complete."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        import wandb
+
+        wandb.finish()
+
+
 def build_cli(args: Sequence[str], run: bool = True):
     """The LightningCLI over :class:`~gan_lab.module.GANModule` and any LightningDataModule.
 
@@ -147,8 +171,15 @@ def build_cli(args: Sequence[str], run: bool = True):
 
         def before_fit(self) -> None:
             config = self.config[self.subcommand]
+            if config.trainer.get("logger") in (None, True):
+                self.trainer.loggers = default_loggers(
+                    self.model, self.datamodule, self.trainer.default_root_dir
+                )
             self.model.resolved_config = self._parser(self.subcommand).dump(config, skip_none=False)
             preflight(self.model, self.datamodule, self.trainer, config.get("ckpt_path"))
+
+        def after_fit(self) -> None:
+            finish_wandb(self.trainer)
 
     argv, sys.argv = sys.argv, sys.argv[:1]  # `args` alone drives the parser
     try:

@@ -299,7 +299,7 @@ def run_study(
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
     from tqdm.auto import tqdm
 
-    from gan_lab.cli import build_cli, config_error_in, describe_argument_error, preflight
+    from gan_lab.cli import build_cli, config_error_in, describe_argument_error, finish_wandb, preflight
 
     extra = list(extra or [])
     # Under DDP every process runs this function; only global rank 0 checks and writes files.
@@ -389,10 +389,7 @@ def run_study(
         wall = time.perf_counter() - t0
         for logger in loggers:
             logger.finalize("success")
-        if wandb:
-            import wandb as wandb_lib
-
-            wandb_lib.finish()
+        finish_wandb(trainer)
         evaluator = find_evaluator(trainer)
         if not evaluator.history:  # diverged before its first evaluation
             evaluator.evaluate_without_logging(trainer, model)

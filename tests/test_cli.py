@@ -105,3 +105,17 @@ def test_console_script_exit_code_and_single_line(tmp_path):
 def test_unknown_command(capsys):
     assert main(["fitt"]) == 2
     assert "valid commands" in capsys.readouterr().err
+
+
+def test_default_loggers_write_csv_and_offline_wandb_in_the_run_folder(tmp_path, monkeypatch):
+    from wandb_offline import read_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = [a for a in fit_args(tmp_path) if a != "--trainer.logger=false"]
+    assert main([*args, "--trainer.log_every_n_steps=1", "--model.regularizers=[r1]"]) == 0
+    run = tmp_path / "ring8" / "version_0"
+    assert (run / "metrics.csv").is_file() and (run / "config.yaml").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    (record,) = [read_run(f) for f in run.glob("wandb/offline-run-*/run-*.wandb")]
+    assert record["run"].run_group == "ring8" and list(record["run"].tags) == ["non_saturating", "r1"]
+    assert any("d/r1" in row for row in record["history"])
