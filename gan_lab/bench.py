@@ -114,13 +114,12 @@ class RandomImages:
 
 def _image_datamodule(batch: int, steps: int):
     import lightning as L
-    from torch.utils.data import DataLoader
 
-    from gan_lab.data.toy import _StepIndex
+    from gan_lab.data.steps import step_loader
 
     class RandomImagesDataModule(L.LightningDataModule):
         def train_dataloader(self):
-            return DataLoader(_StepIndex(steps), batch_size=None, generator=torch.Generator())
+            return step_loader(steps)
 
         def on_after_batch_transfer(self, step, dataloader_idx):
             if not hasattr(self, "_images"):

@@ -239,9 +239,11 @@ def _check_writable(out: str) -> None:
 
 
 def find_evaluator(trainer):
-    """The callback that the study reads: it has ``history``, ``METRICS`` and ``study_figures``."""
+    """The callback that the study reads (a :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`)."""
+    from gan_lab.callbacks.evaluation import ScheduledEvaluator
+
     for cb in trainer.callbacks:
-        if hasattr(cb, "METRICS") and hasattr(cb, "study_figures") and hasattr(cb, "history"):
+        if isinstance(cb, ScheduledEvaluator):
             return cb
     raise ConfigError(
         "a study needs an evaluator callback in trainer.callbacks (gan_lab.callbacks.ModeCoverageEvaluator "

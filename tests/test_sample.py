@@ -41,15 +41,6 @@ FIT = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one intra-op thread is much faster than two (and than spinning on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny 2-member fit with G_ema, and its checkpoint written with the generator spec."""

@@ -17,14 +17,14 @@ from typing import ClassVar
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
+from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import ModeCoverage, mean_and_se
 
 
-class ModeCoverageEvaluator(Callback):
+class ModeCoverageEvaluator(ScheduledEvaluator):
     """Log modes covered, HQ fraction, reverse KL and JS every ``every_n_g_steps`` G steps.
 
     Args:
@@ -42,7 +42,6 @@ class ModeCoverageEvaluator(Callback):
     ``save_artifacts``, ``info``, ``study_figures`` and ``protocol``.
     """
 
-    #: metric -> (report header, display scale, digits)
     METRICS: ClassVar[dict[str, tuple[str, float, int]]] = {
         "modes": ("modes covered", 1.0, 2),
         "hq_fraction": ("HQ %", 100.0, 1),
@@ -59,15 +58,12 @@ class ModeCoverageEvaluator(Callback):
         use_ema: bool = True,
         plot: bool = True,
     ) -> None:
-        super().__init__()
-        for name, v in (("every_n_g_steps", every_n_g_steps), ("n_samples", n_samples)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"ModeCoverageEvaluator {name} must be an integer >= 1, got {v!r}")
-        self.every_n_g_steps, self.n_samples = every_n_g_steps, n_samples
+        super().__init__(every_n_g_steps)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ConfigError(f"ModeCoverageEvaluator n_samples must be an integer >= 1, got {n_samples!r}")
+        self.n_samples = n_samples
         self.noise_seed, self.use_ema, self.plot = noise_seed, use_ema, plot
-        self.history: list[dict] = []
         self.last_samples: torch.Tensor | None = None
-        self._last_eval = -1
 
     def _fixed_noise(self, pl_module) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.noise_seed)
@@ -98,26 +94,9 @@ class ModeCoverageEvaluator(Callback):
         self._last_eval = pl_module.g_steps
         return result
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        g = pl_module.g_steps
-        if g > 0 and g != self._last_eval and g % self.every_n_g_steps == 0:
-            self.evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if pl_module.g_steps != self._last_eval:
-            with torch.no_grad():
-                self.evaluate_without_logging(trainer, pl_module)
-        if self.plot and trainer.is_global_zero and self.last_samples is not None:
+    def finish(self, trainer, pl_module) -> None:
+        if self.plot and self.last_samples is not None:
             self._plot(trainer)
-
-    def evaluate_without_logging(self, trainer, pl_module) -> None:
-        """Evaluate where ``self.log`` is not allowed (``on_train_end``): history only."""
-        log_dict = pl_module.log_dict
-        pl_module.log_dict = lambda *a, **k: None
-        try:
-            self.evaluate(trainer, pl_module)
-        finally:
-            pl_module.log_dict = log_dict
 
     def _plot(self, trainer) -> None:
         from gan_lab.plots import save_samples_figure
@@ -176,10 +155,3 @@ class ModeCoverageEvaluator(Callback):
             num_modes=len(means),
         )
         return [("final samples", "samples.png"), ("mode coverage", "coverage.png")]
-
-    def state_dict(self) -> dict:
-        return {"history": list(self.history), "last_eval": self._last_eval}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.history = list(state_dict.get("history", []))
-        self._last_eval = int(state_dict.get("last_eval", -1))

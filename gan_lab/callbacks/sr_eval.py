@@ -31,11 +31,11 @@ import kornia
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.errors import ConfigError
 from gan_lab.regularizers.image import sobel_edge_loss
 
@@ -101,7 +101,7 @@ def make_sr_grid(lr: Tensor, output: Tensor, target: Tensor, padding: int = 2) -
     return (grid * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-class SRMetricsEvaluator(Callback):
+class SRMetricsEvaluator(ScheduledEvaluator):
     """PSNR, SSIM and Sobel-edge error on the fixed validation set, every ``every_n_g_steps``.
 
     Args:
@@ -127,6 +127,7 @@ class SRMetricsEvaluator(Callback):
         "edge_error": ("Sobel-edge error", 1.0, 4),
     }
     PRIMARY = "psnr"
+    EVALUATE_AT_START = True  # the untrained G is the bicubic baseline (bicubic skip)
 
     def __init__(
         self,
@@ -136,20 +137,17 @@ class SRMetricsEvaluator(Callback):
         grid_rows: int = 4,
         plot: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(every_n_g_steps)
         for name, v in (
-            ("every_n_g_steps", every_n_g_steps),
             ("batch_size", batch_size),
             ("grid_rows", grid_rows),
         ):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"SRMetricsEvaluator {name} must be an integer >= 1, got {v!r}")
-        self.every_n_g_steps, self.use_ema, self.batch_size = every_n_g_steps, use_ema, batch_size
+        self.use_ema, self.batch_size = use_ema, batch_size
         self.grid_rows, self.plot = grid_rows, plot
-        self.history: list[dict] = []
         self.baseline: dict[str, float] | None = None
         self.last_grid: Tensor | None = None
-        self._last_eval = -1
 
     # ------------------------------------------------------------------------------------------
     # Evaluation
@@ -218,28 +216,8 @@ class SRMetricsEvaluator(Callback):
         n = min(self.grid_rows, hr.shape[0])
         return detail.topk(n).indices.sort().values
 
-    def evaluate_without_logging(self, trainer, pl_module) -> dict[str, float]:
-        """Evaluate where ``self.log`` is not allowed (``on_train_start`` / ``_end``): history only."""
-        log_dict = pl_module.log_dict
-        pl_module.log_dict = lambda *a, **k: None
-        try:
-            return self.evaluate(trainer, pl_module)
-        finally:
-            pl_module.log_dict = log_dict
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        if pl_module.g_steps == 0 and self._last_eval != 0:
-            self.evaluate_without_logging(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        g = pl_module.g_steps
-        if g > 0 and g != self._last_eval and g % self.every_n_g_steps == 0:
-            self.evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if pl_module.g_steps != self._last_eval:
-            self.evaluate_without_logging(trainer, pl_module)
-        if self.plot and trainer.is_global_zero and self.last_grid is not None and trainer.log_dir:
+    def finish(self, trainer, pl_module) -> None:
+        if self.plot and self.last_grid is not None and trainer.log_dir:
             path = self.save_grid(Path(trainer.log_dir))
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
@@ -375,11 +353,10 @@ class SRMetricsEvaluator(Callback):
         return figures
 
     def state_dict(self) -> dict:
-        return {"history": list(self.history), "last_eval": self._last_eval, "baseline": self.baseline}
+        return {**super().state_dict(), "baseline": self.baseline}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.history = list(state_dict.get("history", []))
-        self._last_eval = int(state_dict.get("last_eval", -1))
+        super().load_state_dict(state_dict)
         self.baseline = state_dict.get("baseline")
 
 

@@ -41,8 +41,9 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from gan_lab.data.steps import step_loader
 from gan_lab.errors import ConfigError
 from gan_lab.seeding import member_seeds
 
@@ -163,19 +164,6 @@ def random_crops(
         crop = img[:, top : top + size, left : left + size]
         crops.append(crop.flip(-1) if hflip and flips[k] else crop)
     return torch.stack(crops)
-
-
-class _StepIndex(Dataset):
-    """``steps`` items, each its own index: the batch is drawn after transfer."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __getitem__(self, i: int) -> Tensor:
-        return torch.tensor(i)
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -316,7 +304,7 @@ class PairedImageDataModule(L.LightningDataModule):
         self.load()
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_StepIndex(self.steps_per_epoch), batch_size=None, shuffle=False)
+        return step_loader(self.steps_per_epoch)
 
     def _ensure_generator(self) -> torch.Generator:
         if self._generator is None:

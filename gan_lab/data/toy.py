@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from gan_lab.data.steps import step_loader
 from gan_lab.errors import ConfigError, check_choice
 from gan_lab.seeding import generator_states, member_generators, member_seeds, set_generator_states
 
@@ -80,19 +81,6 @@ def get_mixture(name: str) -> GaussianMixture2D:
     return MIXTURES[name]()
 
 
-class _StepIndex(Dataset):
-    """``steps`` items, each its own index: the real batch is drawn after transfer."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __getitem__(self, i: int) -> Tensor:
-        return torch.tensor(i)
-
-
 class ToyMixtureDataModule(L.LightningDataModule):
     """Real batches ``(E, B, 2)`` from a 2D mixture, drawn on the training device.
 
@@ -135,11 +123,7 @@ class ToyMixtureDataModule(L.LightningDataModule):
             self.seed = int(getattr(module, "seed", 0))
 
     def train_dataloader(self) -> DataLoader:
-        # Its own generator: creating the iterator then draws nothing from the global RNG, so a
-        # resumed run draws the same random numbers as one that never stopped.
-        return DataLoader(
-            _StepIndex(self.steps_per_epoch), batch_size=None, shuffle=False, generator=torch.Generator()
-        )
+        return step_loader(self.steps_per_epoch)
 
     def _ensure_generators(self, device: torch.device | str) -> list[torch.Generator]:
         device = torch.device(device)

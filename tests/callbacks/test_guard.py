@@ -18,15 +18,6 @@ from gan_lab.nets import ToyDiscriminator, ToyGenerator
 NAN = float("nan")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one intra-op thread is much faster than two (and than spinning on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class NaNAt(NonSaturating):
     """Non-saturating losses, NaN at the listed D / G steps (0-based). With ``keep_losses`` it
     also leaves the loss in ``module.last_losses`` before the step, as the module would."""

@@ -24,15 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_G_STEPS = 12
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one intra-op thread is much faster than two (and than spinning on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class SignalAt(Callback):
     """Send ``signum`` to this very process when batch ``k`` starts (mid-run, deterministic)."""
 

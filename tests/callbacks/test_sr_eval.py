@@ -33,15 +33,6 @@ from gan_lab.regularizers import PixelLoss
 from gan_lab.regularizers.image import sobel_edge_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convs: one thread is faster, and stable on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def pair(seed: int = 0, n: int = 2, noise: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
     """A hand-made (output, target) pair in [-1, 1]: a smooth target and a noisy copy."""
     g = torch.Generator().manual_seed(seed)

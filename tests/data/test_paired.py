@@ -26,15 +26,6 @@ from gan_lab.data.paired import (
 from gan_lab.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convs: one thread is faster, and stable on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def coordinate_image(h: int = 80, w: int = 96, blue: int = 0) -> torch.Tensor:
     """uint8 (3, h, w): R = column, G = row, B = ``blue``."""
     rows = torch.arange(h).view(h, 1).expand(h, w)

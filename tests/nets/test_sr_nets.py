@@ -19,15 +19,6 @@ from gan_lab.regularizers import WGANGP, PenaltyInputs
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convs: one thread is faster, and stable on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
 

@@ -20,16 +20,6 @@ from gan_lab.losses.objectives import minimax_d_loss, non_saturating_g_loss
 from gan_lab.module import reduce_members
 from gan_lab.nets import EnsembleBatchNorm, EnsembleLinear, ToyDiscriminator, ToyGenerator, member
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matmuls: one thread is faster, and stable on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------------------------------------
 # Shapes
 # --------------------------------------------------------------------------------------------------
