@@ -21,26 +21,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-BASE = """
-trainer:
-  max_steps: -1
-  log_every_n_steps: 1
-  enable_model_summary: false
-  callbacks:
-    - class_path: gan_lab.callbacks.ModeCoverageEvaluator
-      init_args: {every_n_g_steps: 2, n_samples: 400}
-model:
-  max_g_steps: 4
-  generator:
-    class_path: gan_lab.nets.ToyGenerator
-    init_args: {members: 2, hidden: 16, layers: 2}
-  discriminator:
-    class_path: gan_lab.nets.ToyDiscriminator
-    init_args: {members: 2, hidden: 16, layers: 2}
-data:
-  class_path: gan_lab.data.ToyMixtureDataModule
-  init_args: {name: ring8, batch_size: 32}
-"""
+BASE = (ROOT / "tests" / "configs" / "tiny_ring8.yaml").read_text()
 
 
 def write_study(tmp_path, objectives="[hinge, {objective: wasserstein, configs: [wgan.yaml]}]", seeds=3):
