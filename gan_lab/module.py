@@ -204,8 +204,8 @@ class GANModule(L.LightningModule):
         if data is None:
             return
         for role, net, attrs in (
-            ("generator output", self.G, ("out_channels", "out_dim")),
-            ("discriminator input", self.D, ("in_channels", "in_dim")),
+            ("generator output", self.G, ("out_channels", "out_dim", "channels")),
+            ("discriminator input", self.D, ("in_channels", "in_dim", "channels")),
         ):
             size = next((getattr(net, a) for a in attrs if getattr(net, a, None) is not None), None)
             if size is not None and size != data:

@@ -138,3 +138,53 @@ def test_good_input_still_runs(tmp_path):
     """The control: the same arguments without the fault train."""
     assert main(["fit", *SMALL, f"--trainer.default_root_dir={tmp_path}"]) == 0
     assert torch.load(next(tmp_path.glob("**/*.ckpt")), weights_only=True)["gan_lab"]["g_steps"] == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# Paired image runs (the super-resolution configs)
+# ------------------------------------------------------------------------------------------------
+
+SR = [
+    "--config",
+    str(ROOT / "experiments/sr/base.yaml"),
+    "--trainer.logger=false",
+    "--trainer.enable_progress_bar=false",
+    "--model.max_g_steps=1",
+]
+
+
+def run_bad_sr(tmp_path, capsys, *extra):
+    code = main(["fit", *SR, f"--trainer.default_root_dir={tmp_path / 'run'}", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("gan-lab: error: ") and not (tmp_path / "run").exists()
+    return err
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    err = run_bad_sr(tmp_path, capsys, f"--data.init_args.root={tmp_path / 'photos'}")
+    assert str(tmp_path / "photos") in err
+
+
+def test_corrupt_image_file_is_named(tmp_path, capsys):
+    from torchvision.io import write_png
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "c.png"):
+        write_png(torch.randint(0, 256, (3, 96, 96), dtype=torch.uint8), str(folder / name))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    err = run_bad_sr(tmp_path, capsys, f"--data.init_args.root={folder}")
+    assert "broken.png" in err
+
+
+def test_missing_vgg16_weights_names_the_path(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    err = run_bad_sr(tmp_path, capsys, "--config", str(ROOT / "experiments/sr/pixel_perceptual.yaml"))
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "vgg16-397923af.pth") in err
+
+
+def test_image_channels_differ_from_nets(tmp_path, capsys):
+    err = run_bad_sr(tmp_path, capsys, "--data.init_args.channels=1")
+    assert "the data has 1 channels but the generator output has 3" in err
