@@ -508,7 +508,8 @@ def write_report(study_dir: Path) -> Path:
     figures = evaluator_cls.study_figures(
         study_dir, [(lab, run_dirs[lab]) for lab in labels], results, history, meta["info"]
     )
-    seeds = f"seeds {meta['seed']}..{meta['seed'] + meta['seeds'] - 1}"
+    n = meta["seeds"]
+    seeds = f"seed {meta['seed']}" if n == 1 else f"seeds {meta['seed']}..{meta['seed'] + n - 1}"
     how = (
         "together as ensemble members of one run (each member an independent run)"
         if meta["ensemble"]
@@ -521,9 +522,13 @@ def write_report(study_dir: Path) -> Path:
         f"Command: `{meta['command']}`; started {meta['started']}, finished {meta['finished']}; "
         f"torch {meta['torch']}, python {meta['python']}.",
         "",
-        f"Each configuration trains {meta['seeds']} seeds ({seeds}) {how}. Figures are the mean ± "
-        "standard error over seeds at the final evaluation; per-seed values are in `results.csv`, "
-        "every evaluation in `history.csv`.",
+        f"Each configuration trains {n} seed{'s' if n > 1 else ''} ({seeds}) {how}. "
+        + (
+            "Figures are the mean ± standard error over seeds at the final evaluation"
+            if n > 1
+            else "With one seed there is no standard error: figures are that seed's final evaluation"
+        )
+        + "; per-seed values are in `results.csv`, every evaluation in `history.csv`.",
         "",
         evaluator_cls.protocol(meta["info"]),
         "",
