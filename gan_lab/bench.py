@@ -21,6 +21,11 @@ non-saturating), ``dcgan32_ns`` (DCGAN 32×32, batch 256, non-saturating) and ``
     gan-lab bench --device cpu --cases toy_e1 --repeats 5
     gan-lab bench --device cuda --precision bf16-mixed
     gan-lab bench --quick                       # tiny sizes: a smoke run (tests)
+    gan-lab bench --device cuda --channels-last --compile
+
+``--channels-last`` and ``--compile`` set GANModule's switches of the same names in the lab loop and
+do the same in the hand loop: 4-D weights and image batches in channels_last memory format;
+``torch.compile``'d G and D for the main passes (the gradient penalty goes through the plain D).
 """
 
 from __future__ import annotations
@@ -143,13 +148,25 @@ def _toy_sampler(case: Case, device: torch.device):
 
 
 def hand_loop(
-    case: Case, G: nn.Module, D: nn.Module, device: torch.device, precision: str, warmup: int, steps: int
+    case: Case,
+    G: nn.Module,
+    D: nn.Module,
+    device: torch.device,
+    precision: str,
+    warmup: int,
+    steps: int,
+    channels_last: bool = False,
+    compile: bool = False,
 ):
     """Seconds for ``steps`` training steps after ``warmup``: plain PyTorch, nothing else."""
     from gan_lab.losses import get_objective
 
     objective = get_objective(case.objective)
     G, D = G.to(device), D.to(device)
+    if channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    # the main passes through the compiled nets; the gradient penalty's double backward through D
+    G_main, D_main = (torch.compile(G), torch.compile(D)) if compile else (G, D)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
@@ -157,6 +174,12 @@ def hand_loop(
     sample_real = (
         _toy_sampler(case, device) if case.kind == "toy" else RandomImages(case.batch, device).sample
     )
+    if channels_last and case.kind != "toy":
+        sample_images = sample_real
+
+        def sample_real() -> Tensor:
+            return sample_images().contiguous(memory_format=torch.channels_last)
+
     noise = torch.Generator(device=device).manual_seed(1)
     z_shape = (case.members, case.batch, G.z_dim) if case.kind == "toy" else (case.batch, G.z_dim)
     gp_weight = 10.0 if "wgan_gp" in case.regularizers else 0.0
@@ -188,8 +211,8 @@ def hand_loop(
         real = sample_real()
         with autocast():
             with torch.no_grad():
-                fake = G(torch.randn(z_shape, generator=noise, device=device))
-            d_loss = objective.d_loss(D(real).float(), D(fake).float()).mean(-1).sum()
+                fake = G_main(torch.randn(z_shape, generator=noise, device=device))
+            d_loss = objective.d_loss(D_main(real).float(), D_main(fake).float()).mean(-1).sum()
             if gp_weight:
                 d_loss = d_loss + gp_weight * gradient_penalty(real, fake)
         backward_step(d_loss, opt_d)
@@ -197,8 +220,8 @@ def hand_loop(
             for p in D.parameters():
                 p.requires_grad_(False)
             with autocast():
-                fake = G(torch.randn(z_shape, generator=noise, device=device))
-                g_loss = objective.g_loss(D(fake).float(), None).mean(-1).sum()
+                fake = G_main(torch.randn(z_shape, generator=noise, device=device))
+                g_loss = objective.g_loss(D_main(fake).float(), None).mean(-1).sum()
             backward_step(g_loss, opt_g)
             for p in D.parameters():
                 p.requires_grad_(True)
@@ -220,7 +243,15 @@ def hand_loop(
 
 
 def lab_loop(
-    case: Case, G: nn.Module, D: nn.Module, device: torch.device, precision: str, warmup: int, steps: int
+    case: Case,
+    G: nn.Module,
+    D: nn.Module,
+    device: torch.device,
+    precision: str,
+    warmup: int,
+    steps: int,
+    channels_last: bool = False,
+    compile: bool = False,
 ):
     """Seconds for ``steps`` full iterations of Lightning's fit loop after ``warmup``: from the end
     of batch ``warmup - 1`` to the end of the last batch (data fetch, hooks, both players' steps,
@@ -242,7 +273,15 @@ def lab_loop(
                 else:
                     self.end = time.perf_counter()
 
-    module = GANModule(G, D, objective=case.objective, regularizers=case.regularizers, n_critic=case.n_critic)
+    module = GANModule(
+        G,
+        D,
+        objective=case.objective,
+        regularizers=case.regularizers,
+        n_critic=case.n_critic,
+        channels_last=channels_last,
+        compile=compile,
+    )
     if case.kind == "toy":
         data = ToyMixtureDataModule("ring8", batch_size=case.batch, steps_per_epoch=warmup + steps)
     else:
@@ -270,17 +309,24 @@ def lab_loop(
 # ----------------------------------------------------------------------------------------------
 
 
-def run_case(case: Case, device: torch.device, precision: str, repeats: int, warmup: int) -> dict:
+def run_case(
+    case: Case,
+    device: torch.device,
+    precision: str,
+    repeats: int,
+    warmup: int,
+    channels_last: bool = False,
+    compile: bool = False,
+) -> dict:
     steps = case.steps[device.type]
     G0, D0 = make_nets(case)
     lab, hand = [], []
+    speed = {"channels_last": channels_last, "compile": compile}
     for _ in range(repeats):
-        lab.append(
-            steps / lab_loop(case, copy.deepcopy(G0), copy.deepcopy(D0), device, precision, warmup, steps)
-        )
-        hand.append(
-            steps / hand_loop(case, copy.deepcopy(G0), copy.deepcopy(D0), device, precision, warmup, steps)
-        )
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        lab.append(steps / lab_loop(case, G, D, device, precision, warmup, steps, **speed))
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        hand.append(steps / hand_loop(case, G, D, device, precision, warmup, steps, **speed))
     lab_sps, hand_sps = statistics.median(lab), statistics.median(hand)
     return {
         "case": case.name,
@@ -307,6 +353,8 @@ def run_bench(
     repeats: int = 3,
     warmup: int = 3,
     quick: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
 ) -> dict:
     """Run the cases and return the JSON-able result (see the module docstring)."""
     import logging
@@ -336,7 +384,7 @@ def run_bench(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for n in names:
-            results.append(run_case(table[n], dev, precision, repeats, warmup))
+            results.append(run_case(table[n], dev, precision, repeats, warmup, channels_last, compile))
     return {
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "precision": precision,
@@ -345,6 +393,8 @@ def run_bench(
         "repeats": repeats,
         "warmup": warmup,
         "quick": quick,
+        "channels_last": channels_last,
+        "compile": compile,
         "timing": "median over repeats of steps / seconds, after warmup; ratio = lab / hand",
         "cases": results,
     }
@@ -363,6 +413,10 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per loop and case (median)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each timed run")
     parser.add_argument("--quick", action="store_true", help="tiny nets and batches: a smoke run")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="channels_last weights and image batches (both loops)"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile G and D (both loops)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -370,7 +424,16 @@ def bench_main(argv: list[str]) -> int:
     if args.quick:
         args.repeats, args.warmup = min(args.repeats, 1), min(args.warmup, 1)
     try:
-        result = run_bench(args.device, args.precision, args.cases, args.repeats, args.warmup, args.quick)
+        result = run_bench(
+            args.device,
+            args.precision,
+            args.cases,
+            args.repeats,
+            args.warmup,
+            args.quick,
+            channels_last=args.channels_last,
+            compile=args.compile,
+        )
     except ConfigError as e:
         return fail(e)
     json.dump(result, sys.stdout, indent=2)

@@ -1,0 +1,135 @@
+"""GANModule's speed switches: ``channels_last`` and ``compile`` change speed, not the training."""
+
+import copy
+import functools
+import json
+import pickle
+
+import lightning as L
+import pytest
+import torch
+
+from gan_lab.bench import _image_datamodule
+from gan_lab.data import ToyMixtureDataModule
+from gan_lab.module import GANModule
+from gan_lab.nets import ToyDiscriminator, ToyGenerator
+from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+def trainer(batches: int, callbacks=()) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=batches,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+    )
+
+
+def dcgan_nets():
+    return DCGANGenerator(z_dim=8, ngf=4, seed=3), DCGANDiscriminator(ndf=4, seed=3)
+
+
+def toy_nets():
+    return ToyGenerator(members=2, hidden=16, layers=2), ToyDiscriminator(members=2, hidden=16, layers=2)
+
+
+def params(module: GANModule) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_channels_last_trains_the_same_dcgan_and_converts_weights_and_inputs():
+    seen = []
+
+    def fit(channels_last: bool) -> GANModule:
+        module = GANModule(*dcgan_nets(), objective="hinge", channels_last=channels_last)
+        hook = module.D.net[0].register_forward_pre_hook(
+            lambda m, args: seen.append(
+                (channels_last, args[0].is_contiguous(memory_format=torch.channels_last))
+            )
+        )
+        trainer(3).fit(module, _image_datamodule(batch=4, steps=3))
+        hook.remove()
+        return module
+
+    plain, fast = fit(False), fit(True)
+    assert fast.d_steps == plain.d_steps == 3 and fast.g_steps == 3
+    convs = [
+        m for net in (fast.G, fast.D) for m in net.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)
+    ]
+    assert len(convs) == 7
+    for conv in convs:
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.D.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert {cl for cl, _ in seen} == {False, True}
+    # every D input (real and fake batches) is channels_last in the fast run, none in the plain one
+    assert all(fmt for cl, fmt in seen if cl) and not any(fmt for cl, fmt in seen if not cl)
+    a, b = params(plain), params(fast)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_channels_last_leaves_toy_tensors_alone():
+    module = GANModule(*toy_nets(), channels_last=True)
+    before = {k: v.stride() for k, v in module.state_dict().items()}
+    module.setup("fit")
+    assert {k: v.stride() for k, v in module.state_dict().items()} == before
+
+
+def test_compile_keeps_state_dict_keys_and_pickles():
+    plain = GANModule(*toy_nets(), ema_beta=0.9)
+    compiled = GANModule(*toy_nets(), ema_beta=0.9, compile=True)
+    G, D = compiled.training_nets()  # the lazily built compiled callables (compiles at first call)
+    assert G is not compiled.G and D is not compiled.D
+    assert compiled.training_nets() == (G, D)  # built once
+    assert compiled.state_dict().keys() == plain.state_dict().keys()
+    assert not any("_orig_mod" in k for k in compiled.state_dict())
+    assert not any(type(m).__name__ == "OptimizedModule" for m in compiled.modules())
+    # the penalties' D is the plain one; the objective's is the compiled one
+    assert compiled.critic() is D and compiled.critic(compiled=False) is compiled.D
+    for clone in (copy.deepcopy(compiled), pickle.loads(pickle.dumps(compiled))):
+        assert clone._compiled.G is None and clone.state_dict().keys() == plain.state_dict().keys()
+
+
+@functools.cache
+def compile_unavailable() -> str | None:
+    """Why torch.compile cannot run here (no C++ compiler, ...), or None when it can."""
+    try:
+        torch.compile(lambda x: x * 2 + 1)(torch.ones(3))
+    except Exception as e:  # any backend failure (no C++ compiler, ...) means: skip
+        return f"torch.compile does not work on this machine: {type(e).__name__}: {str(e)[:200]}"
+    return None
+
+
+@pytest.mark.slow
+def test_compile_trains_like_eager_with_a_gradient_penalty():
+    reason = compile_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+    def fit(compile: bool) -> GANModule:
+        module = GANModule(*toy_nets(), objective="wasserstein", regularizers=["wgan_gp"], compile=compile)
+        trainer(3).fit(module, ToyMixtureDataModule("ring8", batch_size=16))
+        return module
+
+    eager, compiled = fit(False), fit(True)
+    assert compiled._compiled.G is not None  # the compiled nets were used
+    assert compiled.d_steps == eager.d_steps == 3 and compiled.g_steps == 3
+    a, b = params(eager), params(compiled)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-3, msg=k)
+
+
+def test_bench_passes_channels_last_to_both_loops(capsys):
+    from gan_lab.bench import bench_main
+
+    assert bench_main(["--quick", "--cases", "dcgan32_ns", "--channels-last"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["channels_last"] is True and result["compile"] is False
+    assert result["cases"][0]["lab_steps_per_s"] > 0 and result["cases"][0]["hand_steps_per_s"] > 0
