@@ -32,22 +32,12 @@ from gan_lab.losses import Objective, get_objective
 from gan_lab.nets.ema import ema_update_, make_ema
 from gan_lab.nets.spec import net_spec
 from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
-from gan_lab.seeding import (
-    generator_states,
-    global_rng_state,
-    member_generators,
-    member_seeds,
-    randn_members,
-    set_generator_states,
-    set_global_rng_state,
-)
+from gan_lab.seeding import MemberStreams, global_rng_state, member_seeds, randn_members, set_global_rng_state
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 
 #: Offset of the penalty streams (WGAN-GP's ε, DRAGAN's α, u) from the noise streams' seeds.
 PENALTY_STREAM_OFFSET = 104_729
-#: Seed offset between DDP ranks (rank r's streams: seed + RANK_SEED_STRIDE · r).
-RANK_SEED_STRIDE = 7_919
 
 #: Adam with DCGAN's β1 = 0.5, the usual default of GAN papers (Radford et al., 2016).
 default_adam: OptimizerFactory = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -178,10 +168,11 @@ class GANModule(L.LightningModule):
             self.G.reset_parameters(member_seeds(self.seed, self.members, "G"))
             self.D.reset_parameters(member_seeds(self.seed, self.members, "D"))
         self.G_ema = make_ema(self.G) if ema_beta is not None else None
-        self._noise_generators: list[torch.Generator] | None = None
-        self._pending_noise_state: list[Tensor] | None = None
-        self._penalty_generators: list[torch.Generator] | None = None
-        self._pending_penalty_state: list[Tensor] | None = None
+        noise_seeds = member_seeds(self.seed, self.members or 1, "noise")
+        #: G's noise, member k from its own stream
+        self.noise_streams = MemberStreams(noise_seeds)
+        #: the penalties' random points (WGAN-GP's ε, DRAGAN's α, u), member k from its own stream
+        self.penalty_streams = MemberStreams([s + PENALTY_STREAM_OFFSET for s in noise_seeds])
         self._pending_rng_state: dict | None = None
         #: the run's resolved config (YAML text), set by the CLI and kept in every checkpoint
         self.resolved_config: str | None = None
@@ -244,34 +235,10 @@ class GANModule(L.LightningModule):
     # Noise: member k from its own generator
     # ------------------------------------------------------------------------------------------
 
-    def _noise_gens(self) -> list[torch.Generator]:
-        if self._noise_generators is None or self._noise_generators[0].device != self.device:
-            seeds = [
-                s + RANK_SEED_STRIDE * self.global_rank
-                for s in member_seeds(self.seed, self.members or 1, "noise")
-            ]
-            self._noise_generators = member_generators(seeds, self.device)
-            if self._pending_noise_state is not None:
-                set_generator_states(self._noise_generators, self._pending_noise_state)
-                self._pending_noise_state = None
-        return self._noise_generators
-
-    def _penalty_gens(self) -> list[torch.Generator]:
-        if self._penalty_generators is None or self._penalty_generators[0].device != self.device:
-            seeds = [
-                s + PENALTY_STREAM_OFFSET + RANK_SEED_STRIDE * self.global_rank
-                for s in member_seeds(self.seed, self.members or 1, "noise")
-            ]
-            self._penalty_generators = member_generators(seeds, self.device)
-            if self._pending_penalty_state is not None:
-                set_generator_states(self._penalty_generators, self._pending_penalty_state)
-                self._pending_penalty_state = None
-        return self._penalty_generators
-
     def sample_uniform(self, shape: tuple[int, ...]) -> Tensor:
         """``U[0, 1)`` draws of ``shape`` (leading ``(E, B)`` or ``(B,)``) for the penalties' random
         points, member ``k`` from its own stream; each DDP rank has its own streams."""
-        gens = self._penalty_gens()
+        gens = self.penalty_streams.generators(self.device, self.global_rank)
         if self.members is None:
             return torch.rand(shape, generator=gens[0], device=self.device)
         return torch.stack([torch.rand(shape[1:], generator=g, device=self.device) for g in gens])
@@ -290,7 +257,8 @@ class GANModule(L.LightningModule):
 
     def sample_noise(self, batch_size: int) -> Tensor:
         """``z ~ N(0, I)``: ``(E, B, z_dim)`` for an ensemble, ``(B, z_dim)`` otherwise."""
-        z = randn_members(self._noise_gens(), (batch_size, self.G.z_dim), self.device)
+        gens = self.noise_streams.generators(self.device, self.global_rank)
+        z = randn_members(gens, (batch_size, self.G.z_dim), self.device)
         return z if self.members is not None else z[0]
 
     # ------------------------------------------------------------------------------------------
@@ -444,16 +412,14 @@ class GANModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Counters, the noise streams, the global RNG states and the resolved config go in
+        """Counters, the noise and penalty streams, the global RNG states and the resolved config go in
         ``checkpoint["gan_lab"]``; weights, optimizers, the datamodule's streams and callback
         states are saved by Lightning itself."""
         checkpoint["gan_lab"] = {
             "d_steps": self.d_steps,
             "g_steps": self.g_steps,
-            "noise_generators": generator_states(self._noise_generators) if self._noise_generators else None,
-            "penalty_generators": (
-                generator_states(self._penalty_generators) if self._penalty_generators else None
-            ),
+            "noise_generators": self.noise_streams.state(),
+            "penalty_generators": self.penalty_streams.state(),
             "rng": global_rng_state(),
             "config": self.resolved_config,
         }
@@ -462,12 +428,8 @@ class GANModule(L.LightningModule):
         state = checkpoint.get("gan_lab", {})
         self.d_steps = int(state.get("d_steps", 0))
         self.g_steps = int(state.get("g_steps", 0))
-        if state.get("noise_generators") is not None:
-            self._pending_noise_state = [s.cpu() for s in state["noise_generators"]]
-            self._noise_generators = None
-        if state.get("penalty_generators") is not None:
-            self._pending_penalty_state = [s.cpu() for s in state["penalty_generators"]]
-            self._penalty_generators = None
+        self.noise_streams.load(state.get("noise_generators"))
+        self.penalty_streams.load(state.get("penalty_generators"))
         # Restored at the first batch, after Lightning has set up its loops and loaders.
         self._pending_rng_state = state.get("rng")
 

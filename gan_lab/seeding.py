@@ -83,3 +83,43 @@ def set_global_rng_state(state: dict) -> None:
     np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+#: Seed offset between DDP ranks: rank r draws from seed + RANK_SEED_STRIDE · r.
+RANK_SEED_STRIDE = 7_919
+
+
+class MemberStreams:
+    """One ``torch.Generator`` per ensemble member (and DDP rank), made on the device of first use,
+    whose states go into checkpoints and come back on resume.
+
+    Args:
+        seeds: member ``k``'s seed on rank 0 (rank ``r`` adds ``RANK_SEED_STRIDE · r``).
+    """
+
+    def __init__(self, seeds: list[int]) -> None:
+        self.seeds = [int(s) for s in seeds]
+        self._generators: list[torch.Generator] | None = None
+        self._pending: list[torch.Tensor] | None = None
+
+    def generators(self, device: torch.device | str, rank: int = 0) -> list[torch.Generator]:
+        """The members' generators on ``device`` (made, or restored from a loaded state, on first use)."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if self._generators is None or self._generators[0].device != device:
+            self._generators = member_generators([s + RANK_SEED_STRIDE * rank for s in self.seeds], device)
+            if self._pending is not None:
+                set_generator_states(self._generators, self._pending)
+                self._pending = None
+        return self._generators
+
+    def state(self) -> list[torch.Tensor] | None:
+        """The generators' states (None before first use)."""
+        return generator_states(self._generators) if self._generators is not None else None
+
+    def load(self, states: list[torch.Tensor] | None) -> None:
+        """Restore saved states; applied when the generators are next made."""
+        if states is not None:
+            self._pending = [s.cpu() for s in states]
+            self._generators = None

@@ -27,10 +27,10 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
-from gan_lab.module import PENALTY_STREAM_OFFSET, RANK_SEED_STRIDE, GANModule
+from gan_lab.module import PENALTY_STREAM_OFFSET, GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.regularizers import R1
-from gan_lab.seeding import member_generators, member_seeds, randn_members
+from gan_lab.seeding import RANK_SEED_STRIDE, member_generators, member_seeds, randn_members
 
 WORLD = 2
 B = 8  # per rank

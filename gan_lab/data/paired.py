@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader
 
 from gan_lab.data.steps import step_loader
 from gan_lab.errors import ConfigError
-from gan_lab.seeding import member_seeds
+from gan_lab.seeding import MemberStreams, member_seeds
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -256,8 +256,8 @@ class PairedImageDataModule(L.LightningDataModule):
 
         self.train_images: list[Tensor] | None = None
         self._val: tuple[Tensor, Tensor] | None = None
-        self._generator: torch.Generator | None = None
-        self._pending_state: Tensor | None = None
+        self._streams: MemberStreams | None = None
+        self._loaded: list[Tensor] | None = None  # a checkpoint's state, until the stream exists
 
     # ------------------------------------------------------------------------------------------
     # Images
@@ -306,22 +306,20 @@ class PairedImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return step_loader(self.steps_per_epoch)
 
-    def _ensure_generator(self) -> torch.Generator:
-        if self._generator is None:
-            rank = self.trainer.global_rank if self.trainer is not None else 0
-            (seed,) = member_seeds(self.seed or 0, 1, "data")
-            self._generator = torch.Generator().manual_seed(seed + 7_919 * rank)
-            if self._pending_state is not None:
-                self._generator.set_state(self._pending_state)
-                self._pending_state = None
-        return self._generator
+    def _crop_generator(self) -> torch.Generator:
+        """The (CPU) stream of random crops: one member, seeded per DDP rank, resumable."""
+        if self._streams is None:
+            self._streams = MemberStreams(member_seeds(self.seed or 0, 1, "data"))
+            self._streams.load(self._loaded)
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        return self._streams.generators("cpu", rank)[0]
 
     def sample(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """One training batch ``(lr (B, C, S/s, S/s), hr (B, C, S, S))`` on ``device``."""
         self.load()
         assert self.train_images is not None
         crops = random_crops(
-            self.train_images, self.batch_size, self.crop_size, self._ensure_generator(), self.hflip
+            self.train_images, self.batch_size, self.crop_size, self._crop_generator(), self.hflip
         )
         hr = to_signed(crops.to(device))  # (B, C, S, S)
         return bicubic_downsample(hr, self.scale), hr
@@ -330,14 +328,13 @@ class PairedImageDataModule(L.LightningDataModule):
         return self.sample(batch.device)
 
     def state_dict(self) -> dict:
-        if self._generator is None:
-            return {}
-        return {"generator": self._generator.get_state()}
+        states = self._streams.state() if self._streams is not None else None
+        return {} if states is None else {"generators": states}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("generator") is not None:
-            self._pending_state = state["generator"].cpu()
-            self._generator = None
+        self._loaded = state.get("generators")
+        if self._streams is not None:
+            self._streams.load(self._loaded)
 
     def describe(self) -> dict:
         """JSON-serialisable facts: dataset name, sizes, validation files."""

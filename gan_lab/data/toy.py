@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from gan_lab.data.steps import step_loader
 from gan_lab.errors import ConfigError, check_choice
-from gan_lab.seeding import generator_states, member_generators, member_seeds, set_generator_states
+from gan_lab.seeding import MemberStreams, member_seeds
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,8 @@ class ToyMixtureDataModule(L.LightningDataModule):
                 raise ConfigError(f"data {label} must be an integer >= 1, got {v!r}")
         self.name, self.batch_size, self.steps_per_epoch = name, batch_size, steps_per_epoch
         self.members, self.seed = members, seed
-        self._generators: list[torch.Generator] | None = None
-        self._pending_state: list[Tensor] | None = None
+        self._streams: MemberStreams | None = None
+        self._loaded: list[Tensor] | None = None  # a checkpoint's states, until the streams exist
 
     @property
     def channels(self) -> int:
@@ -125,33 +125,27 @@ class ToyMixtureDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return step_loader(self.steps_per_epoch)
 
-    def _ensure_generators(self, device: torch.device | str) -> list[torch.Generator]:
-        device = torch.device(device)
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        if self._generators is None or self._generators[0].device != device:
-            rank = self.trainer.global_rank if self.trainer is not None else 0
-            seeds = [s + 7_919 * rank for s in member_seeds(self.seed or 0, self.members or 1, "data")]
-            self._generators = member_generators(seeds, device)
-            if self._pending_state is not None:
-                set_generator_states(self._generators, self._pending_state)
-                self._pending_state = None
-        return self._generators
+    def streams(self) -> MemberStreams:
+        """The members' data streams (made once ``members`` and ``seed`` are known)."""
+        if self._streams is None:
+            self._streams = MemberStreams(member_seeds(self.seed or 0, self.members or 1, "data"))
+            self._streams.load(self._loaded)
+        return self._streams
 
     def sample(self, device: torch.device) -> Tensor:
         """One real batch ``(E, B, 2)``; member ``k`` from its own generator."""
-        gens = self._ensure_generators(device)
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        gens = self.streams().generators(device, rank)
         return torch.stack([self.mixture.sample(self.batch_size, g, device) for g in gens])
 
     def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
         return self.sample(batch.device)
 
     def state_dict(self) -> dict:
-        if self._generators is None:
-            return {}
-        return {"generators": generator_states(self._generators)}
+        states = self._streams.state() if self._streams is not None else None
+        return {} if states is None else {"generators": states}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("generators") is not None:
-            self._pending_state = [s.cpu() for s in state["generators"]]
-            self._generators = None
+        self._loaded = state.get("generators")
+        if self._streams is not None:
+            self._streams.load(self._loaded)
