@@ -23,6 +23,21 @@ def check_choice(kind: str, name: str, valid) -> None:
         raise ConfigError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid))}")
 
 
+def check_int(label: str, value, minimum: int = 1, hint: str = "") -> int:
+    """Return ``value`` if it is an integer >= ``minimum`` (not a bool), else raise one line.
+
+    >>> check_int("n_critic", 5)
+    5
+    >>> check_int("n_critic", 0, hint=" (D steps per G step)")
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: n_critic must be an integer >= 1 (D steps per G step), got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{label} must be an integer >= {minimum}{hint}, got {value!r}")
+    return value
+
+
 def check_weight(name: str, value) -> float:
     """Return ``value`` as a float, refusing non-numbers, NaN and negative values.
 

@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from gan_lab.errors import ConfigError, check_weight
+from gan_lab.errors import ConfigError, check_int, check_weight
 from gan_lab.losses import Objective, get_objective
 from gan_lab.nets.ema import ema_update_, make_ema
 from gan_lab.nets.spec import net_spec
@@ -397,13 +397,14 @@ class GANModule(L.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
 
     @torch.no_grad()
-    def generate(self, z: Tensor, ema: bool = True) -> Tensor:
-        """Samples from ``G_ema`` (when kept and ``ema``) or ``G``, in eval mode."""
+    def generate(self, *inputs: Tensor | None, ema: bool = True) -> Tensor:
+        """``G(*inputs)`` in eval mode, from ``G_ema`` when kept and ``ema``: ``generate(z)``, or
+        ``generate(condition, z)`` in a paired run."""
         net = self.G_ema if (ema and self.G_ema is not None) else self.G
         was_training = net.training
         net.eval()
         try:
-            return net(z)
+            return net(*inputs)
         finally:
             net.train(was_training)
 
@@ -528,12 +529,9 @@ def _check_config(
     conditional: bool = False,
 ) -> None:
     """Refuse, in one line each, the combinations that cannot work."""
-    if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
-        raise ConfigError(f"n_critic must be an integer >= 1 (D steps per G step), got {n_critic!r}")
-    if max_g_steps is not None and (
-        isinstance(max_g_steps, bool) or not isinstance(max_g_steps, int) or max_g_steps < 1
-    ):
-        raise ConfigError(f"max_g_steps must be an integer >= 1 or null, got {max_g_steps!r}")
+    check_int("n_critic", n_critic, hint=" (D steps per G step)")
+    if max_g_steps is not None:
+        check_int("max_g_steps", max_g_steps, hint=" or null")
     if ema_beta is not None and not (isinstance(ema_beta, (int, float)) and 0.0 <= ema_beta < 1.0):
         raise ConfigError(f"ema_beta must be in [0, 1) or null, got {ema_beta!r}")
     if not hasattr(G, "z_dim") or (G.z_dim < 1 and not conditional):

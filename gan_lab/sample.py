@@ -43,6 +43,7 @@ from torch import Tensor
 from gan_lab.cli import fail
 from gan_lab.errors import ConfigError
 from gan_lab.nets.spec import DEFAULT_ALLOWED_PREFIXES, build_net
+from gan_lab.seeding import fixed_noise
 
 #: Modules whose net classes a checkpoint's generator spec may name.
 ALLOWED_PREFIXES: tuple[str, ...] = DEFAULT_ALLOWED_PREFIXES
@@ -159,11 +160,8 @@ def sample_noise(G: torch.nn.Module, n: int, seed: int) -> Tensor:
             f"{type(G).__name__} has no noise input (z_dim={z_dim!r}); gan-lab sample draws from "
             "unconditional generators only"
         )
-    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
     members = (getattr(G, "init_args", None) or {}).get("members", getattr(G, "members", None))
-    if members is not None:
-        z = z.expand(int(members), -1, -1).contiguous()  # (E, n, z_dim)
-    return z
+    return fixed_noise(n, z_dim, seed, members).contiguous()  # (n, z_dim) or (E, n, z_dim)
 
 
 # ----------------------------------------------------------------------------------------------

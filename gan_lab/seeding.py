@@ -123,3 +123,10 @@ class MemberStreams:
         if states is not None:
             self._pending = [s.cpu() for s in states]
             self._generators = None
+
+
+def fixed_noise(n: int, z_dim: int, seed: int, members: int | None = None) -> torch.Tensor:
+    """The evaluation noise set: ``(n, z_dim)`` from ``seed``, or ``(E, n, z_dim)`` with the same
+    noise for every member of an ensemble (so that members are compared on equal inputs)."""
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(int(seed)))  # (n, z_dim)
+    return z if members is None else z.expand(int(members), -1, -1)  # (E, n, z_dim)

@@ -52,7 +52,7 @@ from lightning.pytorch.callbacks import Callback
 
 from gan_lab.callbacks.guard import TrainingDiverged
 from gan_lab.cli import fail
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_int
 
 #: Columns of results.csv before and after the evaluator's metrics.
 RESULT_KEYS = ["study", "objective", "regularizers", "n_critic", "member", "seed", "g_steps"]
@@ -116,8 +116,7 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError(f"study name must be a non-empty string without '/', got {name!r}")
     seeds, seed = raw.get("seeds", 4), raw.get("seed", 0)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"study seeds must be an integer >= 1 (ensemble members), got {seeds!r}")
+    check_int("study seeds", seeds, hint=" (ensemble members)")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"study seed must be an integer, got {seed!r}")
     ensemble = raw.get("ensemble", True)

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from lightning.pytorch.callbacks import Callback
 
-from gan_lab.errors import ConfigError
+from gan_lab.errors import check_int
 
 
 class ScheduledEvaluator(Callback):
@@ -30,11 +30,7 @@ class ScheduledEvaluator(Callback):
 
     def __init__(self, every_n_g_steps: int) -> None:
         super().__init__()
-        if isinstance(every_n_g_steps, bool) or not isinstance(every_n_g_steps, int) or every_n_g_steps < 1:
-            raise ConfigError(
-                f"{type(self).__name__} every_n_g_steps must be an integer >= 1, got {every_n_g_steps!r}"
-            )
-        self.every_n_g_steps = every_n_g_steps
+        self.every_n_g_steps = check_int(f"{type(self).__name__} every_n_g_steps", every_n_g_steps)
         self.history: list[dict] = []
         self._last_eval = -1
 

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_int
 
 POLICIES = ("skip", "stop")
 
@@ -70,10 +70,7 @@ class DivergenceGuard(Callback):
             raise ConfigError(
                 f"unknown DivergenceGuard policy {policy!r}; valid policies: {', '.join(POLICIES)}"
             )
-        if isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int) or max_consecutive < 1:
-            raise ConfigError(
-                f"DivergenceGuard max_consecutive must be an integer >= 1, got {max_consecutive!r}"
-            )
+        check_int("DivergenceGuard max_consecutive", max_consecutive)
         self.policy, self.max_consecutive = policy, max_consecutive
         self.skipped: dict[str, int] = {}
         self.events: list[dict[str, Any]] = []

@@ -20,8 +20,9 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.errors import ConfigError
+from gan_lab.errors import check_int
 from gan_lab.metrics import ModeCoverage, mean_and_se
+from gan_lab.seeding import fixed_noise
 
 
 class ModeCoverageEvaluator(ScheduledEvaluator):
@@ -59,18 +60,13 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         plot: bool = True,
     ) -> None:
         super().__init__(every_n_g_steps)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ConfigError(f"ModeCoverageEvaluator n_samples must be an integer >= 1, got {n_samples!r}")
-        self.n_samples = n_samples
+        self.n_samples = check_int("ModeCoverageEvaluator n_samples", n_samples)
         self.noise_seed, self.use_ema, self.plot = noise_seed, use_ema, plot
         self.last_samples: torch.Tensor | None = None
 
     def _fixed_noise(self, pl_module) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.noise_seed)
-        z = torch.randn(self.n_samples, pl_module.G.z_dim, generator=g)  # (N, z_dim)
-        if pl_module.members is not None:
-            z = z.expand(pl_module.members, -1, -1)  # (E, N, z_dim): same noise for every member
-        return z.to(pl_module.device)
+        z = fixed_noise(self.n_samples, pl_module.G.z_dim, self.noise_seed, pl_module.members)
+        return z.to(pl_module.device)  # (E, N, z_dim) or (N, z_dim)
 
     @torch.no_grad()
     def evaluate(self, trainer: L.Trainer, pl_module) -> dict[str, torch.Tensor]:

@@ -36,7 +36,7 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_int
 from gan_lab.regularizers.image import sobel_edge_loss
 
 GRID_COLUMNS = ("LR (nearest)", "bicubic", "output", "target")
@@ -142,8 +142,7 @@ class SRMetricsEvaluator(ScheduledEvaluator):
             ("batch_size", batch_size),
             ("grid_rows", grid_rows),
         ):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"SRMetricsEvaluator {name} must be an integer >= 1, got {v!r}")
+            check_int(f"SRMetricsEvaluator {name}", v)
         self.use_ema, self.batch_size = use_ema, batch_size
         self.grid_rows, self.plot = grid_rows, plot
         self.baseline: dict[str, float] | None = None

@@ -44,7 +44,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from gan_lab.data.steps import step_loader
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_int
 from gan_lab.seeding import MemberStreams, member_seeds
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -167,9 +167,7 @@ def random_crops(
 
 
 def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"data {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return check_int(f"data {name}", value, minimum)
 
 
 class PairedImageDataModule(L.LightningDataModule):

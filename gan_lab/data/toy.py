@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from gan_lab.data.steps import step_loader
-from gan_lab.errors import ConfigError, check_choice
+from gan_lab.errors import check_choice, check_int
 from gan_lab.seeding import MemberStreams, member_seeds
 
 
@@ -103,8 +103,7 @@ class ToyMixtureDataModule(L.LightningDataModule):
         super().__init__()
         self.mixture = get_mixture(name)
         for label, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"data {label} must be an integer >= 1, got {v!r}")
+            check_int(f"data {label}", v)
         self.name, self.batch_size, self.steps_per_epoch = name, batch_size, steps_per_epoch
         self.members, self.seed = members, seed
         self._streams: MemberStreams | None = None

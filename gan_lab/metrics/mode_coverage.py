@@ -39,7 +39,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from gan_lab.divergences import js_divergence, kl_divergence
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_int
 
 __all__ = [
     "HQ_THRESHOLD",
@@ -288,8 +288,7 @@ class ModeCoverage(Metric):
     def __init__(self, means: Tensor, std: float, members: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         means = _check_means(means)
-        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-            raise ConfigError(f"members (the ensemble size E) must be an int >= 1, got {members!r}")
+        check_int("members (the ensemble size E)", members)
         self.std = _check_std(std)
         self.members = members
         self.register_buffer("means", means.detach().clone(), persistent=False)  # (K, d)

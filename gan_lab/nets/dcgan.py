@@ -13,14 +13,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_int
 from gan_lab.nets.spec import RecordsInit
+from gan_lab.seeding import member_generators, member_seeds
 
 
 def _check_positive(**values: int) -> None:
     for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"DCGAN '{name}' must be an integer >= 1, got {v!r}")
+        check_int(f"DCGAN '{name}'", v)
 
 
 def dcgan_init_(net: nn.Module, generator: torch.Generator | None = None) -> None:
@@ -67,7 +67,7 @@ class DCGANGenerator(RecordsInit, nn.Module):
             nn.ConvTranspose2d(ngf, out_channels, 4, 2, 1),  # (B, C, 32, 32)
             nn.Tanh(),
         )
-        dcgan_init_(self, torch.Generator().manual_seed(seed))
+        dcgan_init_(self, member_generators(member_seeds(seed, 1, "G"))[0])
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.project(z).view(z.shape[0], 4 * self.ngf, 4, 4)  # (B, 4ngf, 4, 4)
@@ -94,7 +94,7 @@ class DCGANDiscriminator(RecordsInit, nn.Module):
             nn.LeakyReLU(0.2),
             nn.Conv2d(4 * ndf, 1, 4, 1, 0),  # (B, 1, 1, 1)
         )
-        dcgan_init_(self, torch.Generator().manual_seed(seed + 1_000_003))
+        dcgan_init_(self, member_generators(member_seeds(seed, 1, "D"))[0])
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

@@ -27,15 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from gan_lab.errors import ConfigError, check_choice
+from gan_lab.errors import ConfigError, check_choice, check_int
 
 OUTPUTS = ("tanh", "identity")
 
 
 def _check_int(owner: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{owner} {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return check_int(f"{owner} {name}", value, minimum)
 
 
 def _check_images(x: Tensor, channels: int, what: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from gan_lab.errors import ConfigError, check_weight
+from gan_lab.errors import check_int, check_weight
 
 
 @dataclass
@@ -71,9 +71,7 @@ class Regularizer(nn.Module):
     def __init__(self, weight: float = 1.0, every: int = 1) -> None:
         super().__init__()
         self.weight = check_weight(f"{self.name} weight", weight)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ConfigError(f"{self.name} 'every' must be an integer >= 1, got {every!r}")
-        self.every = every
+        self.every = check_int(f"{self.name} 'every'", every)
 
     def penalty(self, inputs: PenaltyInputs) -> Tensor:
         """Per-sample penalty of shape ``inputs.real.shape[:inputs.batch_ndim]``, without weight."""
