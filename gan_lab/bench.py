@@ -14,11 +14,15 @@ for an ensemble, members × batch) and ``ratio = lab / hand`` (1.0: no overhead)
 training batch: one D step and, every ``n_critic`` batches, one G step.
 
 Cases: ``toy_e1`` and ``toy_e64`` (PacGAN's 2D MLPs, ring8, ensembles of 1 and 64 seeds,
-non-saturating), ``dcgan32_ns`` (DCGAN 32×32, batch 256, non-saturating) and ``dcgan32_wgan_gp``
-(the same nets as a WGAN-GP critic: Wasserstein + gradient penalty λ = 10, n_critic = 5).
+non-saturating, batch 512 per member: the configuration of the issue's reference figures, 4.7 ms a
+step on an H200), ``dcgan32_ns`` (DCGAN 32×32, batch 256, non-saturating) and ``dcgan32_wgan_gp``
+(the same nets as a WGAN-GP critic: Wasserstein + gradient penalty λ = 10, n_critic = 5). Toy cases
+also report member-steps/s (members × steps/s), the throughput of a seed ensemble. ``--batch`` and
+``--members`` override the cases' batch (per member) and the toy cases' ensemble size.
 
     gan-lab bench --device cpu                  # all cases (minutes on 2 CPU cores)
     gan-lab bench --device cpu --cases toy_e1 --repeats 5
+    gan-lab bench --device cuda --cases toy_e64 --members 512   # many seeds at once
     gan-lab bench --device cuda --precision bf16-mixed
     gan-lab bench --quick                       # tiny sizes: a smoke run (tests)
     gan-lab bench --device cuda --channels-last --compile
@@ -36,7 +40,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -74,8 +78,8 @@ def cases(quick: bool) -> dict[str, Case]:
             ),
         }
     return {
-        "toy_e1": Case("toy_e1", "toy", 256, 1, width=400, steps={"cpu": 60, "cuda": 300}),
-        "toy_e64": Case("toy_e64", "toy", 256, 64, width=400, steps={"cpu": 4, "cuda": 100}),
+        "toy_e1": Case("toy_e1", "toy", 512, 1, width=400, steps={"cpu": 100, "cuda": 300}),
+        "toy_e64": Case("toy_e64", "toy", 512, 64, width=400, steps={"cpu": 3, "cuda": 100}),
         "dcgan32_ns": Case("dcgan32_ns", "dcgan", 256, width=64, steps={"cpu": 3, "cuda": 100}),
         "dcgan32_wgan_gp": Case(
             "dcgan32_wgan_gp", "dcgan", 256, None, "wasserstein", ["wgan_gp"], 5, 64, {"cpu": 3, "cuda": 100}
@@ -340,6 +344,9 @@ def run_case(
         "hand_steps_per_s": round(hand_sps, 3),
         "lab_samples_per_s": round(lab_sps * case.samples_per_step, 1),
         "hand_samples_per_s": round(hand_sps * case.samples_per_step, 1),
+        # a seed ensemble's throughput (None for the DCGAN cases)
+        "lab_member_steps_per_s": round(lab_sps * case.members, 1) if case.members else None,
+        "hand_member_steps_per_s": round(hand_sps * case.members, 1) if case.members else None,
         "ratio": round(lab_sps / hand_sps, 4),
         "lab_runs_steps_per_s": [round(v, 3) for v in lab],
         "hand_runs_steps_per_s": [round(v, 3) for v in hand],
@@ -350,17 +357,20 @@ def run_bench(
     device: str = "cpu",
     precision: str = "32-true",
     names: list[str] | None = None,
-    repeats: int = 3,
+    repeats: int = 5,
     warmup: int = 3,
     quick: bool = False,
     channels_last: bool = False,
     compile: bool = False,
+    batch: int | None = None,
+    members: int | None = None,
 ) -> dict:
-    """Run the cases and return the JSON-able result (see the module docstring)."""
+    """Run the cases and return the JSON-able result (see the module docstring). ``batch`` and
+    ``members`` override every case's batch (per member) and the toy cases' ensemble size."""
     import logging
     import warnings
 
-    from gan_lab.errors import ConfigError
+    from gan_lab.errors import ConfigError, check_int
 
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}; valid devices: cpu, cuda")
@@ -377,6 +387,14 @@ def run_bench(
             raise ConfigError(f"unknown case {n!r}; valid cases: {', '.join(table)}")
     if repeats < 1 or warmup < 1:
         raise ConfigError("--repeats and --warmup must be >= 1")
+    for flag, value in (("--batch", batch), ("--members", members)):
+        if value is not None:
+            check_int(flag, value)
+    for n in names:
+        c = table[n]
+        table[n] = replace(
+            c, batch=batch or c.batch, members=(members or c.members) if c.kind == "toy" else None
+        )
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     dev = torch.device(device)
@@ -395,6 +413,8 @@ def run_bench(
         "quick": quick,
         "channels_last": channels_last,
         "compile": compile,
+        "batch": batch,
+        "members": members,
         "timing": "median over repeats of steps / seconds, after warmup; ratio = lab / hand",
         "cases": results,
     }
@@ -410,13 +430,15 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument(
         "--cases", nargs="*", default=None, help="subset of: toy_e1 toy_e64 dcgan32_ns dcgan32_wgan_gp"
     )
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per loop and case (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per loop and case (median)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each timed run")
     parser.add_argument("--quick", action="store_true", help="tiny nets and batches: a smoke run")
     parser.add_argument(
         "--channels-last", action="store_true", help="channels_last weights and image batches (both loops)"
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D (both loops)")
+    parser.add_argument("--batch", type=int, default=None, help="batch per member, for every case")
+    parser.add_argument("--members", type=int, default=None, help="ensemble size of the toy cases")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -433,6 +455,8 @@ def bench_main(argv: list[str]) -> int:
             args.quick,
             channels_last=args.channels_last,
             compile=args.compile,
+            batch=args.batch,
+            members=args.members,
         )
     except ConfigError as e:
         return fail(e)

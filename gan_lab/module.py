@@ -113,6 +113,11 @@ class GANModule(L.LightningModule):
             unconditional run, G and D of different ensemble sizes, a repeated regularizer.
     """
 
+    #: Attributes that hold plain values (never a parameter, buffer or submodule) and are set at
+    #: every step: Lightning sets ``_current_fx_name`` twice per hook call, ~50 times a training step.
+    #: They skip ``nn.Module.__setattr__``'s registry checks (1.4 µs against 0.2 µs on a CPU).
+    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "d_steps", "g_steps", "last_losses"})
+
     def __init__(
         self,
         generator: nn.Module,
@@ -194,6 +199,12 @@ class GANModule(L.LightningModule):
                 "generator": net_spec(generator),
             }
         )
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in GANModule._PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # ------------------------------------------------------------------------------------------
     # Regularizers by player and schedule
@@ -481,11 +492,20 @@ class GANModule(L.LightningModule):
                     net.to(memory_format=torch.channels_last)
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Clip the gradient norm of the stepping player, after any GradScaler unscaled it."""
-        if self.gradient_clip_val is not None:
-            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            if params:
-                nn.utils.clip_grad_norm_(params, self.gradient_clip_val, foreach=True)
+        """Clip the gradient norm of the stepping player, on unscaled gradients.
+
+        Under 16-mixed, Lightning unscales the gradients before this hook, except for optimizers
+        that unscale inside their own step (``fused=True``: ``_step_supports_amp_scaling``). For
+        those the scaler's ``unscale_`` runs here; the scaler's step then knows the gradients are
+        unscaled and passes no scale to the fused kernel (it still skips non-finite steps)."""
+        if self.gradient_clip_val is None:
+            return
+        scaler = self.grad_scaler
+        if scaler is not None and getattr(optimizer, "_step_supports_amp_scaling", False):
+            scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if params:
+            nn.utils.clip_grad_norm_(params, self.gradient_clip_val, foreach=True)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self._pending_rng_state is not None:

@@ -91,10 +91,12 @@ def test_scaling_keeps_float16_input_gradients_from_underflowing():
     torch.testing.assert_close(scaled.detach(), exact, rtol=2e-2, atol=0)
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("precision", ["32-true", "16-mixed"])
-def test_gradient_clipping_acts_on_unscaled_gradients(precision):
+def test_gradient_clipping_acts_on_unscaled_gradients(precision, fused):
     """One D step with SGD(lr=1): the update is the clipped gradient, whose norm is the clip value
-    (were it clipped before unscaling, the update would be clip / scale)."""
+    (were it clipped before unscaling, the update would be clip / scale). A fused SGD unscales inside
+    its own step, after the clipping hook, unless the module unscales first."""
     clip = 1e-3
     G = ToyGenerator(members=1, hidden=16, layers=2, batch_norm=False)
     D = ToyDiscriminator(members=1, hidden=16, layers=2)
@@ -105,7 +107,7 @@ def test_gradient_clipping_acts_on_unscaled_gradients(precision):
         regularizers=["wgan_gp"],
         n_critic=2,  # one batch: one D step, no G step
         gradient_clip_val=clip,
-        optimizer_d=partial(torch.optim.SGD, lr=1.0),
+        optimizer_d=partial(torch.optim.SGD, lr=1.0, fused=fused),
     )
     before = [p.detach().clone() for p in module.D.parameters()]
     kw = {"precision": precision}

@@ -20,6 +20,8 @@ KEYS = {
     "lab_samples_per_s",
     "hand_samples_per_s",
     "ratio",
+    "lab_member_steps_per_s",
+    "hand_member_steps_per_s",
     "lab_runs_steps_per_s",
     "hand_runs_steps_per_s",
 }
@@ -36,6 +38,20 @@ def test_quick_bench_prints_json_for_every_case(capsys):
         assert c["ratio"] == pytest.approx(c["lab_steps_per_s"] / c["hand_steps_per_s"], rel=1e-2)
         per_step = c["batch"] * (c["members"] or 1)
         assert c["lab_samples_per_s"] == pytest.approx(c["lab_steps_per_s"] * per_step, rel=1e-2, abs=0.1)
+        if c["members"] is None:  # DCGAN: no ensemble
+            assert c["lab_member_steps_per_s"] is None
+        else:
+            assert c["lab_member_steps_per_s"] == pytest.approx(c["lab_steps_per_s"] * c["members"], rel=1e-2)
+
+
+def test_batch_and_members_override_the_cases(capsys):
+    argv = ["--quick", "--cases", "toy_e1", "dcgan32_ns", "--batch", "6", "--members", "3"]
+    assert bench_main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    toy, dcgan = result["cases"]
+    assert (toy["batch"], toy["members"]) == (6, 3)
+    assert (dcgan["batch"], dcgan["members"]) == (6, None)  # members: toy ensembles only
+    assert toy["lab_samples_per_s"] == pytest.approx(toy["lab_steps_per_s"] * 18, rel=1e-2)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +61,8 @@ def test_quick_bench_prints_json_for_every_case(capsys):
         (["--precision", "8-true"], "unknown precision"),
         (["--cases", "toy_e2"], "unknown case 'toy_e2'"),
         (["--precision", "16-mixed"], "16-mixed needs CUDA"),
+        (["--members", "0"], "--members must be an integer >= 1"),
+        (["--batch", "-2"], "--batch must be an integer >= 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, message, capsys):

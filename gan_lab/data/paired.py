@@ -24,8 +24,8 @@ permutation seeded with ``val_seed``. Validation pairs are ``val_crops`` fixed c
 image (positions from ``val_seed``, the same for every training seed), so that every run and every
 evaluation scores the same pairs.
 
-Training crops are drawn by the datamodule itself, like :mod:`gan_lab.data.toy`: the DataLoader
-yields step indices, and ``on_after_batch_transfer`` draws the batch from a ``torch.Generator``
+Training crops are drawn by the datamodule itself, like :mod:`gan_lab.data.toy`: the training
+loader yields step indices, and ``on_after_batch_transfer`` draws the batch from a ``torch.Generator``
 seeded ``seed + 2_000_006`` (the ``data`` stream of :mod:`gan_lab.seeding`, plus ``7_919 · rank``
 under DDP) whose state is saved in checkpoints: the same seed gives the same crops, and resuming
 continues the stream. Images are decoded once, into memory (uint8): meant for folders of tens
@@ -41,9 +41,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from gan_lab.data.steps import step_loader
+from gan_lab.data.steps import StepIndices, step_loader
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.seeding import MemberStreams, member_seeds
 
@@ -301,7 +300,7 @@ class PairedImageDataModule(L.LightningDataModule):
             self.seed = int(getattr(module, "seed", 0))
         self.load()
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StepIndices:
         return step_loader(self.steps_per_epoch)
 
     def _crop_generator(self) -> torch.Generator:

@@ -7,7 +7,7 @@ The mixtures follow the PacGAN / VEEGAN protocol as DESIGN.md fixes it:
 - ``grid25``: 25 Gaussians at ``{-4, -2, 0, 2, 4}²``, std 0.05, equal weights.
 - ``ring8_veegan``: VEEGAN's ring, radius 2, std 0.02 (an easier, wider variant).
 
-:class:`ToyMixtureDataModule` yields no data through its DataLoader: each item is a step index,
+:class:`ToyMixtureDataModule` yields no data through its training loader: each item is a step index,
 and ``on_after_batch_transfer`` draws the real batch ``(E, B, 2)`` on the device, member ``k``
 from its own generator (seed ``seed + k + offset``, see :mod:`gan_lab.seeding`).
 """
@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from gan_lab.data.steps import step_loader
+from gan_lab.data.steps import StepIndices, step_loader
 from gan_lab.errors import check_choice, check_int
 from gan_lab.seeding import MemberStreams, member_seeds
 
@@ -121,7 +120,7 @@ class ToyMixtureDataModule(L.LightningDataModule):
         if self.seed is None:
             self.seed = int(getattr(module, "seed", 0))
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StepIndices:
         return step_loader(self.steps_per_epoch)
 
     def streams(self) -> MemberStreams:
