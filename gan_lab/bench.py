@@ -370,21 +370,18 @@ def run_bench(
     import logging
     import warnings
 
-    from gan_lab.errors import ConfigError, check_int
+    from gan_lab.errors import ConfigError, check_choice, check_int
 
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {device!r}; valid devices: cpu, cuda")
+    check_choice("device", device, ("cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda but CUDA is not available here; use --device cpu")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
+    check_choice("precision", precision, PRECISIONS)
     if precision == "16-mixed" and device == "cpu":
         raise ConfigError("16-mixed needs CUDA (Lightning runs bf16-mixed instead on CPU); use bf16-mixed")
     table = cases(quick)
     names = names or list(table)
     for n in names:
-        if n not in table:
-            raise ConfigError(f"unknown case {n!r}; valid cases: {', '.join(table)}")
+        check_choice("case", n, table)
     if repeats < 1 or warmup < 1:
         raise ConfigError("--repeats and --warmup must be >= 1")
     for flag, value in (("--batch", batch), ("--members", members)):

@@ -10,8 +10,9 @@ class ConfigError(ValueError):
     """A configuration that cannot work. The message is one line: what is wrong, what to do."""
 
 
-def check_choice(kind: str, name: str, valid) -> None:
-    """Raise :class:`ConfigError` listing ``valid`` when ``name`` is not one of them.
+def check_choice(kind: str, name: str, valid, plural: str | None = None) -> None:
+    """Raise :class:`ConfigError` listing ``valid`` (sorted) when ``name`` is not one of them;
+    ``plural`` names them when ``kind + "s"`` does not (``"policies"``).
 
     >>> check_choice("objective", "hinge", ["hinge", "wasserstein"])
     >>> check_choice("objective", "hing", ["hinge", "wasserstein"])
@@ -20,7 +21,9 @@ def check_choice(kind: str, name: str, valid) -> None:
     gan_lab.errors.ConfigError: unknown objective 'hing'; valid objectives: hinge, wasserstein
     """
     if name not in valid:
-        raise ConfigError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid))}")
+        raise ConfigError(
+            f"unknown {kind} {name!r}; valid {plural or kind + 's'}: {', '.join(sorted(valid))}"
+        )
 
 
 def check_int(label: str, value, minimum: int = 1, hint: str = "") -> int:

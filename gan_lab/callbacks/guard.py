@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from gan_lab.errors import ConfigError, check_int
+from gan_lab.errors import check_choice, check_int
 
 POLICIES = ("skip", "stop")
 
@@ -66,10 +66,7 @@ class DivergenceGuard(Callback):
 
     def __init__(self, policy: str = "skip", max_consecutive: int = 10) -> None:
         super().__init__()
-        if policy not in POLICIES:
-            raise ConfigError(
-                f"unknown DivergenceGuard policy {policy!r}; valid policies: {', '.join(POLICIES)}"
-            )
+        check_choice("DivergenceGuard policy", policy, POLICIES, plural="policies")
         check_int("DivergenceGuard max_consecutive", max_consecutive)
         self.policy, self.max_consecutive = policy, max_consecutive
         self.skipped: dict[str, int] = {}

@@ -169,27 +169,28 @@ class SRMetricsEvaluator(ScheduledEvaluator):
             raise ConfigError("SRMetricsEvaluator evaluates single nets, not seed ensembles (members)")
         self._validation_pairs(trainer)
 
-    @torch.no_grad()
     def super_resolve(self, pl_module, lr: Tensor) -> Tensor:
-        """G's outputs for ``lr (N, C, h, w)`` (eval mode, ``G_ema`` if kept and ``use_ema``), on the CPU."""
-        net = pl_module.G_ema if (self.use_ema and pl_module.G_ema is not None) else pl_module.G
-        was_training = net.training
-        net.eval()
-        try:
-            outs = [
-                net(chunk.to(pl_module.device), None).float().cpu() for chunk in lr.split(self.batch_size)
-            ]
-        finally:
-            net.train(was_training)
+        """G's outputs for ``lr (N, C, h, w)``, on the CPU: ``pl_module.generate`` (eval mode,
+        ``G_ema`` when kept and ``use_ema``) in chunks of ``batch_size``."""
+        chunks = lr.split(self.batch_size)
+        outs = [
+            pl_module.generate(c.to(pl_module.device), None, ema=self.use_ema).float().cpu() for c in chunks
+        ]
         return torch.cat(outs)
+
+    def bicubic_baseline(self, trainer) -> dict[str, float]:
+        """The validation metrics of bicubic upsampling (computed once, then kept in ``baseline``)."""
+        if self.baseline is None:
+            lr, hr = self._validation_pairs(trainer)
+            bicubic = upsample(lr, tuple(hr.shape[-2:]), "bicubic")
+            self.baseline = {k: float(v.mean()) for k, v in sr_metrics(bicubic, hr).items()}
+        return self.baseline
 
     @torch.no_grad()
     def evaluate(self, trainer: L.Trainer, pl_module) -> dict[str, float]:
         """Score G on the validation set, append to ``history``, log ``sr/*``, refresh the grid."""
         lr, hr = self._validation_pairs(trainer)
-        if self.baseline is None:
-            bicubic = upsample(lr, tuple(hr.shape[-2:]), "bicubic")
-            self.baseline = {k: float(v.mean()) for k, v in sr_metrics(bicubic, hr).items()}
+        baseline = self.bicubic_baseline(trainer)
         output = self.super_resolve(pl_module, lr)
         if output.shape != hr.shape:
             raise ValueError(
@@ -201,7 +202,7 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         row.update({name: result[name] for name in self.METRICS})
         self.history.append(row)
         logs = {f"sr/{k}": v for k, v in result.items()}
-        logs.update({f"sr/bicubic_{k}": v for k, v in self.baseline.items()})
+        logs.update({f"sr/bicubic_{k}": v for k, v in baseline.items()})
         pl_module.log_dict(logs, on_step=True, on_epoch=False)
         rows = self.grid_indices(hr)
         self.last_grid = make_sr_grid(lr[rows], output[rows], hr[rows])
@@ -248,11 +249,7 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         facts = dict(dm.describe()) if hasattr(dm, "describe") else {}
         if "val_pairs" not in facts:
             facts["val_pairs"] = int(self._validation_pairs(trainer)[1].shape[0])
-        if self.baseline is None:
-            lr, hr = self._validation_pairs(trainer)
-            bicubic = upsample(lr, tuple(hr.shape[-2:]), "bicubic")
-            self.baseline = {k: float(v.mean()) for k, v in sr_metrics(bicubic, hr).items()}
-        facts.update({f"bicubic_{k}": v for k, v in self.baseline.items()})
+        facts.update({f"bicubic_{k}": v for k, v in self.bicubic_baseline(trainer).items()})
         facts["use_ema"] = bool(self.use_ema)
         return facts
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from gan_lab.errors import ConfigError, check_int
+from gan_lab.errors import ConfigError, check_choice, check_int
 from gan_lab.nets.ensemble import EnsembleBatchNorm, EnsembleLinear
 from gan_lab.nets.spec import RecordsInit
 from gan_lab.seeding import member_generators, member_seeds
@@ -25,8 +25,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh":
 def _check(members: int, hidden: int, layers: int, activation: str) -> None:
     for name, v in (("members", members), ("hidden", hidden), ("layers", layers)):
         check_int(f"toy net '{name}'", v)
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+    check_choice("activation", activation, ACTIVATIONS)
 
 
 class _EnsembleMLP(RecordsInit, nn.Module):

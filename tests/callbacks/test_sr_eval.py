@@ -71,6 +71,8 @@ def fake_run(G, g_steps: int = 0):
         members=None,
         log_dict=lambda d, **kw: logged.append(d),
     )
+    # GANModule's own generate (eval mode, G_ema when kept), on the stand-in's G and G_ema
+    module.generate = lambda *inputs, ema=True: GANModule.generate(module, *inputs, ema=ema)
     trainer = SimpleNamespace(datamodule=FakeData(), loggers=[], is_global_zero=True, log_dir=None)
     return trainer, module, logged
 

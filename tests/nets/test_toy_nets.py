@@ -350,7 +350,7 @@ def test_per_sample_gradient_check_detects_batchnorm():
         ({"members": 0}, "'members' must be an integer >= 1"),
         ({"members": True}, "'members' must be an integer >= 1"),
         ({"hidden": 2.5}, "'hidden' must be an integer >= 1"),
-        ({"activation": "nope"}, "unknown activation 'nope'; valid: relu, leaky_relu, tanh"),
+        ({"activation": "nope"}, "unknown activation 'nope'; valid activations: leaky_relu, relu, tanh"),
     ],
 )
 def test_bad_config_raises_config_error(cls, kwargs, match):
