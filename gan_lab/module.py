@@ -89,9 +89,10 @@ class GANModule(L.LightningModule):
         max_g_steps: stop training after this many G steps (None: Trainer's limits only).
         gradient_clip_val: if set, clip each player's gradient norm (2-norm over that player's
             parameters) to this value before its optimizer step. It runs in
-            ``on_before_optimizer_step``, after a 16-mixed GradScaler has unscaled the gradients,
-            so it always acts on true gradients. (``Trainer(gradient_clip_val=...)`` is refused
-            by Lightning under manual optimization.)
+            ``on_before_optimizer_step``, after a 16-mixed GradScaler has unscaled the gradients
+            (for a fused optimizer, which would unscale inside its step, the module unscales them
+            first), so it always acts on true gradients. (``Trainer(gradient_clip_val=...)`` is
+            refused by Lightning under manual optimization.)
         seed: base seed. Member ``k`` of an ensemble draws its initial weights and its noise from
             seed ``seed + k`` (see :mod:`gan_lab.seeding`); nets exposing ``reset_parameters(seeds)``
             are re-initialised from it.
