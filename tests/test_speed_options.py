@@ -1,19 +1,24 @@
-"""GANModule's speed switches: ``channels_last`` and ``compile`` change speed, not the training."""
+"""GANModule's speed: ``channels_last``, ``compile`` and foreach / fused Adam change speed, not the
+training; a training step makes no host synchronisation."""
 
 import copy
 import functools
 import json
+import os
 import pickle
+import traceback
 
 import lightning as L
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan_lab.bench import _image_datamodule
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_lab.regularizers import R1
 
 
 def trainer(batches: int, callbacks=()) -> L.Trainer:
@@ -156,3 +161,61 @@ def test_foreach_and_fused_adam_train_as_the_for_loop_adam(implementation):
     assert any(
         not torch.allclose(reference[k], initial[k], atol=1e-4) for k in initial if k.endswith("weight")
     )
+
+
+class HostSyncs(TorchDispatchMode):
+    """Records every op that copies a tensor's value to the host (``.item()``, ``bool(t)``,
+    ``nonzero``: a host synchronisation on a GPU), with the gan_lab line that caused it. Reads of
+    the optimizers' own CPU step counters (torch.optim) are left out: they never leave the host."""
+
+    SYNC_OPS = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.SYNC_OPS:
+            stack = traceback.extract_stack()
+            if not any(f"torch{os.sep}optim{os.sep}" in frame.filename for frame in stack):
+                ours = [
+                    f"{frame.name}:{frame.lineno}" for frame in stack if f"gan_lab{os.sep}" in frame.filename
+                ]
+                self.calls.append(f"{func} from {ours[-1] if ours else '?'}")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"objective": "non_saturating"},
+        {"objective": "wasserstein", "regularizers": ["wgan_gp"], "n_critic": 2},
+        {"objective": "relativistic", "regularizers": ["dragan", "r1"], "ema_beta": 0.99},
+        {"objective": "hinge", "regularizers": [R1(weight=1.0, every=2)], "gradient_clip_val": 1.0},
+    ],
+)
+def test_training_steps_make_no_host_sync(config):
+    """Between the loggers' steps, a training step only enqueues work: no ``.item()``, no
+    ``bool(tensor)``, no ``nonzero`` (each stalls a GPU's launch queue)."""
+    module = GANModule(*toy_nets(), **config)
+    syncs = HostSyncs()
+    step = module.training_step
+
+    def watched(*args, **kwargs):
+        with syncs:
+            return step(*args, **kwargs)
+
+    module.training_step = watched
+    fit = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=6,
+        log_every_n_steps=1000,  # no logging step in the window: logging is the loggers' business
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    fit.fit(module, ToyMixtureDataModule("ring8", batch_size=8, steps_per_epoch=6))
+    assert module.d_steps == 6
+    assert syncs.calls == []
