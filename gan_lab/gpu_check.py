@@ -1,7 +1,8 @@
 """``make gpu-check``: the checks that need a GPU, in one process, printed as JSON (< 8 minutes).
 
 1. ``fits``: a short fit of every objective (with WGAN-GP for ``wasserstein``, R1 otherwise) on
-   the toy ensemble under ``bf16-mixed`` and ``16-mixed``: every logged loss finite, parameters finite.
+   the toy ensemble under ``bf16-mixed`` and ``16-mixed``, and of a DCGAN-32 WGAN-GP: every logged
+   loss finite, parameters finite.
 2. ``penalty``: every gradient penalty (wgan_gp, one_sided_gp, dragan, r1, r2) on a DCGAN-32 critic,
    once in float32 and once under autocast (float16 with a GradScaler: the scaled-gradient recipe;
    bfloat16 without), same weights, inputs and random points: the per-sample penalties agree
@@ -31,9 +32,8 @@ OBJECTIVES = ("minimax", "non_saturating", "wasserstein", "hinge", "least_square
 PENALTIES = ("wgan_gp", "one_sided_gp", "dragan", "r1", "r2")
 #: max error of the per-sample penalties under autocast against float32, relative to their max
 PENALTY_RTOL = {"16-mixed": 2e-2, "bf16-mixed": 8e-2}
-#: the GradScaler's scale in the checks (a GradScaler lowers its scale until no overflow; 2^16,
-#: its start, overflows float16 in the backward of a critic with slopes of order 1)
-CHECK_SCALE = 2.0**8
+#: the GradScaler's scale in the checks: 2^16, where GradScaler (and so Lightning's 16-mixed) starts
+CHECK_SCALE = 2.0**16
 #: multiplier of the DCGAN critic's initial weights (slopes ≈ 0.1: (‖∇‖ − 1)² is well conditioned)
 SLOPE_GAIN = 2.0
 AUTOCAST_DTYPE = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
@@ -57,10 +57,12 @@ def short_fit(
     batches: int = 6,
     members: int = 2,
     batch_size: int = 32,
+    nets: str = "toy",
     **module_kwargs,
 ) -> dict:
-    """Fit toy nets for ``batches`` steps; return the logged losses of every step and whether all
-    of them, and every parameter, are finite."""
+    """Fit ``nets`` (``"toy"``: an ensemble of ``members`` 2D MLPs on ring8; ``"dcgan"``: DCGAN-32
+    with ngf = ndf = 8 on random images) for ``batches`` steps; return the logged losses of every
+    step and whether all of them, and every parameter, are finite."""
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
@@ -75,8 +77,16 @@ def short_fit(
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             self.rows.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
 
-    G = ToyGenerator(members=members, hidden=32, layers=2)
-    D = ToyDiscriminator(members=members, hidden=32, layers=2)
+    if nets == "dcgan":
+        from gan_lab.bench import _image_datamodule
+        from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+        G, D = DCGANGenerator(ngf=8, seed=0), DCGANDiscriminator(ndf=8, seed=0)
+        data = _image_datamodule(batch_size, batches)
+    else:
+        G = ToyGenerator(members=members, hidden=32, layers=2)
+        D = ToyDiscriminator(members=members, hidden=32, layers=2)
+        data = ToyMixtureDataModule("ring8", batch_size=batch_size)
     n_critic = 2 if objective == "wasserstein" else 1
     module = GANModule(
         G, D, objective=objective, regularizers=regularizers, n_critic=n_critic, **module_kwargs
@@ -95,13 +105,14 @@ def short_fit(
         callbacks=[record],
         **trainer_precision(precision, device),
     )
-    trainer.fit(module, ToyMixtureDataModule("ring8", batch_size=batch_size))
+    trainer.fit(module, data)
     losses = record.rows
     finite_losses = bool(losses) and all(
         v == v and abs(v) != float("inf") for row in losses for v in row.values()
     )
     finite_params = all(torch.isfinite(p).all().item() for p in module.parameters())
     return {
+        "nets": nets,
         "objective": objective,
         "regularizers": [getattr(r, "name", r) for r in regularizers],
         "precision": precision,
@@ -212,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             fits.append(
                 short_fit(objective, regs, precision, args.device, batches=20, members=4, batch_size=256)
             )
+        # a float16-logit critic (conv head) with a gradient penalty, from the scaler's first scale
+        fits.append(short_fit("wasserstein", ["wgan_gp"], precision, args.device, batches=20, nets="dcgan"))
     report["fits"] = fits
     report["penalty"] = {p: penalty_equivalence(p, args.device) for p in ("16-mixed", "bf16-mixed")}
     report["penalty_gradients"] = {

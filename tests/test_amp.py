@@ -40,6 +40,15 @@ def test_fits_under_16_mixed_with_a_grad_scaler_on_cpu(objective):
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_dcgan_wgan_gp_fits_from_the_scalers_first_scale(precision):
+    """A conv-head critic's logits are float16 under 16-mixed: at the GradScaler's first scale
+    (2^16 > float16's max) an uncapped penalty recipe makes every penalty NaN at the first step."""
+    result = short_fit("wasserstein", ["wgan_gp"], precision, batches=3, batch_size=4, nets="dcgan")
+    assert result["finite"], result
+    assert result["d_steps"] == 3 and "d/wgan_gp" in result["last"]
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_penalty_under_autocast_close_to_fp32(precision):
     """Same DCGAN critic, inputs and random points: per-sample penalties within tolerance."""
     result = penalty_equivalence(precision, "cpu")

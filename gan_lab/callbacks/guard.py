@@ -28,9 +28,10 @@ statistics) and anything the module does after ``opt.step()`` (weight clipping, 
 update, which then averages unchanged weights).
 
 Under 16-mixed precision with a GradScaler, non-finite gradients are first the scaler's business:
-it skips such steps itself and lowers the scale. The guard then only counts them (``policy`` has no
-effect unless the module reports a non-finite loss term) and raises after ``max_consecutive``
-consecutive ones, which no healthy loss scale produces.
+it skips such steps itself and lowers the scale. The guard then only counts them and leaves the
+gradients alone (a fused optimizer's scaler finds the inf in them at its step; cleared, it would
+find nothing to check), ``policy`` has no effect unless the module reports a non-finite loss term,
+and it raises after ``max_consecutive`` consecutive ones, which no healthy loss scale produces.
 """
 
 from __future__ import annotations
@@ -167,9 +168,10 @@ class DivergenceGuard(Callback):
         )
         if stop_now:
             raise TrainingDiverged(self._message(trainer, pl_module, player, step, terms))
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                p.grad = None
+        if scaler is None:  # a GradScaler skips the step itself: its inf check needs the gradients
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad = None
         self.skipped[player] = self.skipped.get(player, 0) + 1
         pl_module.log_dict(
             {"guard/skipped": float(sum(self.skipped.values())), "guard/consecutive": float(consecutive)},

@@ -10,8 +10,8 @@ The gradient is taken with ``torch.autograd.grad(..., create_graph=True)`` and t
 goes into an ordinary backward: this is the form that stays correct under DDP (``autograd.grad``
 with explicit inputs runs none of DDP's gradient hooks; the one ordinary backward reduces once).
 D's output is summed in float32, and under a GradScaler (16-mixed) the sum is scaled before
-``autograd.grad`` and the input gradient unscaled after it (PyTorch AMP notes, "Gradient
-penalty"): the penalty is then computed on true gradients, and the loss it enters is scaled once
+``autograd.grad`` (by the scaler's scale, at most 2^14: see :data:`MAX_PENALTY_SCALE`) and the
+input gradient unscaled after it (PyTorch AMP notes, "Gradient penalty"): the penalty is then computed on true gradients, and the loss it enters is scaled once
 more by the ordinary scaled backward. Random points (ε, α, u) are drawn through
 ``PenaltyInputs.rand`` when the module provides it (per-member, per-rank streams).
 
@@ -39,19 +39,27 @@ def _full(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
+#: Largest scale of the penalty's scaled ``autograd.grad``. Each sample's logit receives the
+#: gradient ``s`` itself (the output is summed, not averaged), and float16 stops at 65504: the
+#: GradScaler's starting scale 2^16 would turn every per-sample penalty of a float16-logit critic
+#: (a conv or linear head) into NaN. 2^14 leaves room for last-layer slopes up to 4.
+MAX_PENALTY_SCALE = 2.0**14
+
+
 def input_grad(D: Callable[[Tensor], Tensor], x: Tensor, grad_scaler=None) -> Tensor:
     """``∇_x sum(D(x))`` with ``create_graph=True``: every sample's own input gradient.
 
     With a ``grad_scaler`` (a ``torch.amp.GradScaler``) the output is multiplied by the scale
-    ``s`` before ``autograd.grad`` and the gradient divided by ``s`` after it, so that float16
-    intermediate gradients do not underflow; ``s`` stays a device tensor (no host sync).
+    ``s = min(scaler scale, MAX_PENALTY_SCALE)`` before ``autograd.grad`` and the gradient divided
+    by ``s`` after it, so that float16 intermediate gradients neither underflow nor overflow; ``s``
+    stays a device tensor (no host sync).
     """
     x = x.detach().requires_grad_(True)
     out = _full(D(x)).sum()
     if grad_scaler is None:
         (grad,) = torch.autograd.grad(out, x, create_graph=True)
         return grad
-    scale = grad_scaler.scale(torch.ones((), device=out.device))  # s, a 0-dim tensor
+    scale = grad_scaler.scale(torch.ones((), device=out.device)).clamp(max=MAX_PENALTY_SCALE)  # s, 0-dim
     (scaled_grad,) = torch.autograd.grad(out * scale, x, create_graph=True)
     return _full(scaled_grad) / scale
 

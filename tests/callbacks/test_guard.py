@@ -1,11 +1,13 @@
 """DivergenceGuard: a non-finite gradient never reaches the weights; skip, count, or stop."""
 
+import functools
 from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.plugins import MixedPrecision
 from torch import nn
 
 from gan_lab.callbacks.guard import DivergenceGuard, TrainingDiverged
@@ -64,12 +66,14 @@ class Probe(Callback):
         self.end[batch_idx] = self._snap(trainer, pl_module)
 
 
-def fit(tmp_path, objective, callbacks, max_g_steps=8):
+def fit(tmp_path, objective, callbacks, max_g_steps=8, optimizer=None, **trainer_kwargs):
     model = GANModule(
         ToyGenerator(members=2, hidden=8, layers=2),
         ToyDiscriminator(members=2, hidden=8, layers=2),
         objective=objective,
         max_g_steps=max_g_steps,
+        optimizer_g=optimizer,
+        optimizer_d=optimizer,
     )
     objective.module = model
     trainer = L.Trainer(
@@ -80,6 +84,7 @@ def fit(tmp_path, objective, callbacks, max_g_steps=8):
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         max_steps=-1,
         callbacks=callbacks,
+        **trainer_kwargs,
     )
     trainer.fit(model, ToyMixtureDataModule(batch_size=16))
     return model, trainer
@@ -104,6 +109,25 @@ def test_skip_leaves_weights_and_adam_state_untouched_and_training_goes_on(tmp_p
     assert guard.skipped == {"D": 1}
     assert [(e["player"], e["step"], e["action"]) for e in guard.events] == [("D", 3, "skip")]
     assert float(trainer.callback_metrics["guard/skipped"]) == 1.0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_under_a_grad_scaler_the_scaler_skips_and_the_guard_counts(tmp_path, fused):
+    """16-mixed (a CPU GradScaler): the NaN step is dropped by the scaler, which lowers its scale;
+    the guard counts it and leaves the gradients, so that a fused Adam's scaler finds its inf."""
+    guard, probe = DivergenceGuard("skip"), Probe()
+    scaler = torch.amp.GradScaler("cpu")
+    adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=fused)
+    plugins = [MixedPrecision("16-mixed", "cpu", scaler)]
+    model, _ = fit(tmp_path, NaNAt(d_bad=[3]), [guard, probe], optimizer=adam, plugins=plugins)
+
+    params, steps = probe.start[3]
+    params_after, steps_after = probe.end[3]
+    assert _same(params, params_after) and steps == steps_after  # the update was dropped
+    assert not _same(probe.start[2][0], probe.end[2][0])
+    assert model.g_steps == 8 and guard.skipped == {"D": 1}
+    assert scaler.get_scale() == 2.0**15  # the scaler saw the inf: 2^16 halved once
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
@@ -222,6 +246,7 @@ def test_under_a_grad_scaler_stop_waits_for_a_non_finite_loss():
     _bad_grads(module.D)
     guard.on_before_optimizer_step(trainer, module, opt_d)  # an fp16 overflow: the scaler's business
     assert guard.skipped == {"D": 1}
+    assert all(p.grad is not None for p in module.D.parameters())  # left for the scaler's inf check
     module.last_losses = {"d/loss": torch.tensor(float("nan")), "g/loss": torch.tensor(float("nan"))}
     module.d_steps += 1
     _bad_grads(module.D)
