@@ -8,9 +8,10 @@ are trained by
     (b) ``hand``: the loop below: sample data and noise, D step (objective + penalty), G step with
         D's parameters frozen, ``Adam``, ``autocast`` / ``GradScaler`` as the precision asks;
 
-each timed over ``steps`` training steps after ``warmup`` steps, ``repeats`` times (alternating a
-and b), and the medians are printed as JSON: steps/s, samples/s (real samples per step × steps/s;
-for an ensemble, members × batch) and ``ratio = lab / hand`` (1.0: no overhead). A step is one
+each timed over ``steps`` training steps after ``warmup`` steps (at least ``n_critic``, so that the
+first G step is warm), ``repeats`` times (alternating a and b), and the medians are printed as
+JSON: steps/s, samples/s (real samples per step × steps/s; for an ensemble, members × batch) and
+``ratio = lab / hand`` (1.0: no overhead). A step is one
 training batch: one D step and, every ``n_critic`` batches, one G step.
 
 Cases: ``toy_e1`` and ``toy_e64`` (PacGAN's 2D MLPs, ring8, ensembles of 1 and 64 seeds,
@@ -141,7 +142,7 @@ def _image_datamodule(batch: int, steps: int):
 def _toy_sampler(case: Case, device: torch.device):
     from gan_lab.data.toy import get_mixture
 
-    mixture = get_mixture("ring8")
+    mixture = get_mixture("ring8").to(device)
     gens = [torch.Generator(device=device).manual_seed(k) for k in range(case.members or 1)]
     return lambda: torch.stack([mixture.sample(case.batch, g, device) for g in gens])  # (E, B, 2)
 
@@ -323,6 +324,9 @@ def run_case(
     compile: bool = False,
 ) -> dict:
     steps = case.steps[device.type]
+    # the first G step (batch n_critic - 1) inside the warm-up: its first-call costs (compiling G
+    # with gradients, Adam's state) are not timed
+    warmup = max(warmup, case.n_critic)
     G0, D0 = make_nets(case)
     lab, hand = [], []
     speed = {"channels_last": channels_last, "compile": compile}
@@ -339,6 +343,7 @@ def run_case(
         "objective": case.objective,
         "regularizers": case.regularizers,
         "n_critic": case.n_critic,
+        "warmup": warmup,
         "steps": steps,
         "lab_steps_per_s": round(lab_sps, 3),
         "hand_steps_per_s": round(hand_sps, 3),

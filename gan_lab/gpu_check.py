@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -123,6 +124,18 @@ def short_fit(
     }
 
 
+@contextmanager
+def _true_float32():
+    """No TF32 in convolutions and matmuls (cuDNN's default allows it): the float32 references of
+    the penalty checks are then float32."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def _fixed_rand(device: torch.device, seed: int = 0):
     g = torch.Generator(device=device).manual_seed(seed)
     return lambda shape: torch.rand(shape, generator=g, device=device)
@@ -147,7 +160,8 @@ def penalty_equivalence(precision: str, device: str = "cuda", batch: int = 16, n
     out: dict[str, dict] = {}
     for name in PENALTIES:
         reg = get_regularizer(name)
-        exact = reg.penalty(PenaltyInputs(D, real, fake, 1, rand=_fixed_rand(dev))).detach()
+        with _true_float32():
+            exact = reg.penalty(PenaltyInputs(D, real, fake, 1, rand=_fixed_rand(dev))).detach()
         with torch.autocast(dev.type, dtype=dtype):
             mixed = reg.penalty(PenaltyInputs(D, real, fake, 1, rand=_fixed_rand(dev), grad_scaler=scaler))
         mixed = mixed.detach()
@@ -186,7 +200,8 @@ def penalty_gradients_match(precision: str, device: str = "cuda") -> dict:
         inv = 1.0 / scaler.get_scale() if scaler is not None else 1.0
         return [p.grad.float() * inv for p in D.parameters() if p.grad is not None]  # (last bias: none)
 
-    exact = grads(None, None)
+    with _true_float32():
+        exact = grads(None, None)
     scaler = torch.amp.GradScaler(dev.type, init_scale=CHECK_SCALE) if precision == "16-mixed" else None
     mixed = grads(scaler, AUTOCAST_DTYPE[precision])
     num = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(mixed, exact)))

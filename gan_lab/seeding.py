@@ -8,6 +8,8 @@ with base seed ``s + k``: an ensemble of E seeds *is* E single runs, only faster
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 # Distinct offsets keep the streams of one member apart (far larger than any ensemble).
@@ -39,9 +41,23 @@ def generator_states(generators: list[torch.Generator]) -> list[torch.Tensor]:
     return [g.get_state() for g in generators]
 
 
-def set_generator_states(generators: list[torch.Generator], states: list[torch.Tensor]) -> None:
-    for g, s in zip(generators, states, strict=True):
-        g.set_state(s.cpu() if s.device.type != "cpu" else s)
+def set_generator_states(generators: list[torch.Generator], states: list[torch.Tensor]) -> bool:
+    """Restore saved generator states; False (and nothing set) when they were saved on another
+    device type: a CPU generator's state is 5,056 bytes (Mersenne Twister), a CUDA one's 16
+    (Philox seed and offset), and neither converts into the other.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> set_generator_states([g], [torch.zeros(16, dtype=torch.uint8)])  # a CUDA generator's state
+    False
+    """
+    states = [s.cpu() for s in states]
+    if len(states) != len(generators) or any(
+        s.numel() != g.get_state().numel() for g, s in zip(generators, states)
+    ):
+        return False
+    for g, s in zip(generators, states):
+        g.set_state(s)
+    return True
 
 
 def global_rng_state() -> dict:
@@ -82,7 +98,9 @@ def set_global_rng_state(state: dict) -> None:
     keys = n["keys"].numpy().astype(np.uint32)
     np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # the devices both runs have (a checkpoint of an 8-GPU node may resume on one GPU)
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu(), index)
 
 
 #: Seed offset between DDP ranks: rank r draws from seed + RANK_SEED_STRIDE · r.
@@ -109,9 +127,14 @@ class MemberStreams:
             device = torch.device("cuda", torch.cuda.current_device())
         if self._generators is None or self._generators[0].device != device:
             self._generators = member_generators([s + RANK_SEED_STRIDE * rank for s in self.seeds], device)
-            if self._pending is not None:
-                set_generator_states(self._generators, self._pending)
-                self._pending = None
+            if self._pending is not None and not set_generator_states(self._generators, self._pending):
+                warnings.warn(
+                    f"the checkpoint's random streams ({len(self._pending)} generators) were saved on another "
+                    f"device type than {device.type} (or for another number of members); this run continues with "
+                    "fresh streams from the same seeds, so it will not repeat an uninterrupted run",
+                    stacklevel=2,
+                )
+            self._pending = None
         return self._generators
 
     def state(self) -> list[torch.Tensor] | None:

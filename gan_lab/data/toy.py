@@ -15,7 +15,7 @@ from its own generator (seed ``seed + k + offset``, see :mod:`gan_lab.seeding`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightning as L
 import torch
@@ -37,6 +37,17 @@ class GaussianMixture2D:
     @property
     def num_modes(self) -> int:
         return self.means.shape[0]
+
+    def to(self, device) -> GaussianMixture2D:
+        """The same mixture with its means on ``device`` (itself when they are there already): move
+        it once, not at every draw (on a GPU each move is a blocking host-to-device copy).
+
+        >>> m = ring(4)
+        >>> m.to("cpu") is m
+        True
+        """
+        means = self.means.to(device)
+        return self if means is self.means else replace(self, means=means)
 
     def sample(self, n: int, generator: torch.Generator, device=None) -> Tensor:
         """``n`` samples ``(n, 2)``: a uniform component index, then ``mean + std · N(0, I)``."""
@@ -101,6 +112,7 @@ class ToyMixtureDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.mixture = get_mixture(name)
+        self._device_mixture = self.mixture  # the mixture with its means on the training device
         for label, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
             check_int(f"data {label}", v)
         self.name, self.batch_size, self.steps_per_epoch = name, batch_size, steps_per_epoch
@@ -134,7 +146,10 @@ class ToyMixtureDataModule(L.LightningDataModule):
         """One real batch ``(E, B, 2)``; member ``k`` from its own generator."""
         rank = self.trainer.global_rank if self.trainer is not None else 0
         gens = self.streams().generators(device, rank)
-        return torch.stack([self.mixture.sample(self.batch_size, g, device) for g in gens])
+        self._device_mixture = self._device_mixture.to(device)  # moved once per device
+        return torch.stack(
+            [self._device_mixture.sample(self.batch_size, g, device) for g in gens]
+        )  # (E, B, 2)
 
     def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
         return self.sample(batch.device)
