@@ -8,11 +8,11 @@ are trained by
     (b) ``hand``: the loop below: sample data and noise, D step (objective + penalty), G step with
         D's parameters frozen, ``Adam``, ``autocast`` / ``GradScaler`` as the precision asks;
 
-each timed over ``steps`` training steps after ``warmup`` steps (at least ``n_critic``, so that the
-first G step is warm), ``repeats`` times (alternating a and b), and the medians are printed as
-JSON: steps/s, samples/s (real samples per step × steps/s; for an ensemble, members × batch) and
-``ratio = lab / hand`` (1.0: no overhead). A step is one
-training batch: one D step and, every ``n_critic`` batches, one G step.
+each timed over ``steps`` training steps (whole cycles of ``n_critic`` D steps and one G step) after
+``warmup`` steps (at least ``n_critic``, so that the first G step is warm), ``repeats`` times
+(alternating a and b), and the medians are printed as JSON: steps/s, samples/s (real samples per
+step × steps/s; for an ensemble, members × batch) and ``ratio = lab / hand`` (1.0: no overhead).
+A step is one training batch: one D step and, every ``n_critic`` batches, one G step.
 
 Cases: ``toy_e1`` and ``toy_e64`` (PacGAN's 2D MLPs, ring8, ensembles of 1 and 64 seeds,
 non-saturating, batch 512 per member: the configuration of the issue's reference figures, 4.7 ms a
@@ -80,7 +80,7 @@ def cases(quick: bool) -> dict[str, Case]:
         }
     return {
         "toy_e1": Case("toy_e1", "toy", 512, 1, width=400, steps={"cpu": 100, "cuda": 300}),
-        "toy_e64": Case("toy_e64", "toy", 512, 64, width=400, steps={"cpu": 3, "cuda": 100}),
+        "toy_e64": Case("toy_e64", "toy", 512, 64, width=400, steps={"cpu": 5, "cuda": 100}),
         "dcgan32_ns": Case("dcgan32_ns", "dcgan", 256, width=64, steps={"cpu": 3, "cuda": 100}),
         "dcgan32_wgan_gp": Case(
             "dcgan32_wgan_gp", "dcgan", 256, None, "wasserstein", ["wgan_gp"], 5, 64, {"cpu": 3, "cuda": 100}
@@ -323,7 +323,8 @@ def run_case(
     channels_last: bool = False,
     compile: bool = False,
 ) -> dict:
-    steps = case.steps[device.type]
+    # whole D/G cycles: n_critic D steps and one G step, in the window as in training
+    steps = -(-case.steps[device.type] // case.n_critic) * case.n_critic
     # the first G step (batch n_critic - 1) inside the warm-up: its first-call costs (compiling G
     # with gradients, Adam's state) are not timed
     warmup = max(warmup, case.n_critic)

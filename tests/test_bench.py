@@ -36,6 +36,8 @@ def test_quick_bench_prints_json_for_every_case(capsys):
         assert set(c) >= KEYS
         assert c["lab_steps_per_s"] > 0 and c["hand_steps_per_s"] > 0
         assert c["ratio"] == pytest.approx(c["lab_steps_per_s"] / c["hand_steps_per_s"], rel=1e-2)
+        # whole D/G cycles timed, the first G step warmed up
+        assert c["steps"] % c["n_critic"] == 0 and c["warmup"] >= c["n_critic"]
         per_step = c["batch"] * (c["members"] or 1)
         assert c["lab_samples_per_s"] == pytest.approx(c["lab_steps_per_s"] * per_step, rel=1e-2, abs=0.1)
         if c["members"] is None:  # DCGAN: no ensemble
