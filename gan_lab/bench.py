@@ -125,11 +125,11 @@ class RandomImages:
 def _image_datamodule(batch: int, steps: int):
     import lightning as L
 
-    from gan_lab.data.steps import step_loader
+    from gan_lab.data.steps import StepIndices
 
     class RandomImagesDataModule(L.LightningDataModule):
         def train_dataloader(self):
-            return step_loader(steps)
+            return StepIndices(steps)
 
         def on_after_batch_transfer(self, step, dataloader_idx):
             if not hasattr(self, "_images"):
@@ -141,9 +141,10 @@ def _image_datamodule(batch: int, steps: int):
 
 def _toy_sampler(case: Case, device: torch.device):
     from gan_lab.data.toy import get_mixture
+    from gan_lab.seeding import member_generators
 
     mixture = get_mixture("ring8").to(device)
-    gens = [torch.Generator(device=device).manual_seed(k) for k in range(case.members or 1)]
+    gens = member_generators(list(range(case.members or 1)), device)
     return lambda: torch.stack([mixture.sample(case.batch, g, device) for g in gens])  # (E, B, 2)
 
 
@@ -165,6 +166,7 @@ def hand_loop(
 ):
     """Seconds for ``steps`` training steps after ``warmup``: plain PyTorch, nothing else."""
     from gan_lab.losses import get_objective
+    from gan_lab.regularizers.gradient_penalty import MAX_PENALTY_SCALE
 
     objective = get_objective(case.objective)
     G, D = G.to(device), D.to(device)
@@ -207,7 +209,12 @@ def hand_loop(
         eps = torch.rand(real.shape[:bnd] + (1,) * (real.dim() - bnd), device=device)
         x = (eps * real + (1 - eps) * fake.float()).requires_grad_(True)
         out = D(x).float().sum()
-        scale = scaler.scale(torch.ones((), device=device)) if scaler is not None else None
+        # the lab's cap: at 2^16 (the scaler's start) float16 logits overflow (see MAX_PENALTY_SCALE)
+        scale = (
+            scaler.scale(torch.ones((), device=device)).clamp(max=MAX_PENALTY_SCALE)
+            if scaler is not None
+            else None
+        )
         (grad,) = torch.autograd.grad(out if scale is None else out * scale, x, create_graph=True)
         grad = grad if scale is None else grad / scale
         return (grad.flatten(bnd).norm(dim=-1) - 1).square().mean(-1).sum()
@@ -359,6 +366,14 @@ def run_case(
     }
 
 
+def quiet_lightning() -> None:
+    """Only Lightning's errors on the console (no GPU / TPU banners, tips or summaries per fit)."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def run_bench(
     device: str = "cpu",
     precision: str = "32-true",
@@ -373,7 +388,6 @@ def run_bench(
 ) -> dict:
     """Run the cases and return the JSON-able result (see the module docstring). ``batch`` and
     ``members`` override every case's batch (per member) and the toy cases' ensemble size."""
-    import logging
     import warnings
 
     from gan_lab.errors import ConfigError, check_choice, check_int
@@ -398,8 +412,7 @@ def run_bench(
         table[n] = replace(
             c, batch=batch or c.batch, members=(members or c.members) if c.kind == "toy" else None
         )
-    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_lightning()
     dev = torch.device(device)
     results = []
     with warnings.catch_warnings():

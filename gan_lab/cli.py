@@ -42,7 +42,7 @@ def configure_wandb_mode() -> None:
 CHECKPOINT_ALIASES = ("last", "best", "hpc", "registry")
 
 
-def _writable_folder(path: str) -> bool:
+def writable_folder(path: str) -> bool:
     """Whether ``path`` (or the nearest existing folder above it) takes a new entry. Tried for real
     (a temporary folder, removed at once): ``os.access`` says yes to root everywhere."""
     import tempfile
@@ -119,7 +119,7 @@ def preflight(model, datamodule, trainer, ckpt_path: str | None = None) -> None:
     if ckpt_path is not None and ckpt_path not in CHECKPOINT_ALIASES:
         check_checkpoint_fits(ckpt_path, model)
     root = trainer.default_root_dir
-    if not _writable_folder(root):
+    if not writable_folder(root):
         raise ConfigError(
             f"output folder {root!r} is not writable; set --trainer.default_root_dir to a folder you can write"
         )
@@ -212,6 +212,17 @@ def config_error_in(exc: BaseException):
     return None
 
 
+def bad_input_in(exc: BaseException) -> str | None:
+    """The one line a configuration or argument error means for the user (a :class:`ConfigError`
+    raised while instantiating, or jsonargparse's own complaint), or None for any other error."""
+    from jsonargparse import ArgumentError
+
+    cause = config_error_in(exc)
+    if cause is not None:
+        return str(cause)
+    return describe_argument_error(str(exc)) if isinstance(exc, ArgumentError) else None
+
+
 #: exit status of a fit stopped by SIGTERM (128 + 15), so that schedulers see it did not finish
 EXIT_TERMINATED = 143
 
@@ -226,12 +237,10 @@ def _lightning(argv: Sequence[str]) -> int:
         print("gan-lab: stopped by SIGTERM; resume with --ckpt_path last", file=sys.stderr)
         return EXIT_TERMINATED
     except (ValueError, TypeError, ArgumentError) as e:
-        cause = config_error_in(e)
-        if cause is not None:
-            return fail(cause)
-        if isinstance(e, ArgumentError):
-            return fail(describe_argument_error(str(e)))
-        raise
+        cause = bad_input_in(e)
+        if cause is None:
+            raise
+        return fail(cause)
     return 0
 
 

@@ -29,8 +29,11 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-OBJECTIVES = ("minimax", "non_saturating", "wasserstein", "hinge", "least_squares", "relativistic")
-PENALTIES = ("wgan_gp", "one_sided_gp", "dragan", "r1", "r2")
+from gan_lab.losses import OBJECTIVES as LOSSES
+from gan_lab.regularizers import REGULARIZERS
+
+OBJECTIVES = tuple(LOSSES)
+PENALTIES = tuple(n for n, cls in REGULARIZERS.items() if getattr(cls, "is_gradient_penalty", False))
 #: max error of the per-sample penalties under autocast against float32, relative to their max
 PENALTY_RTOL = {"16-mixed": 2e-2, "bf16-mixed": 8e-2}
 #: the GradScaler's scale in the checks: 2^16, where GradScaler (and so Lightning's 16-mixed) starts
@@ -220,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             "gpu-check: error: CUDA is not available on this machine; run it where a GPU is", file=sys.stderr
         )
         return 2
-    import logging
     import warnings
 
-    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    from gan_lab.bench import quiet_lightning
+
+    quiet_lightning()
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     report: dict = {

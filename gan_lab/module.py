@@ -32,12 +32,20 @@ from gan_lab.losses import Objective, get_objective
 from gan_lab.nets.ema import ema_update_, make_ema
 from gan_lab.nets.spec import net_spec
 from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
-from gan_lab.seeding import MemberStreams, global_rng_state, member_seeds, randn_members, set_global_rng_state
+from gan_lab.regularizers.base import full_precision
+from gan_lab.seeding import (
+    STREAMS,
+    MemberStreams,
+    global_rng_state,
+    member_seeds,
+    randn_members,
+    set_global_rng_state,
+)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 
 #: Offset of the penalty streams (WGAN-GP's ε, DRAGAN's α, u) from the noise streams' seeds.
-PENALTY_STREAM_OFFSET = 104_729
+PENALTY_STREAM_OFFSET = STREAMS["penalty"] - STREAMS["noise"]
 
 #: Adam with DCGAN's β1 = 0.5, the usual default of GAN papers (Radford et al., 2016).
 default_adam: OptimizerFactory = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -178,7 +186,7 @@ class GANModule(L.LightningModule):
         #: G's noise, member k from its own stream
         self.noise_streams = MemberStreams(noise_seeds)
         #: the penalties' random points (WGAN-GP's ε, DRAGAN's α, u), member k from its own stream
-        self.penalty_streams = MemberStreams([s + PENALTY_STREAM_OFFSET for s in noise_seeds])
+        self.penalty_streams = MemberStreams(member_seeds(self.seed, self.members or 1, "penalty"))
         self._pending_rng_state: dict | None = None
         #: the run's resolved config (YAML text), set by the CLI and kept in every checkpoint
         self.resolved_config: str | None = None
@@ -251,9 +259,8 @@ class GANModule(L.LightningModule):
         """``U[0, 1)`` draws of ``shape`` (leading ``(E, B)`` or ``(B,)``) for the penalties' random
         points, member ``k`` from its own stream; each DDP rank has its own streams."""
         gens = self.penalty_streams.generators(self.device, self.global_rank)
-        if self.members is None:
-            return torch.rand(shape, generator=gens[0], device=self.device)
-        return torch.stack([torch.rand(shape[1:], generator=g, device=self.device) for g in gens])
+        u = randn_members(gens, shape[self.batch_ndim - 1 :], self.device, draw=torch.rand)
+        return u if self.members is not None else u[0]
 
     @property
     def grad_scaler(self):
@@ -354,7 +361,7 @@ class GANModule(L.LightningModule):
         with self.toggled_optimizer(opt_d):
             with torch.no_grad():
                 fake = self.generate_fake(batch_size, condition)
-            d_loss = self.objective.d_loss(_fp32(D(real)), _fp32(D(fake)))  # (E, B) or (B,)
+            d_loss = self.objective.d_loss(full_precision(D(real)), full_precision(D(fake)))  # (E, B) or (B,)
             logs = {"d/loss": d_loss.detach().mean()}
             self.last_losses = logs  # the divergence guard names the non-finite term from it
             inputs = self.penalty_inputs(
@@ -378,8 +385,8 @@ class GANModule(L.LightningModule):
             logs, loss = {}, fake.new_zeros(())
             self.last_losses = logs
             if self.adversarial_weight > 0:
-                real_logits = _fp32(D(real)) if self.objective.needs_real_for_g else None
-                g_loss = self.objective.g_loss(_fp32(D(fake)), real_logits)
+                real_logits = full_precision(D(real)) if self.objective.needs_real_for_g else None
+                g_loss = self.objective.g_loss(full_precision(D(fake)), real_logits)
                 logs["g/loss"] = g_loss.detach().mean()
                 loss = self.adversarial_weight * reduce_members(g_loss)
             target = real if self.conditional else None
@@ -532,11 +539,6 @@ class _CompiledNets:
 def _channels_last(x):
     """A 4-D tensor in channels_last memory format; anything else unchanged."""
     return x.contiguous(memory_format=torch.channels_last) if isinstance(x, Tensor) and x.dim() == 4 else x
-
-
-def _fp32(logits: Tensor) -> Tensor:
-    """Logits in float32 for the losses when autocast made them float16 / bfloat16."""
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
 def _check_config(

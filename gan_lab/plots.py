@@ -61,7 +61,7 @@ def mean_se_curve(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list[
     """``(steps, mean, se)`` of ``key`` over the seeds at each G step (s.e. 0 where undefined)."""
     by_step = defaultdict(list)
     for r in rows:
-        by_step[r["g_steps"]].append(r[key] * scale)
+        by_step[int(r["g_steps"])].append(float(r[key]) * scale)
     steps = sorted(by_step)
     stats = [mean_and_se(torch.tensor(by_step[s], dtype=torch.float64)) for s in steps]
     return steps, np.array([m for m, _ in stats]), np.nan_to_num(np.array([s for _, s in stats]))

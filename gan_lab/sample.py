@@ -32,7 +32,6 @@ import os
 import pickle
 import re
 import sys
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from gan_lab.cli import fail
+from gan_lab.cli import fail, writable_folder
 from gan_lab.errors import ConfigError
 from gan_lab.nets.spec import DEFAULT_ALLOWED_PREFIXES, build_net
 from gan_lab.seeding import fixed_noise
@@ -49,13 +48,9 @@ from gan_lab.seeding import fixed_noise
 ALLOWED_PREFIXES: tuple[str, ...] = DEFAULT_ALLOWED_PREFIXES
 
 
-class _BadInput(Exception):
-    """One line for :func:`gan_lab.cli.fail`."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse would print usage + message and exit
-        raise _BadInput(f"{message} (see gan-lab sample --help)")
+        raise ConfigError(f"{message} (see gan-lab sample --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,9 +91,9 @@ def _refusal_detail(message: str) -> str:
 def load_checkpoint(path: str) -> dict:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors."""
     if not os.path.exists(path):
-        raise _BadInput(f"checkpoint {path} does not exist")
+        raise ConfigError(f"checkpoint {path} does not exist")
     if os.path.isdir(path):
-        raise _BadInput(f"checkpoint {path} is a folder, not a file")
+        raise ConfigError(f"checkpoint {path} is a folder, not a file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": one line only
@@ -106,18 +101,18 @@ def load_checkpoint(path: str) -> dict:
     except pickle.UnpicklingError as e:
         text = str(e)
         if "Weights only load failed" in text and re.search(r"GLOBAL|Unsupported", text):
-            raise _BadInput(
+            raise ConfigError(
                 f"refused {path}: it holds arbitrary Python objects ({_refusal_detail(text)}), which would "
                 "run code if unpickled; gan-lab sample loads weights only (torch.load weights_only=True)"
             ) from None
-        raise _BadInput(
+        raise ConfigError(
             f"{path} is not a checkpoint torch can read ({text.splitlines()[-1][:120]})"
         ) from None
     except Exception as e:  # zip / EOF / key errors of a file that is not a torch file
         kind = "a zip archive, but not a torch checkpoint" if zipfile.is_zipfile(path) else "not a checkpoint"
-        raise _BadInput(f"{path} is {kind} ({type(e).__name__}: {str(e)[:120]})") from None
+        raise ConfigError(f"{path} is {kind} ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise _BadInput(f"{path} is not a Lightning checkpoint (no state_dict)")
+        raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict)")
     return ckpt
 
 
@@ -127,26 +122,24 @@ def generator_from_checkpoint(ckpt: dict, path: str, ema: bool | None) -> tuple[
     hparams = ckpt.get("hyper_parameters") or {}
     spec = hparams.get("generator") if isinstance(hparams, dict) else None
     if spec is None:
-        raise _BadInput(
+        raise ConfigError(
             f"{path} holds no generator spec (hyper_parameters['generator']): it was written before "
             "gan_lab stored one, or its generator does not record its arguments (gan_lab.nets.spec.RecordsInit)"
         )
     state = ckpt["state_dict"]
     has_ema = any(k.startswith("G_ema.") for k in state)
     if ema and not has_ema:
-        raise _BadInput(f"--ema: {path} keeps no G_ema (the run had no model.ema_beta); use --no-ema")
+        raise ConfigError(f"--ema: {path} keeps no G_ema (the run had no model.ema_beta); use --no-ema")
     use_ema = has_ema if ema is None else bool(ema)
     prefix = "G_ema." if use_ema else "G."
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not weights:
-        raise _BadInput(f"{path} holds no {prefix}* weights in its state_dict")
+        raise ConfigError(f"{path} holds no {prefix}* weights in its state_dict")
     try:
         G = build_net(spec, ALLOWED_PREFIXES)
         G.load_state_dict(weights, strict=True)
-    except ConfigError as e:
-        raise _BadInput(str(e)) from None
     except RuntimeError as e:  # missing / unexpected keys, shape mismatch
-        raise _BadInput(
+        raise ConfigError(
             f"{prefix}* weights of {path} do not fit {spec.get('class_path')}: {str(e).splitlines()[0]}"
         ) from None
     return G.eval(), use_ema
@@ -156,7 +149,7 @@ def sample_noise(G: torch.nn.Module, n: int, seed: int) -> Tensor:
     """``z (n, z_dim)``, or ``(E, n, z_dim)`` (the same noise for every member) for an ensemble G."""
     z_dim = getattr(G, "z_dim", None)
     if not isinstance(z_dim, int) or z_dim < 1:
-        raise _BadInput(
+        raise ConfigError(
             f"{type(G).__name__} has no noise input (z_dim={z_dim!r}); gan-lab sample draws from "
             "unconditional generators only"
         )
@@ -201,14 +194,11 @@ def save_grid(images: Tensor, path: str, nrow: int) -> None:
 def _check_writable(path: str, flag: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise _BadInput(f"{flag} {path}: folder {folder} does not exist")
+        raise ConfigError(f"{flag} {path}: folder {folder} does not exist")
     if os.path.isdir(path):
-        raise _BadInput(f"{flag} {path} is a folder; give a file name")
-    try:  # tried for real: os.access says yes to root everywhere
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError:
-        raise _BadInput(f"{flag} {path}: folder {folder} is not writable") from None
+        raise ConfigError(f"{flag} {path} is a folder; give a file name")
+    if not writable_folder(folder):
+        raise ConfigError(f"{flag} {path}: folder {folder} is not writable")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,9 +209,9 @@ def _check_writable(path: str, flag: str) -> None:
 def _run(argv: Sequence[str]) -> str:
     args = build_parser().parse_args(list(argv))
     if args.n < 1:
-        raise _BadInput(f"--n must be >= 1, got {args.n}")
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
     if args.member is not None and args.member < 0:
-        raise _BadInput(f"--member must be >= 0, got {args.member}")
+        raise ConfigError(f"--member must be >= 0, got {args.member}")
     _check_writable(args.out, "--out")
     if args.npz:
         _check_writable(args.npz, "--npz")
@@ -232,9 +222,11 @@ def _run(argv: Sequence[str]) -> str:
     ensemble = z.dim() == 3
     if args.member is not None:
         if not ensemble:
-            raise _BadInput("--member applies to ensemble generators only; this one has no members")
+            raise ConfigError("--member applies to ensemble generators only; this one has no members")
         if args.member >= z.shape[0]:
-            raise _BadInput(f"--member {args.member} is out of range: the generator has {z.shape[0]} members")
+            raise ConfigError(
+                f"--member {args.member} is out of range: the generator has {z.shape[0]} members"
+            )
     with torch.no_grad():
         samples = G(z).float()
     members = list(range(z.shape[0])) if ensemble else [0]
@@ -253,7 +245,7 @@ def _run(argv: Sequence[str]) -> str:
                 stacked.flatten(0, 1), args.out, nrow=args.n if len(members) > 1 else round(math.sqrt(args.n))
             )
         else:
-            raise _BadInput(
+            raise ConfigError(
                 f"cannot draw samples of shape {tuple(samples.shape)}: expected 2D points (..., n, 2) "
                 "or images (n, C, H, W) with C = 1 or 3"
             )
@@ -269,7 +261,7 @@ def _run(argv: Sequence[str]) -> str:
                 ema=np.bool_(used_ema),
             )
     except OSError as e:
-        raise _BadInput(f"cannot write the output: {e}") from None
+        raise ConfigError(f"cannot write the output: {e}") from None
     extra = f" and {args.npz}" if args.npz else ""
     return (
         f"wrote {args.out}{extra}: {args.n} samples x {len(members)} member(s) from {name}, seed {args.seed}"
@@ -280,7 +272,7 @@ def sample_main(argv: Sequence[str]) -> int:
     """``gan-lab sample ...``; returns the exit code (0, or 2 with one line on stderr)."""
     try:
         print(_run(argv))
-    except _BadInput as e:
+    except ConfigError as e:
         return fail(str(e))
     except SystemExit as e:  # --help
         return int(e.code or 0)

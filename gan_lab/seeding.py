@@ -14,6 +14,8 @@ import torch
 
 # Distinct offsets keep the streams of one member apart (far larger than any ensemble).
 STREAMS = {"G": 0, "D": 1_000_003, "data": 2_000_006, "noise": 3_000_009}
+# The penalties' random points (WGAN-GP's ε, DRAGAN's α and u): 104,729 past the noise streams.
+STREAMS["penalty"] = STREAMS["noise"] + 104_729
 
 
 def member_seeds(seed: int, members: int, stream: str) -> list[int]:
@@ -31,10 +33,11 @@ def member_generators(seeds: list[int], device: torch.device | str = "cpu") -> l
 
 
 def randn_members(
-    generators: list[torch.Generator], shape: tuple[int, ...], device, dtype=None
+    generators: list[torch.Generator], shape: tuple[int, ...], device, dtype=None, draw=torch.randn
 ) -> torch.Tensor:
-    """Standard normal draws ``(E, *shape)``, member ``k`` from ``generators[k]`` alone."""
-    return torch.stack([torch.randn(shape, generator=g, device=device, dtype=dtype) for g in generators])
+    """Draws ``(E, *shape)``, member ``k`` from ``generators[k]`` alone: standard normal, or
+    ``draw=torch.rand`` for ``U[0, 1)``."""
+    return torch.stack([draw(shape, generator=g, device=device, dtype=dtype) for g in generators])
 
 
 def generator_states(generators: list[torch.Generator]) -> list[torch.Tensor]:
@@ -138,8 +141,8 @@ class MemberStreams:
         return self._generators
 
     def state(self) -> list[torch.Tensor] | None:
-        """The generators' states (None before first use)."""
-        return generator_states(self._generators) if self._generators is not None else None
+        """The generators' states: a loaded state not yet applied, or None before first use."""
+        return generator_states(self._generators) if self._generators is not None else self._pending
 
     def load(self, states: list[torch.Tensor] | None) -> None:
         """Restore saved states; applied when the generators are next made."""

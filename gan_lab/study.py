@@ -231,9 +231,9 @@ def new_study_dir(out: str, name: str) -> Path:
 
 
 def _check_writable(out: str) -> None:
-    from gan_lab.cli import _writable_folder
+    from gan_lab.cli import writable_folder
 
-    if not _writable_folder(out):
+    if not writable_folder(out):
         raise ConfigError(f"output folder {out!r} is not writable; pass --out with a folder you can write")
 
 
@@ -300,7 +300,7 @@ def run_study(
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
     from tqdm.auto import tqdm
 
-    from gan_lab.cli import build_cli, config_error_in, describe_argument_error, finish_wandb, preflight
+    from gan_lab.cli import bad_input_in, build_cli, finish_wandb, preflight
 
     extra = list(extra or [])
     # Under DDP every process runs this function; only global rank 0 checks and writes files.
@@ -319,9 +319,7 @@ def run_study(
         try:
             cli = build_cli(job.args, run=False)
         except (ValueError, TypeError, ArgumentError) as e:
-            cause = config_error_in(e)
-            if cause is None and isinstance(e, ArgumentError):
-                cause = describe_argument_error(str(e))
+            cause = bad_input_in(e)
             if cause is None:
                 raise
             raise ConfigError(f"{job.label}: {cause}") from None
@@ -424,8 +422,9 @@ def run_study(
             }
         )
         meta["info"] = evaluator.info(trainer)
-        meta.setdefault("weights", {}).update(pretrained_weights(model))
         if lead:
+            weights = meta.setdefault("weights", {})
+            weights.update(pretrained_weights(model, known=weights))
             _write_csv(study_dir / "results.csv", result_fields, results)
             _write_csv(study_dir / "history.csv", history_fields, history)
     bar.close()
@@ -436,17 +435,19 @@ def run_study(
     return study_dir
 
 
-def pretrained_weights(model) -> dict[str, str]:
+def pretrained_weights(model, known=()) -> dict[str, str]:
     """``{path: sha256 prefix}`` of every pretrained file the run's regularizers loaded (VGG16), so
-    that a report says which weights its perceptual figures come from."""
+    that a report says which weights its perceptual figures come from; paths in ``known`` (hashed
+    for an earlier run of the study) are not read again."""
     import hashlib
 
     out = {}
     for reg in getattr(model, "penalties", []):
         vgg = reg._vgg.module if hasattr(reg, "_vgg") else None
         path = getattr(vgg, "path", None)
-        if path is not None and Path(path).is_file():
-            out[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        if path is not None and str(path) not in known and Path(path).is_file():
+            with open(path, "rb") as f:  # streamed: the VGG16 file is ~528 MB
+                out[str(path)] = hashlib.file_digest(f, "sha256").hexdigest()[:16]
     return out
 
 

@@ -131,10 +131,28 @@ def test_compile_trains_like_eager_with_a_gradient_penalty():
         torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-3, msg=k)
 
 
-def test_bench_passes_channels_last_to_both_loops(capsys):
-    from gan_lab.bench import bench_main
+def test_bench_passes_channels_last_to_both_loops(capsys, monkeypatch):
+    from gan_lab import bench
 
-    assert bench_main(["--quick", "--cases", "dcgan32_ns", "--channels-last"]) == 0
+    formats = {}
+
+    def spy(loop):
+        def run(case, G, D, *args, **kwargs):
+            seconds = loop(case, G, D, *args, **kwargs)
+            conv = next(p for p in D.parameters() if p.dim() == 4)
+            formats[loop.__name__] = (
+                kwargs["channels_last"],
+                conv.is_contiguous(memory_format=torch.channels_last),
+            )
+            return seconds
+
+        return run
+
+    monkeypatch.setattr(bench, "lab_loop", spy(bench.lab_loop))
+    monkeypatch.setattr(bench, "hand_loop", spy(bench.hand_loop))
+    assert bench.bench_main(["--quick", "--cases", "dcgan32_ns", "--channels-last"]) == 0
+    # both loops were told, and trained D's convolution weights in channels_last
+    assert formats == {"lab_loop": (True, True), "hand_loop": (True, True)}
     result = json.loads(capsys.readouterr().out)
     assert result["channels_last"] is True and result["compile"] is False
     assert result["cases"][0]["lab_steps_per_s"] > 0 and result["cases"][0]["hand_steps_per_s"] > 0

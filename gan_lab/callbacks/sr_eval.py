@@ -291,7 +291,7 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         import numpy as np
         from torchvision.io import decode_image
 
-        from gan_lab.metrics import mean_and_se
+        from gan_lab.plots import mean_se_curve
 
         study_dir = Path(study_dir)
         key = _label_key(results or history)
@@ -323,16 +323,9 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         if history:
             fig, ax = plt.subplots(figsize=(7, 4.2))
             for i, (label, _) in enumerate(runs):
-                by_step: dict[int, list[float]] = {}
-                for r in history:
-                    if r.get(key) == label:
-                        by_step.setdefault(int(r["g_steps"]), []).append(float(r[cls.PRIMARY]))
-                if not by_step:
+                steps, mean, se = mean_se_curve([r for r in history if r.get(key) == label], cls.PRIMARY)
+                if not steps:
                     continue
-                steps = sorted(by_step)
-                stats = [mean_and_se(torch.tensor(by_step[s], dtype=torch.float64)) for s in steps]
-                mean = np.array([m for m, _ in stats])
-                se = np.nan_to_num(np.array([s for _, s in stats]))
                 ax.plot(steps, mean, color=f"C{i}", label=label)
                 ax.fill_between(steps, mean - se, mean + se, color=f"C{i}", alpha=0.2)
             base = info.get(f"bicubic_{cls.PRIMARY}") if isinstance(info, dict) else None

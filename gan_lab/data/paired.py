@@ -37,14 +37,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_lab.data.steps import StepIndices, step_loader
+from gan_lab.data.steps import DrawnDataModule
 from gan_lab.errors import ConfigError, check_int
-from gan_lab.seeding import MemberStreams, member_seeds
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -169,7 +167,7 @@ def _check_int(name: str, value, minimum: int) -> int:
     return check_int(f"data {name}", value, minimum)
 
 
-class PairedImageDataModule(L.LightningDataModule):
+class PairedImageDataModule(DrawnDataModule):
     """Batches ``(lr, hr)`` of random crops and their bicubic downsampling, in ``[-1, 1]``.
 
     Args:
@@ -213,7 +211,7 @@ class PairedImageDataModule(L.LightningDataModule):
         val_seed: int = 0,
         steps_per_epoch: int = 1000,
     ) -> None:
-        super().__init__()
+        super().__init__(_check_int("steps_per_epoch", steps_per_epoch, 1))
         self.scale = _check_int("scale", scale, 1)
         self.crop_size = _check_int("crop_size", crop_size, 1)
         if crop_size % scale:
@@ -223,7 +221,6 @@ class PairedImageDataModule(L.LightningDataModule):
         self.channels = channels
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.val_crops = _check_int("val_crops", val_crops, 1)
-        self.steps_per_epoch = _check_int("steps_per_epoch", steps_per_epoch, 1)
         if val_images is not None:
             _check_int("val_images", val_images, 1)
         self.hflip, self.seed, self.val_seed = bool(hflip), seed, int(val_seed)
@@ -253,8 +250,6 @@ class PairedImageDataModule(L.LightningDataModule):
 
         self.train_images: list[Tensor] | None = None
         self._val: tuple[Tensor, Tensor] | None = None
-        self._streams: MemberStreams | None = None
-        self._loaded: list[Tensor] | None = None  # a checkpoint's state, until the stream exists
 
     # ------------------------------------------------------------------------------------------
     # Images
@@ -300,16 +295,9 @@ class PairedImageDataModule(L.LightningDataModule):
             self.seed = int(getattr(module, "seed", 0))
         self.load()
 
-    def train_dataloader(self) -> StepIndices:
-        return step_loader(self.steps_per_epoch)
-
     def _crop_generator(self) -> torch.Generator:
         """The (CPU) stream of random crops: one member, seeded per DDP rank, resumable."""
-        if self._streams is None:
-            self._streams = MemberStreams(member_seeds(self.seed or 0, 1, "data"))
-            self._streams.load(self._loaded)
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        return self._streams.generators("cpu", rank)[0]
+        return self.streams().generators("cpu", self.rank)[0]
 
     def sample(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """One training batch ``(lr (B, C, S/s, S/s), hr (B, C, S, S))`` on ``device``."""
@@ -320,18 +308,6 @@ class PairedImageDataModule(L.LightningDataModule):
         )
         hr = to_signed(crops.to(device))  # (B, C, S, S)
         return bicubic_downsample(hr, self.scale), hr
-
-    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        return self.sample(batch.device)
-
-    def state_dict(self) -> dict:
-        states = self._streams.state() if self._streams is not None else None
-        return {} if states is None else {"generators": states}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._loaded = state.get("generators")
-        if self._streams is not None:
-            self._streams.load(self._loaded)
 
     def describe(self) -> dict:
         """JSON-serialisable facts: dataset name, sizes, validation files."""

@@ -1,11 +1,15 @@
-"""The training "loader" of datamodules that draw each batch after the transfer: step indices."""
+"""Datamodules that draw each batch on the device after the transfer, from resumable streams:
+the training "loader" yields step indices and :class:`DrawnDataModule` draws the batch."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import lightning as L
 import torch
 from torch import Tensor
+
+from gan_lab.seeding import MemberStreams, member_seeds
 
 
 class StepIndices:
@@ -32,6 +36,53 @@ class StepIndices:
         return (torch.tensor(i) for i in range(self.steps))
 
 
-def step_loader(steps: int) -> StepIndices:
-    """The step indices ``0 … steps - 1`` (see :class:`StepIndices`)."""
-    return StepIndices(steps)
+class DrawnDataModule(L.LightningDataModule):
+    """The part every drawing datamodule shares: ``steps_per_epoch`` step indices as the training
+    loader, ``on_after_batch_transfer`` → ``sample(device)``, and the ``data`` streams of
+    :mod:`gan_lab.seeding` (one per member, seeded per DDP rank) kept in checkpoints.
+
+    Subclasses set ``seed`` (None: the module's), implement ``sample(device)`` and, for ensembles,
+    ``stream_members``.
+    """
+
+    def __init__(self, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.seed: int | None = None
+        self._streams: MemberStreams | None = None
+        self._loaded: list[Tensor] | None = None  # a checkpoint's states, until the streams exist
+
+    @property
+    def stream_members(self) -> int:
+        """How many data streams (ensemble members) to draw from."""
+        return 1
+
+    @property
+    def rank(self) -> int:
+        """The DDP rank whose streams this process draws from."""
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    def streams(self) -> MemberStreams:
+        """The data streams (made once ``seed`` and the member count are known)."""
+        if self._streams is None:
+            self._streams = MemberStreams(member_seeds(self.seed or 0, self.stream_members, "data"))
+            self._streams.load(self._loaded)
+        return self._streams
+
+    def sample(self, device: torch.device):
+        raise NotImplementedError
+
+    def train_dataloader(self) -> StepIndices:
+        return StepIndices(self.steps_per_epoch)
+
+    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int):
+        return self.sample(batch.device)
+
+    def state_dict(self) -> dict:
+        states = self._streams.state() if self._streams is not None else self._loaded
+        return {} if states is None else {"generators": states}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._loaded = state.get("generators")
+        if self._streams is not None:
+            self._streams.load(self._loaded)

@@ -17,13 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-import lightning as L
 import torch
 from torch import Tensor
 
-from gan_lab.data.steps import StepIndices, step_loader
+from gan_lab.data.steps import DrawnDataModule
 from gan_lab.errors import check_choice, check_int
-from gan_lab.seeding import MemberStreams, member_seeds
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ def get_mixture(name: str) -> GaussianMixture2D:
     return MIXTURES[name]()
 
 
-class ToyMixtureDataModule(L.LightningDataModule):
+class ToyMixtureDataModule(DrawnDataModule):
     """Real batches ``(E, B, 2)`` from a 2D mixture, drawn on the training device.
 
     Args:
@@ -110,15 +108,13 @@ class ToyMixtureDataModule(L.LightningDataModule):
         seed: int | None = None,
         steps_per_epoch: int = 1000,
     ) -> None:
-        super().__init__()
+        super().__init__(steps_per_epoch)
         self.mixture = get_mixture(name)
         self._device_mixture = self.mixture  # the mixture with its means on the training device
         for label, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
             check_int(f"data {label}", v)
-        self.name, self.batch_size, self.steps_per_epoch = name, batch_size, steps_per_epoch
+        self.name, self.batch_size = name, batch_size
         self.members, self.seed = members, seed
-        self._streams: MemberStreams | None = None
-        self._loaded: list[Tensor] | None = None  # a checkpoint's states, until the streams exist
 
     @property
     def channels(self) -> int:
@@ -132,33 +128,14 @@ class ToyMixtureDataModule(L.LightningDataModule):
         if self.seed is None:
             self.seed = int(getattr(module, "seed", 0))
 
-    def train_dataloader(self) -> StepIndices:
-        return step_loader(self.steps_per_epoch)
-
-    def streams(self) -> MemberStreams:
-        """The members' data streams (made once ``members`` and ``seed`` are known)."""
-        if self._streams is None:
-            self._streams = MemberStreams(member_seeds(self.seed or 0, self.members or 1, "data"))
-            self._streams.load(self._loaded)
-        return self._streams
+    @property
+    def stream_members(self) -> int:
+        return self.members or 1
 
     def sample(self, device: torch.device) -> Tensor:
         """One real batch ``(E, B, 2)``; member ``k`` from its own generator."""
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        gens = self.streams().generators(device, rank)
+        gens = self.streams().generators(device, self.rank)
         self._device_mixture = self._device_mixture.to(device)  # moved once per device
         return torch.stack(
             [self._device_mixture.sample(self.batch_size, g, device) for g in gens]
         )  # (E, B, 2)
-
-    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
-        return self.sample(batch.device)
-
-    def state_dict(self) -> dict:
-        states = self._streams.state() if self._streams is not None else None
-        return {} if states is None else {"generators": states}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._loaded = state.get("generators")
-        if self._streams is not None:
-            self._streams.load(self._loaded)

@@ -13,9 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from gan_lab.errors import check_int, check_weight
+
+
+def full_precision(t: Tensor) -> Tensor:
+    """``t`` in float32 when autocast made it float16 / bfloat16; any other dtype unchanged.
+
+    >>> full_precision(torch.ones(2, dtype=torch.bfloat16)).dtype, full_precision(torch.ones(2)).dtype
+    (torch.float32, torch.float32)
+    """
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @dataclass

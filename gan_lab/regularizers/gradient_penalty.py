@@ -31,13 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from gan_lab.regularizers.base import PenaltyInputs, Regularizer
-
-
-def _full(t: Tensor) -> Tensor:
-    """``t`` in float32 when it is float16 / bfloat16 (autocast), unchanged otherwise (float64)."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
+from gan_lab.regularizers.base import PenaltyInputs, Regularizer, full_precision
 
 #: Largest scale of the penalty's scaled ``autograd.grad``. Each sample's logit receives the
 #: gradient ``s`` itself (the output is summed, not averaged), and float16 stops at 65504: the
@@ -47,7 +41,8 @@ MAX_PENALTY_SCALE = 2.0**14
 
 
 def input_grad(D: Callable[[Tensor], Tensor], x: Tensor, grad_scaler=None) -> Tensor:
-    """``∇_x sum(D(x))`` with ``create_graph=True``: every sample's own input gradient.
+    """``∇_x sum(D(x))`` with ``create_graph=True``: every sample's own input gradient (float32
+    under autocast).
 
     With a ``grad_scaler`` (a ``torch.amp.GradScaler``) the output is multiplied by the scale
     ``s = min(scaler scale, MAX_PENALTY_SCALE)`` before ``autograd.grad`` and the gradient divided
@@ -55,13 +50,13 @@ def input_grad(D: Callable[[Tensor], Tensor], x: Tensor, grad_scaler=None) -> Te
     stays a device tensor (no host sync).
     """
     x = x.detach().requires_grad_(True)
-    out = _full(D(x)).sum()
+    out = full_precision(D(x)).sum()
     if grad_scaler is None:
         (grad,) = torch.autograd.grad(out, x, create_graph=True)
-        return grad
+        return full_precision(grad)
     scale = grad_scaler.scale(torch.ones((), device=out.device)).clamp(max=MAX_PENALTY_SCALE)  # s, 0-dim
     (scaled_grad,) = torch.autograd.grad(out * scale, x, create_graph=True)
-    return _full(scaled_grad) / scale
+    return full_precision(scaled_grad) / scale
 
 
 def per_sample_grad_norm(
@@ -84,7 +79,7 @@ def per_sample_grad_norm(
     tensor([5., 5., 5., 5., 5.])
     """
     grad = input_grad(D, x, grad_scaler)
-    return torch.linalg.vector_norm(_full(grad).flatten(batch_ndim), dim=-1)
+    return torch.linalg.vector_norm(grad.flatten(batch_ndim), dim=-1)
 
 
 def per_sample_grad_sq_norm(
@@ -92,7 +87,7 @@ def per_sample_grad_sq_norm(
 ) -> Tensor:
     """``||∇_x D(x)||²`` for every sample (no square root, so no kink at a zero gradient)."""
     grad = input_grad(D, x, grad_scaler)
-    return _full(grad).flatten(batch_ndim).square().sum(-1)
+    return grad.flatten(batch_ndim).square().sum(-1)
 
 
 def _uniform(shape: tuple[int, ...], like: Tensor, rand=None) -> Tensor:
@@ -113,7 +108,7 @@ def interpolate(real: Tensor, fake: Tensor, batch_ndim: int = 1, rand=None) -> T
 
     ``rand(shape)`` draws ε (None: the global torch RNG). The points are float32 whatever the
     fakes' autocast dtype (float64 stays float64)."""
-    real, fake = _full(real.detach()), _full(fake.detach())
+    real, fake = full_precision(real.detach()), full_precision(fake.detach())
     eps = _uniform_per_sample(real, batch_ndim, rand)
     return eps * real + (1.0 - eps) * fake
 

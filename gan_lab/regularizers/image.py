@@ -33,7 +33,7 @@ import torchvision
 from torch import Tensor, nn
 
 from gan_lab.errors import ConfigError, check_choice, check_weight
-from gan_lab.regularizers.base import PenaltyInputs, Regularizer
+from gan_lab.regularizers.base import PenaltyInputs, Regularizer, full_precision
 
 VGG16_FILE = "vgg16-397923af.pth"
 VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
@@ -121,9 +121,7 @@ def gram_matrix(features: Tensor) -> Tensor:
     _check_images(features, "gram_matrix")
     b, c, h, w = features.shape
     with torch.autocast(features.device.type, enabled=False):
-        f = features.reshape(b, c, h * w)  # (B, C, HW)
-        if f.dtype in (torch.float16, torch.bfloat16):
-            f = f.float()
+        f = full_precision(features.reshape(b, c, h * w))  # (B, C, HW)
         return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)  # (B, C, C)
 
 
