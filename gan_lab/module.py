@@ -175,6 +175,14 @@ class GANModule(L.LightningModule):
 
         self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
         self.constraints = nn.ModuleList([r for r in regs if isinstance(r, Constraint)])
+        #: the penalties by player and schedule: ``[player, lazy]`` and ``[player]`` (any), plain
+        #: lists looked up at every step (the modules themselves are registered in ``penalties``)
+        self._schedule: dict = {
+            (player, lazy): [r for r in self.penalties if r.player == player and (r.every > 1) == lazy]
+            for player in ("D", "G")
+            for lazy in (False, True)
+        }
+        self._schedule.update({player: [r for r in self.penalties if r.player == player] for player in "DG"})
         self.d_steps = 0
         self.g_steps = 0
 
@@ -190,7 +198,8 @@ class GANModule(L.LightningModule):
         self._pending_rng_state: dict | None = None
         #: the run's resolved config (YAML text), set by the CLI and kept in every checkpoint
         self.resolved_config: str | None = None
-        #: this step's loss terms (detached), for the divergence guard
+        #: this step's loss terms (detached; per sample or scalar, logged as their means), for the
+        #: divergence guard
         self.last_losses: dict[str, Tensor] = {}
         self.save_hyperparameters(
             {
@@ -220,7 +229,7 @@ class GANModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------
 
     def _regs(self, player: str, lazy: bool) -> list[Regularizer]:
-        return [r for r in self.penalties if r.player == player and (r.every > 1) == lazy]
+        return self._schedule[player, lazy]
 
     def check_ready(self) -> None:
         """Fail before training when a regularizer lacks what it needs (e.g. VGG16 weights)."""
@@ -337,11 +346,14 @@ class GANModule(L.LightningModule):
             if self.max_g_steps is not None and self.g_steps >= self.max_g_steps:
                 self.trainer.should_stop = True
 
-    def _add_penalties(self, player: str, inputs: PenaltyInputs, loss: Tensor, logs: dict) -> Tensor:
-        """``loss + Σ weight · reduce(penalty)`` over the player's eager (every = 1) regularizers."""
+    def _add_penalties(
+        self, player: str, inputs: PenaltyInputs, loss: Tensor | None, logs: dict
+    ) -> Tensor | None:
+        """``loss + Σ weight · reduce(penalty)`` over the player's eager (every = 1) regularizers
+        (``loss`` None: the sum alone; None when there is nothing to sum)."""
         for reg in self._regs(player, lazy=False):
             term = reg.weight * reduce_members(reg.penalty(inputs))
-            loss = loss + term
+            loss = term if loss is None else loss + term
             logs[f"{player.lower()}/{reg.name}"] = term.detach() / (self.members or 1)
         return loss
 
@@ -356,47 +368,54 @@ class GANModule(L.LightningModule):
                 opt.step()
 
     def discriminator_step(self, real: Tensor, condition: Tensor | None, opt_d, batch_size: int) -> None:
-        """One D update: objective + eager penalties, then any lazy penalty as its own step."""
+        """One D update: objective + eager penalties, then any lazy penalty as its own step. G's
+        fakes are drawn under ``no_grad``, so G's parameters take no gradient here without a toggle."""
         D = self.critic(condition)
-        with self.toggled_optimizer(opt_d):
-            with torch.no_grad():
-                fake = self.generate_fake(batch_size, condition)
-            d_loss = self.objective.d_loss(full_precision(D(real)), full_precision(D(fake)))  # (E, B) or (B,)
-            logs = {"d/loss": d_loss.detach().mean()}
-            self.last_losses = logs  # the divergence guard names the non-finite term from it
+        with torch.no_grad():
+            fake = self.generate_fake(batch_size, condition)
+        d_loss = self.objective.d_loss(full_precision(D(real)), full_precision(D(fake)))  # (E, B) or (B,)
+        logs = {"d/loss": d_loss.detach()}
+        self.last_losses = logs  # the divergence guard names the non-finite term from it
+        loss = reduce_members(d_loss)
+        if self._schedule["D"]:
             inputs = self.penalty_inputs(
                 self.critic(condition, compiled=False), real, fake, target=real, condition=condition
             )
-            loss = self._add_penalties("D", inputs, reduce_members(d_loss), logs)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            opt_d.step()
+            loss = self._add_penalties("D", inputs, loss, logs)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt_d.step()
+        if self._schedule["D"]:
             self._lazy_steps("D", inputs, opt_d, self.d_steps, logs)
-            for constraint in self.constraints:
-                constraint.apply_(self.D)
+        for constraint in self.constraints:
+            constraint.apply_(self.D)
         self.d_steps += 1
         self._log_step(logs, batch_size)
 
     def generator_step(self, real: Tensor, condition: Tensor | None, opt_g, batch_size: int) -> None:
         """One G update through a D whose parameters take no gradient (``toggled_optimizer``)."""
-        D = self.critic(condition)
         with self.toggled_optimizer(opt_g):
             fake = self.generate_fake(batch_size, condition)
-            logs, loss = {}, fake.new_zeros(())
+            logs, loss = {}, None
             self.last_losses = logs
             if self.adversarial_weight > 0:
+                D = self.critic(condition)
                 real_logits = full_precision(D(real)) if self.objective.needs_real_for_g else None
                 g_loss = self.objective.g_loss(full_precision(D(fake)), real_logits)
-                logs["g/loss"] = g_loss.detach().mean()
-                loss = self.adversarial_weight * reduce_members(g_loss)
-            target = real if self.conditional else None
-            inputs = self.penalty_inputs(
-                self.critic(condition, compiled=False), real, fake, target=target, condition=condition
-            )
-            loss = self._add_penalties("G", inputs, loss, logs)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            opt_g.step()
+                logs["g/loss"] = g_loss.detach()
+                loss = reduce_members(g_loss)
+                if self.adversarial_weight != 1:
+                    loss = self.adversarial_weight * loss
+            if self._schedule["G"]:
+                target = real if self.conditional else None
+                inputs = self.penalty_inputs(
+                    self.critic(condition, compiled=False), real, fake, target=target, condition=condition
+                )
+                loss = self._add_penalties("G", inputs, loss, logs)
+            if loss is not None:  # None: no adversarial term and only lazy penalties on G
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                opt_g.step()
             if self._regs("G", lazy=True):
                 inputs.fake = self.generate_fake(batch_size, condition)
                 self._lazy_steps("G", inputs, opt_g, self.g_steps, logs)
@@ -406,14 +425,17 @@ class GANModule(L.LightningModule):
         logs["g_steps"] = float(self.g_steps)
         self._log_step(logs, batch_size)
 
-    def _log_step(self, logs: dict[str, Tensor], batch_size: int) -> None:
-        """Log the step's loss terms, only on the steps the loggers write (``log_every_n_steps``):
-        Lightning's per-key bookkeeping costs ~1 ms a key, a quarter of a toy step on a CPU. The
-        tensors stay on the device (no host sync here); the divergence guard reads ``last_losses``."""
+    def _log_step(self, logs: dict[str, Tensor | float], batch_size: int) -> None:
+        """Log the step's loss terms, each as its mean (the objective's terms are kept per sample,
+        ``(E, B)`` or ``(B,)``, and reduced only here), only on the steps the loggers write
+        (``log_every_n_steps``): Lightning's per-key bookkeeping costs ~1 ms a key, a quarter of a
+        toy step on a CPU. The tensors stay on the device (no host sync here); the divergence guard
+        reads ``last_losses``."""
         trainer = self._trainer
         if trainer is not None and not trainer._logger_connector.should_update_logs:
             return
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
+        means = {k: v.mean() if isinstance(v, Tensor) and v.dim() else v for k, v in logs.items()}
+        self.log_dict(means, on_step=True, on_epoch=False, batch_size=batch_size)
 
     @torch.no_grad()
     def generate(self, *inputs: Tensor | None, ema: bool = True) -> Tensor:

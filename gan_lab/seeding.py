@@ -37,6 +37,8 @@ def randn_members(
 ) -> torch.Tensor:
     """Draws ``(E, *shape)``, member ``k`` from ``generators[k]`` alone: standard normal, or
     ``draw=torch.rand`` for ``U[0, 1)``."""
+    if len(generators) == 1:  # the same numbers, without stack's copy
+        return draw(shape, generator=generators[0], device=device, dtype=dtype).unsqueeze(0)
     return torch.stack([draw(shape, generator=g, device=device, dtype=dtype) for g in generators])
 
 
@@ -122,9 +124,13 @@ class MemberStreams:
         self.seeds = [int(s) for s in seeds]
         self._generators: list[torch.Generator] | None = None
         self._pending: list[torch.Tensor] | None = None
+        self._device, self._rank = None, None  # the arguments of the last generators() call
 
     def generators(self, device: torch.device | str, rank: int = 0) -> list[torch.Generator]:
         """The members' generators on ``device`` (made, or restored from a loaded state, on first use)."""
+        if self._generators is not None and device is self._device and rank == self._rank:
+            return self._generators  # the step's path: the same device object as last time
+        self._device, self._rank = device, rank
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())

@@ -118,9 +118,9 @@ class DivergenceGuard(Callback):
         for name, value in losses.items():
             if not str(name).startswith(prefix):
                 continue
-            v = torch.as_tensor(value).detach().float()
-            if not bool(torch.isfinite(v).all()):
-                out.append(f"{name}={v.item() if v.numel() == 1 else v.tolist()}")
+            v = torch.as_tensor(value).detach().float().mean()  # a per-sample term: its mean
+            if not bool(torch.isfinite(v)):
+                out.append(f"{name}={v.item()}")
         return out
 
     @staticmethod

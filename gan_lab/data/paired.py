@@ -25,7 +25,7 @@ image (positions from ``val_seed``, the same for every training seed), so that e
 evaluation scores the same pairs.
 
 Training crops are drawn by the datamodule itself, like :mod:`gan_lab.data.toy`: the training
-loader yields step indices, and ``on_after_batch_transfer`` draws the batch from a ``torch.Generator``
+loader yields step indices, and ``transfer_batch_to_device`` draws the batch from a ``torch.Generator``
 seeded ``seed + 2_000_006`` (the ``data`` stream of :mod:`gan_lab.seeding`, plus ``7_919 · rank``
 under DDP) whose state is saved in checkpoints: the same seed gives the same crops, and resuming
 continues the stream. Images are decoded once, into memory (uint8): meant for folders of tens

@@ -8,7 +8,7 @@ The mixtures follow the PacGAN / VEEGAN protocol as DESIGN.md fixes it:
 - ``ring8_veegan``: VEEGAN's ring, radius 2, std 0.02 (an easier, wider variant).
 
 :class:`ToyMixtureDataModule` yields no data through its training loader: each item is a step index,
-and ``on_after_batch_transfer`` draws the real batch ``(E, B, 2)`` on the device, member ``k``
+and ``transfer_batch_to_device`` draws the real batch ``(E, B, 2)`` on the device, member ``k``
 from its own generator (seed ``seed + k + offset``, see :mod:`gan_lab.seeding`).
 """
 

@@ -256,6 +256,20 @@ def test_under_a_grad_scaler_stop_waits_for_a_non_finite_loss():
         guard.on_before_optimizer_step(trainer, module, opt_d)
 
 
+def test_per_sample_loss_terms_are_named_by_their_mean():
+    """The module keeps the objective's terms per sample, (E, B): one NaN sample names the term,
+    with the mean's value; finite terms and G's terms are not named."""
+    nan, inf = float("nan"), float("inf")
+    losses = {
+        "d/loss": torch.tensor([[1.0, nan], [2.0, 3.0]]),
+        "d/r1": torch.tensor(0.5),
+        "d/other": torch.tensor([[1.0, inf]]),
+        "g/loss": torch.tensor([[nan]]),
+    }
+    _, module, _, _, _ = _fake(losses=losses)
+    assert DivergenceGuard.nonfinite_terms(module, "D") == ["d/loss=nan", "d/other=inf"]
+
+
 def test_under_a_grad_scaler_consecutive_overflows_raise():
     trainer, module, _, opt_d, _ = _fake(scaler=object())
     guard = DivergenceGuard("stop", max_consecutive=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -336,6 +337,39 @@ def test_fit_evaluates_at_start_on_schedule_and_at_end_and_writes_the_grid(tmp_p
     assert ev.history[0]["psnr"] == pytest.approx(ev.baseline["psnr"])  # bicubic skip at step 0
     assert all(math.isfinite(r[m]) for r in ev.history for m in SRMetricsEvaluator.METRICS)
     assert (Path(tmp_path) / "grid.png").is_file()
+
+
+def test_without_adversarial_term_a_lazy_pixel_loss_steps_g_only_when_due():
+    """adversarial_weight = 0 and G's only penalty lazy (every 2): G changes at G steps 0 and 2
+    only (no D step, and no empty main step in between)."""
+    model = GANModule(
+        SRResNet(width=4, blocks=1, output="identity", bicubic_skip=True),
+        PatchDiscriminator(width=4, n_layers=1, paired=True),
+        regularizers=[PixelLoss(every=2)],
+        conditional=True,
+        d_conditional=True,
+        adversarial_weight=0.0,
+        max_g_steps=4,
+        seed=3,
+    )
+    snapshots = [[p.detach().clone() for p in model.G.parameters()]]
+
+    class Snapshot(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            snapshots.append([p.detach().clone() for p in pl_module.G.parameters()])
+
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[Snapshot()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, TinyPairs())
+    changed = [any(not torch.equal(a, b) for a, b in zip(x, y)) for x, y in pairwise(snapshots)]
+    assert changed == [True, False, True, False]
+    assert (model.g_steps, model.d_steps) == (4, 0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def test_signed_range_mapping():
 def test_dataloader_feeds_step_indices_and_batches_are_drawn_after_transfer(folder):
     dm = small_dm(folder, steps_per_epoch=3)
     dm.setup("fit")
-    batches = [dm.on_after_batch_transfer(i, 0) for i in dm.train_dataloader()]
+    batches = [dm.transfer_batch_to_device(i, torch.device("cpu"), 0) for i in dm.train_dataloader()]
     assert len(batches) == 3
     assert all(isinstance(b, tuple) and b[0].shape == (6, 3, 8, 8) for b in batches)
 

@@ -148,12 +148,12 @@ def test_setup_without_trainer_defaults_to_one_member_seed_0():
     assert (dm2.members, dm2.seed) == (2, 7)
 
 
-def test_after_batch_transfer_replaces_the_step_index_by_a_real_batch():
+def test_batch_transfer_replaces_the_step_index_by_a_real_batch():
     dm = ToyMixtureDataModule("ring8", batch_size=5, members=2, seed=0, steps_per_epoch=3)
     loader = dm.train_dataloader()
     steps = list(loader)
-    assert len(steps) == 3
-    batch = dm.on_after_batch_transfer(steps[0], 0)
+    assert steps == [0, 1, 2]
+    batch = dm.transfer_batch_to_device(steps[0], CPU, 0)
     ref = ToyMixtureDataModule("ring8", batch_size=5, members=2, seed=0).sample(CPU)
     assert torch.equal(batch, ref)
 
