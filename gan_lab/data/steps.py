@@ -76,8 +76,11 @@ class DrawnDataModule(L.LightningDataModule):
     def train_dataloader(self) -> StepIndices:
         return StepIndices(self.steps_per_epoch)
 
-    def transfer_batch_to_device(self, batch: int, device: torch.device, dataloader_idx: int):
-        """The step index ``batch`` stays on the host: the real batch is drawn on ``device``."""
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """A training step index stays on the host: the real batch is drawn on ``device``. Batches
+        of any other loader (validation, test) are moved as Lightning moves them."""
+        if self.trainer is not None and not self.trainer.training:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
         return self.sample(device)
 
     def state_dict(self) -> dict:

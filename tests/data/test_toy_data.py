@@ -158,6 +158,18 @@ def test_batch_transfer_replaces_the_step_index_by_a_real_batch():
     assert torch.equal(batch, ref)
 
 
+def test_only_training_batches_are_replaced_by_draws():
+    """A validation batch (the trainer not training) is moved as Lightning moves it, not drawn."""
+    from types import SimpleNamespace
+
+    dm = ToyMixtureDataModule("ring8", batch_size=5, seed=0)
+    x = torch.arange(3.0)
+    dm.trainer = SimpleNamespace(training=False)
+    assert dm.transfer_batch_to_device(x, CPU, 0) is x
+    dm.trainer = SimpleNamespace(training=True, global_rank=0)
+    assert dm.transfer_batch_to_device(0, CPU, 0).shape == (1, 5, 2)
+
+
 def test_state_dict_round_trip_resumes_the_stream():
     dm = ToyMixtureDataModule("ring8", batch_size=16, members=2, seed=3)
     first = _stream(dm, 3)
