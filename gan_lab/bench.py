@@ -9,10 +9,13 @@ are trained by
         D's parameters frozen, ``Adam``, ``autocast`` / ``GradScaler`` as the precision asks;
 
 each timed over ``steps`` training steps (whole cycles of ``n_critic`` D steps and one G step) after
-``warmup`` steps (at least ``n_critic``, so that the first G step is warm), ``repeats`` times
-(alternating a and b), and the medians are printed as JSON: steps/s, samples/s (real samples per
-step × steps/s; for an ensemble, members × batch) and ``ratio = lab / hand`` (1.0: no overhead).
-A step is one training batch: one D step and, every ``n_critic`` batches, one G step.
+``warmup`` steps (at least ``n_critic``, so that the first G step is warm), ``repeats`` times after
+one untimed round of both, in ABBA order (a b, b a, a b, ...), and the medians are printed as JSON:
+steps/s, samples/s (real samples per step × steps/s; for an ensemble, members × batch) and
+``ratio = lab / hand`` (1.0: no overhead).
+A step is one training batch: one D step and, every ``n_critic`` batches, one G step. On CPU the
+bench first fixes glibc's malloc thresholds (:func:`fix_malloc_thresholds`; ``--keep-malloc`` leaves
+them adaptive): page faults that come and go from run to run would otherwise swamp the difference.
 
 Cases: ``toy_e1`` and ``toy_e64`` (PacGAN's 2D MLPs, ring8, ensembles of 1 and 64 seeds,
 non-saturating, batch 512 per member: the configuration of the issue's reference figures, 4.7 ms a
@@ -334,13 +337,20 @@ def run_case(
     # with gradients, Adam's state) are not timed
     warmup = max(warmup, case.n_critic)
     G0, D0 = make_nets(case)
-    lab, hand = [], []
     speed = {"channels_last": channels_last, "compile": compile}
-    for _ in range(repeats):
+
+    def steps_per_s(loop) -> float:
         G, D = copy.deepcopy(G0), copy.deepcopy(D0)
-        lab.append(steps / lab_loop(case, G, D, device, precision, warmup, steps, **speed))
-        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
-        hand.append(steps / hand_loop(case, G, D, device, precision, warmup, steps, **speed))
+        return steps / loop(case, G, D, device, precision, warmup, steps, **speed)
+
+    # One untimed round first: a process's first runs grow its heap and fault its pages in (and
+    # fill the compile and cuDNN caches), which would otherwise be charged to the loop run first.
+    steps_per_s(lab_loop), steps_per_s(hand_loop)
+    runs: dict = {lab_loop: [], hand_loop: []}
+    for r in range(repeats):  # ABBA order: neither loop always runs first
+        for loop in (lab_loop, hand_loop) if r % 2 == 0 else (hand_loop, lab_loop):
+            runs[loop].append(steps_per_s(loop))
+    lab, hand = runs[lab_loop], runs[hand_loop]
     lab_sps, hand_sps = statistics.median(lab), statistics.median(hand)
     return {
         "case": case.name,
@@ -364,6 +374,34 @@ def run_case(
     }
 
 
+#: glibc's ``mallopt`` parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def fix_malloc_thresholds(mmap_bytes: int = 32 << 20, trim_bytes: int = 1 << 30) -> str | None:
+    """Fix glibc's malloc thresholds for this process, as ``MALLOC_MMAP_THRESHOLD_`` and
+    ``MALLOC_TRIM_THRESHOLD_`` would at start-up; a description, or None where ``mallopt`` is
+    missing (not glibc) or refuses.
+
+    By default glibc adapts both thresholds as memory is freed, so the activation buffers of a CPU
+    step (hundreds of kB each) are now and then returned to the OS and faulted back in at the next
+    step: on the toy_e1 case, from a few to 600 minor page faults a step and 0.3 to 1.8 ms of system
+    time on an 18 ms step, varying from run to run in both loops. That noise is larger than the
+    difference the bench measures; with fixed thresholds the buffers stay in the heap (2 to 20
+    faults a step). Process-wide and permanent, like the environment variables.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return None
+    if mallopt(M_MMAP_THRESHOLD, mmap_bytes) != 1 or mallopt(M_TRIM_THRESHOLD, trim_bytes) != 1:
+        return None
+    return f"glibc mallopt: mmap threshold {mmap_bytes >> 20} MiB, trim threshold {trim_bytes >> 20} MiB"
+
+
 def quiet_lightning() -> None:
     """Only Lightning's errors on the console (no GPU / TPU banners, tips or summaries per fit)."""
     import logging
@@ -383,6 +421,7 @@ def run_bench(
     compile: bool = False,
     batch: int | None = None,
     members: int | None = None,
+    fix_malloc: bool = False,
 ) -> dict:
     """Run the cases and return the JSON-able result (see the module docstring). ``batch`` and
     ``members`` override every case's batch (per member) and the toy cases' ensemble size."""
@@ -411,6 +450,7 @@ def run_bench(
             c, batch=batch or c.batch, members=(members or c.members) if c.kind == "toy" else None
         )
     quiet_lightning()
+    malloc = fix_malloc_thresholds() if fix_malloc else None
     dev = torch.device(device)
     results = []
     with warnings.catch_warnings():
@@ -427,6 +467,7 @@ def run_bench(
         "quick": quick,
         "channels_last": channels_last,
         "compile": compile,
+        "malloc": malloc or "as the process found it",
         "batch": batch,
         "members": members,
         "timing": "median over repeats of steps / seconds, after warmup; ratio = lab / hand",
@@ -454,6 +495,11 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch per member, for every case")
     parser.add_argument("--members", type=int, default=None, help="ensemble size of the toy cases")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument(
+        "--keep-malloc",
+        action="store_true",
+        help="leave glibc's adaptive malloc thresholds (by default a CPU run fixes them: less noise)",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
@@ -471,6 +517,7 @@ def bench_main(argv: list[str]) -> int:
             compile=args.compile,
             batch=args.batch,
             members=args.members,
+            fix_malloc=args.device == "cpu" and not args.quick and not args.keep_malloc,
         )
     except ConfigError as e:
         return fail(e)

@@ -2,6 +2,10 @@
 DCGAN-32 nets it times."""
 
 import json
+import resource
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -31,6 +35,7 @@ def test_quick_bench_prints_json_for_every_case(capsys):
     assert main(["bench", "--quick", "--device", "cpu"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["device"] == "cpu" and result["quick"] is True
+    assert result["malloc"] == "as the process found it"  # a smoke run leaves the allocator alone
     assert [c["case"] for c in result["cases"]] == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp"]
     for c in result["cases"]:
         assert set(c) >= KEYS
@@ -133,3 +138,47 @@ def test_dcgan_discriminator_refuses_wrong_channels():
 def test_dcgan_trains_in_the_module():
     module = GANModule(DCGANGenerator(z_dim=8, ngf=4), DCGANDiscriminator(ndf=4), regularizers=["r1"])
     assert module.members is None and module.batch_ndim == 1
+
+
+# Four 24 MiB blocks taken and freed, round after round, in a fresh process. glibc's adaptive
+# thresholds cap at 32 MiB (mmap) and 64 MiB (trim), so whatever the process did before, each round's
+# 96 MiB is either mmapped and unmapped, or freed into a heap top that is trimmed: faulted back in
+# every round. Fixed thresholds keep the blocks in the heap.
+_ROUNDS = textwrap.dedent(
+    """
+    import ctypes, ctypes.util, resource, sys
+    from gan_lab.bench import fix_malloc_thresholds
+    print(fix_malloc_thresholds() if sys.argv[1] == "fix" else "adaptive")
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    size = 24 << 20
+    def one_round():
+        blocks = [libc.malloc(size) for _ in range(4)]
+        for b in blocks:
+            libc.memset(b, 1, size)  # touch every page
+        for b in reversed(blocks):
+            libc.free(b)
+    one_round(), one_round()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        one_round()
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_fixed_malloc_thresholds_stop_freed_blocks_being_faulted_back_in():
+    def faults_per_round(mode: str) -> tuple[str, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", _ROUNDS, mode], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        return out[0], float(out[1])
+
+    pages = 4 * (24 << 20) // resource.getpagesize()
+    assert faults_per_round("adaptive") == ("adaptive", pytest.approx(pages, rel=0.05))
+    described, faults = faults_per_round("fix")
+    assert described == "glibc mallopt: mmap threshold 32 MiB, trim threshold 1024 MiB"
+    assert faults < pages / 100  # 0 here
