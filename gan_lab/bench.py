@@ -388,7 +388,8 @@ def fix_malloc_thresholds(mmap_bytes: int = 32 << 20, trim_bytes: int = 1 << 30)
     step: on the toy_e1 case, from a few to 600 minor page faults a step and 0.3 to 1.8 ms of system
     time on an 18 ms step, varying from run to run in both loops. That noise is larger than the
     difference the bench measures; with fixed thresholds the buffers stay in the heap (2 to 20
-    faults a step). Process-wide and permanent, like the environment variables.
+    faults a step). Buffers above 32 MiB, glibc's cap (toy_e64's 52 MB activations), are mmapped
+    either way and keep their noise. Process-wide and permanent, like the environment variables.
     """
     import ctypes
     import ctypes.util

@@ -130,7 +130,7 @@ class MemberStreams:
         """The members' generators on ``device`` (made, or restored from a loaded state, on first use)."""
         if self._generators is not None and device is self._device and rank == self._rank:
             return self._generators  # the step's path: the same device object as last time
-        self._device, self._rank = device, rank
+        requested = device
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -144,6 +144,7 @@ class MemberStreams:
                     stacklevel=2,
                 )
             self._pending = None
+        self._device, self._rank = requested, rank
         return self._generators
 
     def state(self) -> list[torch.Tensor] | None:

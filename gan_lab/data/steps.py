@@ -77,9 +77,9 @@ class DrawnDataModule(L.LightningDataModule):
         return StepIndices(self.steps_per_epoch)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        """A training step index stays on the host: the real batch is drawn on ``device``. Batches
+        """A step index (an ``int``) stays on the host: the real batch is drawn on ``device``. Batches
         of any other loader (validation, test) are moved as Lightning moves them."""
-        if self.trainer is not None and not self.trainer.training:
+        if not isinstance(batch, int):
             return super().transfer_batch_to_device(batch, device, dataloader_idx)
         return self.sample(device)
 

@@ -158,15 +158,11 @@ def test_batch_transfer_replaces_the_step_index_by_a_real_batch():
     assert torch.equal(batch, ref)
 
 
-def test_only_training_batches_are_replaced_by_draws():
-    """A validation batch (the trainer not training) is moved as Lightning moves it, not drawn."""
-    from types import SimpleNamespace
-
+def test_only_step_indices_are_replaced_by_draws():
+    """Any other batch (a validation loader's) is moved as Lightning moves it, not drawn."""
     dm = ToyMixtureDataModule("ring8", batch_size=5, seed=0)
     x = torch.arange(3.0)
-    dm.trainer = SimpleNamespace(training=False)
     assert dm.transfer_batch_to_device(x, CPU, 0) is x
-    dm.trainer = SimpleNamespace(training=True, global_rank=0)
     assert dm.transfer_batch_to_device(0, CPU, 0).shape == (1, 5, 2)
 
 
