@@ -51,6 +51,16 @@ PENALTY_STREAM_OFFSET = STREAMS["penalty"] - STREAMS["noise"]
 default_adam: OptimizerFactory = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
 
 
+def term_means(terms: dict[str, Tensor | float]) -> dict[str, Tensor | float]:
+    """Each loss term as its mean: the step's terms are kept per sample (``(E, B)`` or ``(B,)``)
+    or as scalars, and reduced only when logged or inspected.
+
+    >>> term_means({"d/loss": torch.tensor([[1.0, 3.0]]), "d/r1": torch.tensor(0.5), "g_steps": 2.0})
+    {'d/loss': tensor(2.), 'd/r1': tensor(0.5000), 'g_steps': 2.0}
+    """
+    return {k: v.mean() if isinstance(v, Tensor) and v.dim() else v for k, v in terms.items()}
+
+
 def reduce_members(loss: Tensor) -> Tensor:
     """Σ over members of each member's mean over the batch (the last dim).
 
@@ -175,14 +185,13 @@ class GANModule(L.LightningModule):
 
         self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
         self.constraints = nn.ModuleList([r for r in regs if isinstance(r, Constraint)])
-        #: the penalties by player and schedule: ``[player, lazy]`` and ``[player]`` (any), plain
-        #: lists looked up at every step (the modules themselves are registered in ``penalties``)
-        self._schedule: dict = {
-            (player, lazy): [r for r in self.penalties if r.player == player and (r.every > 1) == lazy]
+        #: the penalties by player and schedule (``lazy``: every > 1; None: both), plain lists looked
+        #: up at every step (the modules themselves are registered in ``penalties``)
+        self._schedule: dict[tuple[str, bool | None], list[Regularizer]] = {
+            (player, lazy): [r for r in self.penalties if r.player == player and lazy in (None, r.every > 1)]
             for player in ("D", "G")
-            for lazy in (False, True)
+            for lazy in (False, True, None)
         }
-        self._schedule.update({player: [r for r in self.penalties if r.player == player] for player in "DG"})
         self.d_steps = 0
         self.g_steps = 0
 
@@ -228,7 +237,8 @@ class GANModule(L.LightningModule):
     # Regularizers by player and schedule
     # ------------------------------------------------------------------------------------------
 
-    def _regs(self, player: str, lazy: bool) -> list[Regularizer]:
+    def _regs(self, player: str, lazy: bool | None = None) -> list[Regularizer]:
+        """The player's penalties: eager (``lazy=False``), lazy (``True``) or all (None)."""
         return self._schedule[player, lazy]
 
     def check_ready(self) -> None:
@@ -377,7 +387,7 @@ class GANModule(L.LightningModule):
         logs = {"d/loss": d_loss.detach()}
         self.last_losses = logs  # the divergence guard names the non-finite term from it
         loss = reduce_members(d_loss)
-        if self._schedule["D"]:
+        if self._regs("D"):
             inputs = self.penalty_inputs(
                 self.critic(condition, compiled=False), real, fake, target=real, condition=condition
             )
@@ -385,7 +395,7 @@ class GANModule(L.LightningModule):
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt_d.step()
-        if self._schedule["D"]:
+        if self._regs("D"):
             self._lazy_steps("D", inputs, opt_d, self.d_steps, logs)
         for constraint in self.constraints:
             constraint.apply_(self.D)
@@ -406,7 +416,7 @@ class GANModule(L.LightningModule):
                 loss = reduce_members(g_loss)
                 if self.adversarial_weight != 1:
                     loss = self.adversarial_weight * loss
-            if self._schedule["G"]:
+            if self._regs("G"):
                 target = real if self.conditional else None
                 inputs = self.penalty_inputs(
                     self.critic(condition, compiled=False), real, fake, target=target, condition=condition
@@ -434,8 +444,7 @@ class GANModule(L.LightningModule):
         trainer = self._trainer
         if trainer is not None and not trainer._logger_connector.should_update_logs:
             return
-        means = {k: v.mean() if isinstance(v, Tensor) and v.dim() else v for k, v in logs.items()}
-        self.log_dict(means, on_step=True, on_epoch=False, batch_size=batch_size)
+        self.log_dict(term_means(logs), on_step=True, on_epoch=False, batch_size=batch_size)
 
     @torch.no_grad()
     def generate(self, *inputs: Tensor | None, ema: bool = True) -> Tensor:

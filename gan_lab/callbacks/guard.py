@@ -44,6 +44,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from gan_lab.errors import check_choice, check_int
+from gan_lab.module import term_means
 
 POLICIES = ("skip", "stop")
 
@@ -115,10 +116,10 @@ class DivergenceGuard(Callback):
             return None
         prefix = f"{player.lower()}/"
         out = []
-        for name, value in losses.items():
+        for name, value in term_means(losses).items():
             if not str(name).startswith(prefix):
                 continue
-            v = torch.as_tensor(value).detach().float().mean()  # a per-sample term: its mean
+            v = torch.as_tensor(value).detach().float()
             if not bool(torch.isfinite(v)):
                 out.append(f"{name}={v.item()}")
         return out
