@@ -163,10 +163,6 @@ def random_crops(
     return torch.stack(crops)
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    return check_int(f"data {name}", value, minimum)
-
-
 class PairedImageDataModule(DrawnDataModule):
     """Batches ``(lr, hr)`` of random crops and their bicubic downsampling, in ``[-1, 1]``.
 
@@ -211,18 +207,18 @@ class PairedImageDataModule(DrawnDataModule):
         val_seed: int = 0,
         steps_per_epoch: int = 1000,
     ) -> None:
-        super().__init__(_check_int("steps_per_epoch", steps_per_epoch, 1))
-        self.scale = _check_int("scale", scale, 1)
-        self.crop_size = _check_int("crop_size", crop_size, 1)
+        super().__init__(check_int("data steps_per_epoch", steps_per_epoch))
+        self.scale = check_int("data scale", scale)
+        self.crop_size = check_int("data crop_size", crop_size)
         if crop_size % scale:
             raise ConfigError(f"data crop_size {crop_size} must be a multiple of scale {scale}")
         if channels not in (1, 3) or isinstance(channels, bool):
             raise ConfigError(f"data channels must be 3 (RGB) or 1 (grayscale), got {channels!r}")
         self.channels = channels
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.val_crops = _check_int("val_crops", val_crops, 1)
+        self.batch_size = check_int("data batch_size", batch_size)
+        self.val_crops = check_int("data val_crops", val_crops)
         if val_images is not None:
-            _check_int("val_images", val_images, 1)
+            check_int("data val_images", val_images)
         self.hflip, self.seed, self.val_seed = bool(hflip), seed, int(val_seed)
         self.root, self.val_root = root, val_root
 

@@ -18,11 +18,6 @@ from gan_lab.nets.spec import RecordsInit
 from gan_lab.seeding import member_generators, member_seeds
 
 
-def _check_positive(**values: int) -> None:
-    for name, v in values.items():
-        check_int(f"DCGAN '{name}'", v)
-
-
 def dcgan_init_(net: nn.Module, generator: torch.Generator | None = None) -> None:
     """DCGAN's initialisation: conv / linear weights ~ N(0, 0.02), BatchNorm γ ~ N(1, 0.02), biases 0."""
     for m in net.modules():
@@ -48,7 +43,9 @@ class DCGANGenerator(RecordsInit, nn.Module):
         self, z_dim: int = 128, ngf: int = 64, out_channels: int = 3, batch_norm: bool = True, seed: int = 0
     ) -> None:
         super().__init__()
-        _check_positive(z_dim=z_dim, ngf=ngf, out_channels=out_channels)
+        check_int("DCGAN 'z_dim'", z_dim)
+        check_int("DCGAN 'ngf'", ngf)
+        check_int("DCGAN 'out_channels'", out_channels)
         self.z_dim, self.out_channels, self.ngf = z_dim, out_channels, ngf
 
         def up(c_in: int, c_out: int) -> list[nn.Module]:
@@ -83,7 +80,8 @@ class DCGANDiscriminator(RecordsInit, nn.Module):
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, seed: int = 0) -> None:
         super().__init__()
-        _check_positive(in_channels=in_channels, ndf=ndf)
+        check_int("DCGAN 'in_channels'", in_channels)
+        check_int("DCGAN 'ndf'", ndf)
         self.in_channels, self.ndf = in_channels, ndf
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, ndf, 4, 2, 1),  # (B, ndf, 16, 16)

@@ -32,10 +32,6 @@ from gan_lab.errors import ConfigError, check_choice, check_int
 OUTPUTS = ("tanh", "identity")
 
 
-def _check_int(owner: str, name: str, value, minimum: int) -> int:
-    return check_int(f"{owner} {name}", value, minimum)
-
-
 def _check_images(x: Tensor, channels: int, what: str) -> None:
     if x.dim() != 4 or x.shape[1] != channels:
         raise ValueError(f"{what}: expected images (B, {channels}, H, W), got shape {tuple(x.shape)}")
@@ -116,10 +112,10 @@ class SRResNet(nn.Module):
         bicubic_skip: bool = False,
     ) -> None:
         super().__init__()
-        self.channels = _check_int("SRResNet", "channels", channels, 1)
-        self.width = _check_int("SRResNet", "width", width, 1)
-        self.blocks = _check_int("SRResNet", "blocks", blocks, 0)
-        self.scale = _check_int("SRResNet", "scale", scale, 2)
+        self.channels = check_int("SRResNet channels", channels)
+        self.width = check_int("SRResNet width", width)
+        self.blocks = check_int("SRResNet blocks", blocks, 0)
+        self.scale = check_int("SRResNet scale", scale, 2)
         if self.scale & (self.scale - 1):
             raise ConfigError(f"SRResNet scale must be a power of 2 (2, 4, 8, ...), got {scale!r}")
         check_choice("SRResNet output", output, OUTPUTS)
@@ -199,9 +195,9 @@ class PatchDiscriminator(nn.Module):
         spectral_norm: bool = False,
     ) -> None:
         super().__init__()
-        self.channels = _check_int("PatchDiscriminator", "channels", channels, 1)
-        _check_int("PatchDiscriminator", "width", width, 1)
-        _check_int("PatchDiscriminator", "n_layers", n_layers, 1)
+        self.channels = check_int("PatchDiscriminator channels", channels)
+        check_int("PatchDiscriminator width", width)
+        check_int("PatchDiscriminator n_layers", n_layers)
         self.paired, self.spectral_norm = bool(paired), bool(spectral_norm)
         sn = _spectral_norm if self.spectral_norm else (lambda m: m)
         in_ch = 2 * channels if self.paired else channels
