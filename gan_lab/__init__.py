@@ -1,6 +1,6 @@
 """gan_lab: a PyTorch Lightning lab for comparing GAN objectives and regularizers.
 
-The layout and the contracts between the parts are described in DESIGN.md (shared with the team):
+The layout and the contracts between the parts are described in docs/DESIGN.md:
 nets know nothing of Lightning, losses know nothing of nets, and :class:`gan_lab.module.GANModule`
 composes them.
 """

@@ -41,6 +41,7 @@ from gan_lab.seeding import (
     randn_members,
     set_global_rng_state,
 )
+from gan_lab.threads import apply_cpu_threads, choose_cpu_threads
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 
@@ -125,6 +126,9 @@ class GANModule(L.LightningModule):
             (``PenaltyInputs.D``) get the *uncompiled* D, because the double backward of a
             gradient penalty through a compiled graph is unsupported; ``generate`` (evaluation)
             uses the plain nets too.
+        cpu_threads: intra-op threads of a CPU run; None: the nets' choice (the toy MLPs: 1, see
+            :mod:`gan_lab.threads`), else ``OMP_NUM_THREADS`` or torch's default. Applied in
+            ``setup`` on a CPU only, logged, and kept in ``hparams`` as ``cpu_threads_used``.
 
     Raises:
         ConfigError: for combinations that cannot work: n_critic < 1, weight clipping together
@@ -155,6 +159,7 @@ class GANModule(L.LightningModule):
         gradient_clip_val: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        cpu_threads: int | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -180,6 +185,8 @@ class GANModule(L.LightningModule):
         )
 
         self.channels_last, self.use_compile = bool(channels_last), bool(compile)
+        self.cpu_threads = None if cpu_threads is None else check_int("cpu_threads", cpu_threads)
+        self.cpu_threads_reason: str | None = None  # why, once ``setup`` chose (CPU runs only)
         #: torch.compile'd (G, D), built at first use; a plain holder, not a submodule
         self._compiled = _CompiledNets()
 
@@ -432,7 +439,6 @@ class GANModule(L.LightningModule):
         self.g_steps += 1
         if self.G_ema is not None:
             ema_update_(self.G_ema, self.G, self.ema_beta)
-        logs["g_steps"] = float(self.g_steps)
         self._log_step(logs, batch_size)
 
     def _log_step(self, logs: dict[str, Tensor | float], batch_size: int) -> None:
@@ -444,7 +450,14 @@ class GANModule(L.LightningModule):
         trainer = self._trainer
         if trainer is not None and not trainer._logger_connector.should_update_logs:
             return
-        self.log_dict(term_means(logs), on_step=True, on_epoch=False, batch_size=batch_size)
+        # `step` is the loggers' x-axis (Lightning pops it from the logged dict): G steps, as
+        # everywhere else the user looks; d_steps tells the D-only batches of n_critic > 1 apart.
+        counters = {
+            "step": float(self.g_steps),
+            "g_steps": float(self.g_steps),
+            "d_steps": float(self.d_steps),
+        }
+        self.log_dict({**term_means(logs), **counters}, on_step=True, on_epoch=False, batch_size=batch_size)
 
     @torch.no_grad()
     def generate(self, *inputs: Tensor | None, ema: bool = True) -> Tensor:
@@ -525,6 +538,14 @@ class GANModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self._trainer is not None and stage == "fit":
             self.check_trainer(self.trainer)
+            if self.trainer.strategy.root_device.type == "cpu":
+                choice = apply_cpu_threads(choose_cpu_threads([self.G, self.D], self.cpu_threads))
+                self.hparams["cpu_threads_used"] = choice.threads
+                self.cpu_threads_reason = choice.reason
+                for logger in self.trainer.loggers:  # (hparams were logged as first saved)
+                    logger.log_hyperparams(
+                        {"cpu_threads": choice.threads, "cpu_threads_reason": choice.reason}
+                    )
         if self.channels_last:  # 4-D weights only; Lightning's later .to(device) keeps the format
             for net in (self.G, self.D, self.G_ema):
                 if net is not None:

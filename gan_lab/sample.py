@@ -16,12 +16,15 @@ and ``--member K`` keeps member K's samples only. (``--seed 2024 --n 2500`` give
 that :class:`~gan_lab.callbacks.ModeCoverageEvaluator` scores by default.)
 
 Output: 2D samples ``(..., n, 2)`` as a scatter plot (one colour per member); images
-``(n, C, H, W)`` in [-1, 1] as a grid (one row per member for an ensemble). ``--npz`` also writes
-``samples``, ``z`` and ``seed`` (and ``member``, ``ema``) as arrays.
+``(n, C, H, W)`` in [-1, 1] as a grid (one row per member for an ensemble). The format follows
+``--out``'s extension, one of :data:`OUTPUT_FORMATS` (``.png``, ``.jpg`` / ``.jpeg``, ``.pdf``,
+``.svg``, in any case). ``--npz`` (a name ending in ``.npz``) also writes ``samples``, ``z`` and
+``seed`` (and ``member``, ``ema``) as arrays.
 
 Bad input (a missing or foreign file, a file with arbitrary Python objects, no generator spec, a
-class outside gan_lab, ``--n < 1``, an output folder that cannot be written) ends with exit code 2
-and one line on stderr.
+class outside gan_lab, ``--n < 1``, an output format not in :data:`OUTPUT_FORMATS`, an ``--npz``
+name not ending in ``.npz``, an output folder that cannot be written) ends with exit code 2 and
+one line on stderr; the names and folders of the outputs are checked before the checkpoint is read.
 """
 
 from __future__ import annotations
@@ -29,16 +32,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import pickle
-import re
 import sys
-import warnings
-import zipfile
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from gan_lab.checkpoints import load_checkpoint
 from gan_lab.cli import fail, writable_folder
 from gan_lab.errors import ConfigError
 from gan_lab.nets.spec import DEFAULT_ALLOWED_PREFIXES, build_net
@@ -46,6 +46,13 @@ from gan_lab.seeding import fixed_noise
 
 #: Modules whose net classes a checkpoint's generator spec may name.
 ALLOWED_PREFIXES: tuple[str, ...] = DEFAULT_ALLOWED_PREFIXES
+
+#: Extensions ``--out`` may end in (compared in lower case): formats that both figures can be
+#: written in, the scatter by matplotlib's ``savefig``, the image grid by Pillow (raster) or
+#: matplotlib (vector, :func:`save_grid`).
+OUTPUT_FORMATS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+#: the formats :func:`save_grid` writes through matplotlib (Pillow writes no SVG)
+VECTOR_FORMATS: tuple[str, ...] = (".pdf", ".svg")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gan-lab sample", description="Samples from a checkpoint's generator.")
     p.add_argument("--ckpt", required=True, help="Lightning checkpoint (.ckpt) of a GANModule run")
     p.add_argument("--n", type=int, default=64, help="number of samples (per member); default 64")
-    p.add_argument("--out", default="grid.png", help="PNG to write; default grid.png")
-    p.add_argument("--npz", default=None, help="also write samples, z and seed to this .npz")
+    p.add_argument(
+        "--out",
+        default="grid.png",
+        help=f"figure to write, format from its extension ({', '.join(OUTPUT_FORMATS)}); default grid.png",
+    )
+    p.add_argument("--npz", default=None, help="also write samples, z and seed to this file (ending in .npz)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise; default 0")
     p.add_argument(
         "--ema",
@@ -73,47 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------
-
-
-def _refusal_detail(message: str) -> str:
-    """The line of torch's weights-only error that names what was refused."""
-    for pattern in (
-        r"unsupported GLOBAL [^\s]+",
-        r"Unsupported global: GLOBAL [^\s]+",
-        r"Unsupported [^\n]+",
-    ):
-        m = re.search(pattern, message, flags=re.IGNORECASE)
-        if m:
-            return m.group(0).rstrip(" .")
-    return "objects other than tensors and plain data"
-
-
-def load_checkpoint(path: str) -> dict:
-    """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors."""
-    if not os.path.exists(path):
-        raise ConfigError(f"checkpoint {path} does not exist")
-    if os.path.isdir(path):
-        raise ConfigError(f"checkpoint {path} is a folder, not a file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": one line only
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        text = str(e)
-        if "Weights only load failed" in text and re.search(r"GLOBAL|Unsupported", text):
-            raise ConfigError(
-                f"refused {path}: it holds arbitrary Python objects ({_refusal_detail(text)}), which would "
-                "run code if unpickled; gan-lab sample loads weights only (torch.load weights_only=True)"
-            ) from None
-        raise ConfigError(
-            f"{path} is not a checkpoint torch can read ({text.splitlines()[-1][:120]})"
-        ) from None
-    except Exception as e:  # zip / EOF / key errors of a file that is not a torch file
-        kind = "a zip archive, but not a torch checkpoint" if zipfile.is_zipfile(path) else "not a checkpoint"
-        raise ConfigError(f"{path} is {kind} ({type(e).__name__}: {str(e)[:120]})") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict)")
-    return ckpt
 
 
 def generator_from_checkpoint(ckpt: dict, path: str, ema: bool | None) -> tuple[torch.nn.Module, bool]:
@@ -184,11 +154,44 @@ def save_scatter(samples: Tensor, path: str, title: str, members: Sequence[int])
 
 
 def save_grid(images: Tensor, path: str, nrow: int) -> None:
-    """Images ``(N, C, H, W)`` in [-1, 1] as one grid PNG, ``nrow`` images per row."""
+    """Images ``(N, C, H, W)`` in [-1, 1] as one grid image, ``nrow`` images per row: PNG / JPEG
+    through Pillow (one pixel per pixel), PDF / SVG through matplotlib (the grid embedded at 100 dpi)."""
     from torchvision.utils import make_grid, save_image
 
     grid = make_grid(images.clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
-    save_image(grid, path)
+    if os.path.splitext(path)[1].lower() not in VECTOR_FORMATS:
+        save_image(grid, path)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image
+
+    # (3, H, W) in [0, 1] -> (H, W, 3) uint8, as save_image rounds it (make_grid gives 3 channels)
+    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+    matplotlib.image.imsave(path, pixels)
+
+
+def check_output_names(out: str, npz: str | None) -> None:
+    """Refuse an ``--out`` whose extension is not one of :data:`OUTPUT_FORMATS` and an ``--npz``
+    that does not end in ``.npz`` (numpy would append one), before anything is read or written.
+
+    >>> check_output_names("ring.PDF", "ring.npz")
+    >>> check_output_names("ring.foo", None)
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: --out ring.foo: unknown output format '.foo'; valid formats: .png, .jpg, .jpeg, .pdf, .svg
+    """
+    valid = ", ".join(OUTPUT_FORMATS)
+    suffix = os.path.splitext(out)[1]
+    if not suffix:
+        raise ConfigError(f"--out {out}: no file extension, so no output format; end it in one of {valid}")
+    if suffix.lower() not in OUTPUT_FORMATS:
+        raise ConfigError(f"--out {out}: unknown output format {suffix!r}; valid formats: {valid}")
+    if npz is not None and not npz.lower().endswith(".npz"):
+        raise ConfigError(
+            f"--npz {npz}: the file name must end in .npz (e.g. {os.path.splitext(npz)[0]}.npz)"
+        )
 
 
 def _check_writable(path: str, flag: str) -> None:
@@ -215,6 +218,7 @@ def _run(argv: Sequence[str]) -> str:
     _check_writable(args.out, "--out")
     if args.npz:
         _check_writable(args.npz, "--npz")
+    check_output_names(args.out, args.npz)
 
     ckpt = load_checkpoint(args.ckpt)
     G, used_ema = generator_from_checkpoint(ckpt, args.ckpt, args.ema)

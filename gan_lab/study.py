@@ -44,6 +44,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -297,10 +298,10 @@ def run_study(
     writes into an earlier one."""
     import torch
     from jsonargparse import ArgumentError
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
     from tqdm.auto import tqdm
 
     from gan_lab.cli import bad_input_in, build_cli, finish_wandb, preflight
+    from gan_lab.runs import RunCSVLogger, RunWandbLogger
 
     extra = list(extra or [])
     # Under DDP every process runs this function; only global rank 0 checks and writes files.
@@ -364,10 +365,10 @@ def run_study(
         model, trainer = cli.model, cli.trainer
         name = job.label if job.seed_index is None else f"{job.label}/seed{spec.seed + job.seed_index}"
         regs = "+".join(model.regularizer_names) or "-"
-        loggers = [CSVLogger(str(job.run_dir), name="", version="")]
+        loggers = [RunCSVLogger(str(job.run_dir), name="", version="")]
         if wandb:
             loggers.append(
-                WandbLogger(
+                RunWandbLogger(
                     save_dir=str(job.run_dir),
                     project="gan_lab",
                     group=spec.name,
@@ -419,6 +420,9 @@ def run_study(
                 "run_dir": str(job.run_dir.relative_to(study_dir)),
                 "args": job.args,
                 "wall_time_s": round(wall, 2),
+                # intra-op threads of a CPU run (gan_lab.threads) and why; absent on a GPU
+                "cpu_threads": model.hparams.get("cpu_threads_used"),
+                "cpu_threads_reason": getattr(model, "cpu_threads_reason", None),
             }
         )
         meta["info"] = evaluator.info(trainer)
@@ -458,17 +462,175 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Rows of results.csv / history.csv with ints and floats restored."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    text = {"study", "objective", "regularizers", "status"}
-    for r in rows:
-        for k, v in r.items():
-            if k in text:
-                continue
-            r[k] = int(v) if k in ("member", "seed", "g_steps", "n_critic") else float(v)
+#: Columns of results.csv / history.csv kept as text; of the others these are integers, the rest floats.
+TEXT_COLUMNS = frozenset({"study", "objective", "regularizers", "status"})
+INT_COLUMNS = frozenset({"member", "seed", "g_steps", "n_critic"})
+
+#: What to do about a damaged study file (the end of every such error line).
+REDO = "restore the file, or run the study again (gan-lab study)"
+
+
+def _parse_cell(path: Path, line: int, column: str, value: str):
+    if column in TEXT_COLUMNS:
+        return value
+    try:
+        return int(value) if column in INT_COLUMNS else float(value)
+    except ValueError:
+        kind = "an integer" if column in INT_COLUMNS else "a number"
+        raise ConfigError(f"{path}, line {line}, column {column}: {value!r} is not {kind}; {REDO}") from None
+
+
+def read_rows(path: Path, required: Sequence[str] = ()) -> list[dict]:
+    """Rows of results.csv / history.csv with ints and floats restored.
+
+    Raises:
+        ConfigError: one line naming the file (and the line) when it cannot be read, is not UTF-8
+            text, has no header, lacks one of the ``required`` columns, has a row with more or fewer
+            fields than its header (a truncated file), or a value that is not a number in a numeric
+            column (every column but :data:`TEXT_COLUMNS`; :data:`INT_COLUMNS` are integers).
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames
+            raw = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a CSV text file (not UTF-8 at byte {e.start}); {REDO}") from None
+    except csv.Error as e:
+        raise ConfigError(f"{path} is not a readable CSV file ({e}); {REDO}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if not fields:
+        raise ConfigError(f"{path} is empty (no header line); {REDO}")
+    missing = [c for c in required if c not in fields]
+    if missing:
+        header = ",".join(fields)
+        header = header if len(header) <= 60 else header[:57] + "..."
+        raise ConfigError(
+            f"{path} lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(its header: {header!r}); {REDO}"
+        )
+    rows = []
+    for i, (line, row) in enumerate(raw):
+        if None in row:  # DictReader keeps the fields past the header's under the key None
+            raise ConfigError(
+                f"{path}, line {line}: {len(fields) + len(row[None])} fields, more fields than the "
+                f"header's {len(fields)}; {REDO}"
+            )
+        absent = [k for k, v in row.items() if v is None]
+        if absent:
+            have = len(fields) - len(absent)
+            why = "the file is truncated" if i == len(raw) - 1 else "the row is damaged"
+            raise ConfigError(
+                f"{path}, line {line}: only {have} of the header's {len(fields)} fields ({why}); {REDO}"
+            )
+        rows.append({k: _parse_cell(path, line, k, v) for k, v in row.items()})
     return rows
+
+
+#: Keys of study.json that the report reads.
+META_KEYS = (
+    "study", "command", "started", "finished", "torch", "python",
+    "seeds", "seed", "ensemble", "evaluator", "runs", "info",
+)  # fmt: skip
+
+
+def read_meta(path: Path) -> dict:
+    """study.json, checked for what the report reads (one-line :class:`ConfigError` otherwise)."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a JSON text file (not UTF-8 at byte {e.start}); {REDO}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {REDO}"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(
+            f"{path} must hold a JSON object (the study's facts), not a {type(meta).__name__}; {REDO}"
+        )
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise ConfigError(
+            f"{path} lacks the key{'s' if len(missing) > 1 else ''} {', '.join(missing)}; {REDO}"
+        )
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for key, kind, ok in (
+        ("seeds", "an integer >= 1", is_int(meta["seeds"]) and meta["seeds"] >= 1),
+        ("seed", "an integer", is_int(meta["seed"])),
+        ("ensemble", "true or false", isinstance(meta["ensemble"], bool)),
+        ("evaluator", "a class path", isinstance(meta["evaluator"], str) and "." in meta["evaluator"]),
+        ("info", "an object", isinstance(meta["info"], dict)),
+        ("weights", "an object", isinstance(meta.get("weights", {}), dict)),
+        (
+            "runs",
+            "a list of objects with label, run_dir and wall_time_s",
+            isinstance(meta["runs"], list)
+            and all(
+                isinstance(r, dict)
+                and isinstance(r.get("label"), str)
+                and isinstance(r.get("run_dir"), str)
+                and isinstance(r.get("wall_time_s"), (int, float))
+                for r in meta["runs"]
+            ),
+        ),
+    ):
+        if not ok:
+            raise ConfigError(f"{path}: {key!r} must be {kind}, got {meta.get(key)!r:.60}; {REDO}")
+    return meta
+
+
+def check_study_folder(study_dir: Path) -> None:
+    """Every file :func:`write_report` reads, checked before it writes anything: study.json (its
+    evaluator importable, its facts fitting the evaluator's protocol), results.csv and history.csv
+    (the evaluator's metric columns, numbers where numbers belong, at least one row), and a run
+    folder in study.json for every objective of results.csv. Raises a one-line :class:`ConfigError`."""
+    study_dir = Path(study_dir)
+    meta_path = study_dir / "study.json"
+    meta = read_meta(meta_path)
+    from gan_lab.callbacks.evaluation import ScheduledEvaluator
+
+    try:
+        evaluator_cls = _import(meta["evaluator"])
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(
+            f"{meta_path} names the evaluator {meta['evaluator']!r}, which cannot be imported "
+            f"({type(e).__name__}: {e}); {REDO}"
+        ) from None
+    if not (isinstance(evaluator_cls, type) and issubclass(evaluator_cls, ScheduledEvaluator)):
+        raise ConfigError(
+            f"{meta_path}: the evaluator {meta['evaluator']!r} is not an evaluator callback; {REDO}"
+        )
+    try:
+        evaluator_cls.protocol(meta["info"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(
+            f"{meta_path}: its 'info' does not fit {evaluator_cls.__name__} ({type(e).__name__}: {e}); {REDO}"
+        ) from None
+    metrics = list(evaluator_cls.METRICS)
+    runs = {r["label"]: r["run_dir"] for r in meta["runs"]}
+    for name, keys in (("results.csv", RESULT_KEYS), ("history.csv", HISTORY_KEYS)):
+        path = study_dir / name
+        rows = read_rows(path, required=[*keys, *metrics])
+        if not rows:
+            raise ConfigError(f"{path} has no rows (only a header); {REDO}")
+        if name == "results.csv":
+            for label in dict.fromkeys(r["objective"] for r in rows):
+                if label not in runs:
+                    raise ConfigError(
+                        f"{path} has rows of objective {label!r}, which study.json does not list among "
+                        f"its runs ({', '.join(runs)}); {REDO}"
+                    )
+                if not (study_dir / runs[label]).is_dir():
+                    raise ConfigError(
+                        f"the run folder {study_dir / runs[label]} of {label!r} (study.json) does not exist; {REDO}"
+                    )
 
 
 def fmt_mean_se(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -633,5 +795,9 @@ def report_main(argv: list[str]) -> int:
     missing = [f for f in ("study.json", "results.csv", "history.csv") if not (d / f).is_file()]
     if missing:
         return fail(f"{args.study_dir!r} is not a finished study folder (missing {', '.join(missing)})")
+    try:
+        check_study_folder(d)  # before write_report rewrites any figure or report.md
+    except ConfigError as e:
+        return fail(e)
     print(write_report(d))
     return 0

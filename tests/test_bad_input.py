@@ -70,7 +70,7 @@ def test_non_numeric_weight(tmp_path, capsys):
         tmp_path,
         "model:\n  regularizers:\n    - {class_path: gan_lab.regularizers.R1, init_args: {weight: ten}}\n",
     )
-    assert "bad value for model.regularizers.weight: expected a float, got value: ten" in run_bad(
+    assert "bad value for model.regularizers.weight: expected a number, got 'ten'" in run_bad(
         tmp_path, capsys, *extra
     )
 
@@ -104,7 +104,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 def test_missing_checkpoint(tmp_path, capsys):
     err = run_bad(tmp_path, capsys, f"--ckpt_path={tmp_path / 'nope.ckpt'}")
-    assert "nope.ckpt' not found" in err
+    assert "nope.ckpt does not exist" in err
 
 
 def test_resume_from_checkpoint_of_incompatible_config(tmp_path, capsys):
@@ -122,7 +122,7 @@ def test_resume_from_checkpoint_of_incompatible_config(tmp_path, capsys):
 def test_not_a_checkpoint(tmp_path, capsys):
     bogus = tmp_path / "bogus.ckpt"
     bogus.write_bytes(b"not a checkpoint")
-    assert "cannot read checkpoint" in run_bad(tmp_path, capsys, f"--ckpt_path={bogus}")
+    assert "bogus.ckpt is not a checkpoint" in run_bad(tmp_path, capsys, f"--ckpt_path={bogus}")
 
 
 def test_unknown_argument(tmp_path, capsys):
@@ -188,3 +188,82 @@ def test_missing_vgg16_weights_names_the_path(tmp_path, capsys, monkeypatch):
 def test_image_channels_differ_from_nets(tmp_path, capsys):
     err = run_bad_sr(tmp_path, capsys, "--data.init_args.channels=1")
     assert "the data has 1 channels but the generator output has 3" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# As a user runs it (default loggers, W&B offline): one line, exit 2, nothing written
+# ----------------------------------------------------------------------------------------------
+
+USER = [a for a in SMALL if a != "--trainer.logger=false"]
+
+
+def run_bad_as_user(tmp_path, capsys, monkeypatch, *extra, root=None) -> str:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    root = root or tmp_path / "run"
+    existed = root.exists()
+    code = main(["fit", *USER, f"--trainer.default_root_dir={root}", *extra])
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and not captured.out.strip(), err
+    assert err.startswith("gan-lab: error: ") and "Traceback" not in err
+    assert existed or not root.exists()  # no run folder, no config.yaml left behind
+    return err
+
+
+def test_negative_learning_rate(tmp_path, capsys, monkeypatch):
+    err = run_bad_as_user(tmp_path, capsys, monkeypatch, "--model.optimizer_d.init_args.lr=-1e-3")
+    assert "model.optimizer_d (the D optimizer) is refused by torch: Invalid learning rate: -0.001" in err
+
+
+def test_loggerless_run_twice_into_one_folder(tmp_path, capsys):
+    first = main(["fit", *SMALL, f"--trainer.default_root_dir={tmp_path}"])
+    assert first == 0
+    config = (tmp_path / "config.yaml").read_bytes()
+    capsys.readouterr()
+    err = run_bad(tmp_path, capsys, root=tmp_path)
+    assert f"{tmp_path / 'config.yaml'} exists" in err and "--ckpt_path last" in err
+    assert (tmp_path / "config.yaml").read_bytes() == config
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_gpu_accelerator_on_a_machine_without_one(tmp_path, capsys, monkeypatch):
+    err = run_bad_as_user(tmp_path, capsys, monkeypatch, "--trainer.accelerator=gpu")
+    assert "trainer.accelerator" in err and "use --trainer.accelerator cpu or auto" in err
+
+
+def test_yaml_typo_names_the_file_and_the_line(tmp_path, capsys, monkeypatch):
+    extra = yaml(tmp_path, "model:\n  objective: hinge\n   n_critic: 2\n")
+    err = run_bad_as_user(tmp_path, capsys, monkeypatch, *extra)
+    assert f"{tmp_path / 'extra.yaml'}:3: not valid YAML" in err
+
+
+def test_missing_config_file(tmp_path, capsys, monkeypatch):
+    err = run_bad_as_user(tmp_path, capsys, monkeypatch, "--config", str(tmp_path / "nope.yaml"))
+    assert f"config file {tmp_path / 'nope.yaml'} does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("--model.max_g_steps=abc", "bad value for model.max_g_steps: expected an int or null, got 'abc'"),
+        ("--model.n_critic=abc", "bad value for model.n_critic: expected an int, got 'abc'"),
+    ],
+)
+def test_non_numeric_step_counts(tmp_path, capsys, monkeypatch, arg, message):
+    assert message in run_bad_as_user(tmp_path, capsys, monkeypatch, arg)
+
+
+def test_ckpt_path_last_with_no_run_names_where_it_looked(tmp_path, capsys, monkeypatch):
+    err = run_bad_as_user(tmp_path, capsys, monkeypatch, "--ckpt_path=last")
+    assert f"--ckpt_path last: no checkpoint at {tmp_path / 'run' / 'ring8' / 'version_*'}" in err
+
+
+def test_sample_of_random_bytes_is_not_a_checkpoint(tmp_path, capsys):
+    noise = tmp_path / "noise.ckpt"
+    seeded = torch.Generator().manual_seed(0)
+    noise.write_bytes(bytes(torch.randint(0, 256, (4096,), generator=seeded).tolist()))
+    assert main(["sample", "--ckpt", str(noise), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"gan-lab: error: {noise} is not a checkpoint (torch cannot read it as one)"
+    assert not (tmp_path / "s.png").exists()

@@ -301,3 +301,77 @@ def test_member_of_a_one_member_ensemble(tmp_path, capsys):
 def test_help_exits_0(capsys):
     assert sample_main(["--help"]) == 0
     assert "--ckpt" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# Output formats: checked before the checkpoint is read, nothing written
+# ----------------------------------------------------------------------------------------------
+
+
+def _refused_before_loading(monkeypatch, capsys, tmp_path, argv) -> str:
+    """``gan-lab sample ARGV`` as a user runs it: exit 2, one stderr line, the checkpoint never
+    read and no file written."""
+    loaded = []
+    real_load = torch.load  # every way of reading the checkpoint ends in torch.load
+
+    def spy(path, *args, **kwargs):
+        loaded.append(path)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["sample", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gan-lab: error: ") and len(err.splitlines()) == 1, err
+    assert loaded == [], "the checkpoint was read before the output format was checked"
+    assert sorted(tmp_path.rglob("*")) == before
+    return err
+
+
+@pytest.mark.parametrize("name", ["x.foo", "x", "x.png.bak", "x.npz"])
+def test_unknown_output_format_is_refused_before_loading(run, tmp_path, monkeypatch, capsys, name):
+    _, _, good = run
+    out = tmp_path / name
+    err = _refused_before_loading(monkeypatch, capsys, tmp_path, ["--ckpt", str(good), "--out", str(out)])
+    assert "--out" in err and name in err
+    suffix = os.path.splitext(name)[1]
+    assert (f"'{suffix}'" in err) if suffix else ("no file extension" in err)
+    for valid in sample_mod.OUTPUT_FORMATS:
+        assert valid in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["samples.txt", "samples", "samples.npy"])
+def test_npz_must_end_in_npz(run, tmp_path, monkeypatch, capsys, name):
+    _, _, good = run
+    out, npz = tmp_path / "ok.png", tmp_path / name
+    argv = ["--ckpt", str(good), "--out", str(out), "--npz", str(npz)]
+    err = _refused_before_loading(monkeypatch, capsys, tmp_path, argv)
+    assert "--npz" in err and name in err and ".npz" in err
+    assert not out.exists() and not npz.exists() and not Path(f"{npz}.npz").exists()
+
+
+#: the first bytes of each accepted format
+MAGIC = {".png": b"\x89PNG", ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff", ".pdf": b"%PDF"}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".jpeg", ".pdf", ".svg", ".PDF"])
+def test_every_accepted_format_is_written(run, tmp_path, monkeypatch, suffix):
+    """Both kinds of figure (a 2D scatter, an image grid) in every format the error message offers."""
+    _, _, toy = run
+    G = TinyImageG(channels=1)
+    ckpt = {
+        "state_dict": {f"G.{k}": v for k, v in G.state_dict().items()},
+        "hyper_parameters": {"generator": net_spec(G)},
+    }
+    images = _write(ckpt, tmp_path / "img.ckpt")
+    monkeypatch.setattr(sample_mod, "ALLOWED_PREFIXES", ("gan_lab.", f"{__name__}."))
+    assert suffix.lower() in sample_mod.OUTPUT_FORMATS
+    for kind, path in (("scatter", toy), ("grid", images)):
+        out = tmp_path / f"{kind}{suffix}"
+        assert main(["sample", "--ckpt", str(path), "--n", "16", "--out", str(out)]) == 0
+        head = out.read_bytes()[:200]
+        if suffix.lower() == ".svg":
+            assert b"<svg" in head or b"<?xml" in head, (kind, head[:40])
+        else:
+            assert head.startswith(MAGIC[suffix.lower()]), (kind, head[:8])

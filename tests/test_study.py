@@ -1,8 +1,10 @@
 """`gan-lab study` / `gan-lab report`: a small objectives × seeds grid, end to end."""
 
 import csv
+import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -162,3 +164,162 @@ def test_only_unknown_label(tmp_path, capsys):
     study = write_study(tmp_path)
     assert main(["study", str(study), "--only", "hing", "--no-wandb", "--out", str(tmp_path / "r")]) == 2
     assert "its entries: hinge, wasserstein" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# `gan-lab report` on damaged files: one line, exit 2, nothing rewritten
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory):
+    """A real finished study (2 objectives x 2 seeds, no W&B), copied by each test that damages it."""
+    tmp = tmp_path_factory.mktemp("small")
+    study = write_study(tmp, objectives="[hinge, least_squares]", seeds=2)
+    assert main(["study", str(study), "--out", str(tmp / "runs"), "--no-wandb"]) == 0
+    return tmp / "runs" / "tiny"
+
+
+def _edit_csv(path, edit):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    rows = edit(rows)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def _set_cell(column, value, row=1):
+    def edit(rows):
+        rows[row][rows[0].index(column)] = value
+        return rows
+
+    return edit
+
+
+def _drop_column(column):
+    def edit(rows):
+        i = rows[0].index(column)
+        return [r[:i] + r[i + 1 :] for r in rows]
+
+    return edit
+
+
+def _truncate(path):
+    """Cut the file in the middle of its last row (as a full disk or a killed copy leaves it)."""
+    text = path.read_text()
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    path.write_text(text[: len(text.rstrip("\n")) - len(last) // 2])
+
+
+DAMAGE = {
+    "results truncated": ("results.csv", _truncate, ["results.csv", "truncated"]),
+    "results garbage": (
+        "results.csv",
+        lambda p: p.write_text("<html>502 Bad Gateway</html>\n"),
+        ["results.csv", "lacks column"],
+    ),
+    "results binary": (
+        "results.csv",
+        lambda p: p.write_bytes(b"\xff\xd8\xff\xe0\x00JFIF"),
+        ["results.csv", "UTF-8"],
+    ),
+    "results empty": ("results.csv", lambda p: p.write_text(""), ["results.csv", "empty"]),
+    "results header only": (
+        "results.csv",
+        lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
+        ["results.csv", "no rows"],
+    ),
+    "results non-numeric": (
+        "results.csv",
+        lambda p: _edit_csv(p, _set_cell("modes", "many")),
+        ["results.csv", "line 2", "modes", "'many'", "not a number"],
+    ),
+    "results non-integer seed": (
+        "results.csv",
+        lambda p: _edit_csv(p, _set_cell("seed", "7.5", row=2)),
+        ["results.csv", "line 3", "seed", "'7.5'", "not an integer"],
+    ),
+    "results missing column": (
+        "results.csv",
+        lambda p: _edit_csv(p, _drop_column("hq_fraction")),
+        ["results.csv", "lacks column", "hq_fraction"],
+    ),
+    "results extra field": (
+        "results.csv",
+        lambda p: _edit_csv(p, lambda rows: [*rows[:2], [*rows[2], "surplus"], *rows[3:]]),
+        ["results.csv", "line 3", "more fields"],
+    ),
+    "results unknown objective": (
+        "results.csv",
+        lambda p: _edit_csv(p, _set_cell("objective", "hing")),
+        ["results.csv", "'hing'", "study.json"],
+    ),
+    "history truncated": ("history.csv", _truncate, ["history.csv", "truncated"]),
+    "history non-numeric": (
+        "history.csv",
+        lambda p: _edit_csv(p, _set_cell("g_steps", "two")),
+        ["history.csv", "line 2", "g_steps", "'two'"],
+    ),
+    "history missing column": (
+        "history.csv",
+        lambda p: _edit_csv(p, _drop_column("modes")),
+        ["history.csv", "lacks column", "modes"],
+    ),
+    "study.json truncated": (
+        "study.json",
+        lambda p: p.write_text(p.read_text()[: len(p.read_text()) // 2]),
+        ["study.json", "not valid JSON", "line"],
+    ),
+    "study.json garbage": ("study.json", lambda p: p.write_text("hello\n"), ["study.json", "not valid JSON"]),
+    "study.json a list": ("study.json", lambda p: p.write_text("[1, 2]"), ["study.json", "JSON object"]),
+    "study.json without evaluator": (
+        "study.json",
+        lambda p: p.write_text(
+            json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "evaluator"})
+        ),
+        ["study.json", "lacks", "evaluator"],
+    ),
+    "study.json unknown evaluator": (
+        "study.json",
+        lambda p: p.write_text(
+            json.dumps({**json.loads(p.read_text()), "evaluator": "gan_lab.nope.Evaluator"})
+        ),
+        ["study.json", "gan_lab.nope.Evaluator", "cannot be imported"],
+    ),
+    "study.json bad runs": (
+        "study.json",
+        lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "runs": "hinge"})),
+        ["study.json", "runs"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_report_on_a_damaged_study_exits_2_and_rewrites_nothing(small_study, tmp_path, capsys, case):
+    name, damage, phrases = DAMAGE[case]
+    study = tmp_path / "study"
+    shutil.copytree(small_study, study)
+    damage(study / name)
+    outputs = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (study / n for n in REPORT_OUTPUTS)}
+    capsys.readouterr()
+    assert main(["report", str(study)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gan-lab: error: ") and len(err.splitlines()) == 1, err
+    for phrase in phrases:
+        assert phrase in err, (phrase, err)
+    for path, (data, mtime) in outputs.items():
+        assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime, f"{path.name} was rewritten"
+
+
+#: what `gan-lab report` (re)writes: the report and the toy evaluator's figures
+REPORT_OUTPUTS = ("report.md", "samples.png", "coverage.png")
+
+
+def test_report_on_the_undamaged_copy_rewrites_the_same_report(small_study, tmp_path):
+    """The control of the test above: the same copy, undamaged, is accepted and reported again."""
+    study = tmp_path / "study"
+    shutil.copytree(small_study, study)
+    before = (study / "report.md").read_bytes()
+    (study / "report.md").unlink()
+    assert main(["report", str(study)]) == 0
+    assert (study / "report.md").read_bytes() == before

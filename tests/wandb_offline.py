@@ -38,17 +38,27 @@ def _payloads(data: bytes):
             yield pieces + chunk
 
 
+def _config_items(config, into: dict) -> None:
+    for item in config.update:
+        key = item.key or "/".join(item.nested_key)
+        into[key] = json.loads(item.value_json)
+
+
 def read_run(path: Path) -> dict:
-    """``{"run": Record.run, "history": [dict, ...]}`` of one offline run file."""
+    """``{"run": Record.run, "history": [dict, ...], "config": {key: value}}`` of one offline run
+    file (``config``: the run's config and every later update, W&B's ``{"value": ...}`` form)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    out = {"run": None, "history": []}
+    out = {"run": None, "history": [], "config": {}}
     for payload in _payloads(Path(path).read_bytes()):
         record = pb.Record()
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "run":
             out["run"] = record.run
+            _config_items(record.run.config, out["config"])
+        elif kind == "config":
+            _config_items(record.config, out["config"])
         elif kind == "history":
             row = {}
             for item in record.history.item:

@@ -1,6 +1,6 @@
 """Evaluate mode coverage of a toy-mixture run every K generator steps.
 
-The protocol (PacGAN / VEEGAN, as DESIGN.md states it): G (in eval mode, ``G_ema`` when kept and
+The protocol (PacGAN / VEEGAN, as docs/DESIGN.md states it): G (in eval mode, ``G_ema`` when kept and
 asked for) maps a *fixed* set of 2,500 noise vectors to samples; each sample goes to its nearest
 mixture mean, is high quality (HQ) when its distance is under 3 std, and a mode is covered when at
 least one HQ sample lands on it. Reported per ensemble member, then as mean ± s.e. over members.

@@ -1,6 +1,6 @@
 """2D Gaussian mixtures for mode-collapse studies, sampled on the training device each step.
 
-The mixtures follow the PacGAN / VEEGAN protocol as DESIGN.md fixes it:
+The mixtures follow the PacGAN / VEEGAN protocol as docs/DESIGN.md fixes it:
 
 - ``ring8``: 8 Gaussians with means ``(cos 2πi/8, sin 2πi/8)``, i = 0..7 (radius 1), std 0.01,
   equal weights. (``linspace(0, 2π, 8)`` would repeat a mode: the angles are ``2πi/8``.)

@@ -1,4 +1,4 @@
-"""torchmetrics Metrics and their functional cores for GAN evaluation (protocols in DESIGN.md)."""
+"""torchmetrics Metrics and their functional cores for GAN evaluation (protocols in docs/DESIGN.md)."""
 
 from __future__ import annotations
 

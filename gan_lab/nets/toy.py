@@ -31,6 +31,10 @@ def _check(members: int, hidden: int, layers: int, activation: str) -> None:
 class _EnsembleMLP(RecordsInit, nn.Module):
     """Stack of EnsembleLinear (+ optional EnsembleBatchNorm) + activation, then a linear head."""
 
+    #: CPU intra-op threads these nets train with (see :mod:`gan_lab.threads`): their kernels are
+    #: too small to share, and a second thread spins whenever another process holds a core.
+    cpu_threads = 1
+
     def __init__(
         self, members: int, d_in: int, d_out: int, hidden: int, layers: int, batch_norm: bool, activation: str
     ) -> None:

@@ -1,6 +1,6 @@
 """Tests of the 2D Gaussian mixtures and their datamodule (gan_lab.data.toy).
 
-Known values by hand: the ring8 and grid25 means of DESIGN.md. Sampling is checked against the
+Known values by hand: the ring8 and grid25 means of docs/DESIGN.md. Sampling is checked against the
 mixture's definition: equal component shares (chi-square) and, for a 2D isotropic Gaussian, an
 expected squared std-scaled distance to the mean of exactly 2. The datamodule's ensemble contract:
 member k's stream is the stream of a 1-member datamodule with seed + k.

@@ -19,7 +19,7 @@ KEYS = ("modes", "hq_fraction", "reverse_kl", "js")
 
 
 def ring8(dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """The DESIGN.md ring8 means (cos 2πi/8, sin 2πi/8), i = 0..7, radius 1: shape (8, 2)."""
+    """The docs/DESIGN.md ring8 means (cos 2πi/8, sin 2πi/8), i = 0..7, radius 1: shape (8, 2)."""
     angles = 2 * math.pi * torch.arange(8, dtype=torch.float64) / 8
     return torch.stack([angles.cos(), angles.sin()], dim=-1).to(dtype)
 

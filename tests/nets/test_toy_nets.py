@@ -1,6 +1,6 @@
 """Tests of the toy ensemble nets (gan_lab.nets.toy, gan_lab.nets.ensemble).
 
-The seed-ensemble contract (DESIGN.md): member ``k`` of an E-member net built with seed ``s`` starts
+The seed-ensemble contract (docs/DESIGN.md): member ``k`` of an E-member net built with seed ``s`` starts
 exactly like a 1-member net built with seed ``s + k``, and, trained on the sum over members of each
 member's mean loss with Adam (elementwise), it stays equal to that single run. The independent
 references are ``nn.functional.linear`` and ``nn.BatchNorm1d`` applied member by member, and E

@@ -1,0 +1,31 @@
+"""Checkpoint files named by G steps: Lightning's :class:`ModelCheckpoint` names them by its
+``global_step``, which counts the optimizer steps of both players (a 200-G-step WGAN-GP fit wrote
+``epoch=0-step=1200.ckpt``). :class:`GStepCheckpoint` is ModelCheckpoint with the module's own
+``g_steps`` among the values a file name may use, and ``{g_steps}`` as the default name
+(``g_steps=200.ckpt``); ``last.ckpt``, top-k, monitoring and intervals are ModelCheckpoint's.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class GStepCheckpoint(ModelCheckpoint):
+    """:class:`ModelCheckpoint` whose file names can use ``{g_steps}`` (the default name)."""
+
+    def __init__(self, *args, filename: str | None = "{g_steps}", **kwargs) -> None:
+        super().__init__(*args, filename=filename, **kwargs)
+        self._module = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._module = pl_module
+
+    def format_checkpoint_name(
+        self, metrics: dict, filename: str | None = None, ver=None, prefix=None
+    ) -> str:
+        g_steps = getattr(self._module, "g_steps", 0)
+        return super().format_checkpoint_name(
+            {**metrics, "g_steps": torch.tensor(g_steps)}, filename, ver=ver, prefix=prefix
+        )

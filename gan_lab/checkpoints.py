@@ -1,0 +1,84 @@
+"""Reading checkpoints: one weights-only loader for resuming (``gan-lab fit --ckpt_path``) and for
+``gan-lab sample``, and the check that a checkpoint fits the model about to resume from it.
+
+The file is read with ``torch.load(weights_only=True)``: tensors and plain data only, so no code
+pickled into it runs. A file that names Python objects (``GLOBAL module.name`` in its pickle) is
+refused as such; a file that is not a torch file at all (random bytes, a text file) is named as
+"not a checkpoint". Every failure is one line (:class:`~gan_lab.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import warnings
+import zipfile
+
+import torch
+
+from gan_lab.errors import ConfigError
+
+
+def _refused_global(message: str) -> str | None:
+    """The ``GLOBAL module.name`` torch's weights-only unpickler refused, or None when the error is
+    of another kind (e.g. ``Unsupported operand 105``: the bytes are no pickle of ours at all).
+
+    >>> _refused_global("WeightsUnpickler error: Unsupported global: GLOBAL os.system was not an allowed global")
+    'GLOBAL os.system'
+    >>> _refused_global("WeightsUnpickler error: Unsupported operand 105") is None
+    True
+    """
+    m = re.search(r"GLOBAL [\w.]+", message)
+    return m.group(0) if m else None
+
+
+def load_checkpoint(path: str) -> dict:
+    """``torch.load(path, map_location="cpu", weights_only=True)``, refusing with one line a missing
+    file, a folder, a file that is not a torch checkpoint, one that holds arbitrary Python objects,
+    and one without a Lightning ``state_dict``."""
+    if not os.path.exists(path):
+        raise ConfigError(f"checkpoint {path} does not exist")
+    if os.path.isdir(path):
+        raise ConfigError(f"checkpoint {path} is a folder, not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": one line only
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = _refused_global(str(e))
+        if refused is not None:
+            raise ConfigError(
+                f"refused {path}: it holds arbitrary Python objects ({refused}), which would run code if "
+                "unpickled; gan_lab loads weights only (torch.load weights_only=True)"
+            ) from None
+        raise ConfigError(f"{path} is not a checkpoint (torch cannot read it as one)") from None
+    except Exception as e:  # zip / EOF / key errors of a file that is not a torch file
+        kind = "a zip archive, but not a torch checkpoint" if zipfile.is_zipfile(path) else "not a checkpoint"
+        raise ConfigError(f"{path} is {kind} ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def check_checkpoint_fits(ckpt_path: str, model) -> dict:
+    """Refuse a checkpoint whose weights do not fit ``model`` (another config), before any work;
+    return the loaded checkpoint."""
+    ckpt = load_checkpoint(ckpt_path)
+    state, ours = ckpt["state_dict"], model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    shapes = [k for k in ours if k in state and tuple(ours[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        if shapes:
+            k = shapes[0]
+            what = f"{k} has shape {tuple(state[k].shape)} there but {tuple(ours[k].shape)} here"
+        elif missing:
+            what = f"it lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        else:
+            what = f"it has {unexpected[0]}, which this model lacks"
+        raise ConfigError(
+            f"checkpoint {ckpt_path!r} was trained with another config ({what}); resume with the config "
+            "saved beside it (config.yaml)"
+        )
+    return ckpt
