@@ -234,8 +234,10 @@ def build_cli(args: Sequence[str], run: bool = True):
             return
 
         def before_fit(self) -> None:
+            from lightning.pytorch.plugins.environments import SLURMEnvironment
+
             from gan_lab.callbacks.progress import use_g_step_progress_bar
-            from gan_lab.runs import resolve_resume
+            from gan_lab.runs import Resume, hpc_checkpoint, resolve_resume
 
             config = self.config[self.subcommand]
             loggers = config.trainer.get("logger") in (None, True)
@@ -245,6 +247,11 @@ def build_cli(args: Sequence[str], run: bool = True):
                 dirpaths = [cb.dirpath for cb in self.trainer.checkpoint_callbacks if cb.dirpath]
                 resume = resolve_resume(ckpt_path, root, data_name(self.datamodule), loggers, dirpaths)
                 ckpt_path = self.config_init[self.subcommand].ckpt_path = resume.ckpt_path
+            elif ckpt_path == "hpc" or (ckpt_path is None and SLURMEnvironment.detect()):
+                # Lightning resumes from the requeued job's hpc checkpoint itself; the run continues
+                # in the folder that checkpoint records.
+                hpc = hpc_checkpoint(root)
+                resume = Resume.of(hpc) if hpc is not None else None
             preflight(self.model, self.datamodule, self.trainer, ckpt_path, loggerless=not loggers)
             if loggers:
                 self.trainer.loggers = default_loggers(self.model, self.datamodule, root, resume)

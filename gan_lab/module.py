@@ -476,8 +476,8 @@ class GANModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Counters, the noise and penalty streams, the global RNG states and the resolved config go in
-        ``checkpoint["gan_lab"]``; weights, optimizers, the datamodule's streams and callback
+        """Counters, the noise and penalty streams, the global RNG states, the resolved config and the
+        run folder go in ``checkpoint["gan_lab"]``; weights, optimizers, the datamodule's streams and callback
         states are saved by Lightning itself."""
         checkpoint["gan_lab"] = {
             "d_steps": self.d_steps,
@@ -486,6 +486,8 @@ class GANModule(L.LightningModule):
             "penalty_generators": self.penalty_streams.state(),
             "rng": global_rng_state(),
             "config": self.resolved_config,
+            # the run folder (version_N) a resumed run continues in, wherever the file is
+            "run_dir": self._trainer.log_dir if self._trainer is not None and self._trainer.loggers else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -8,7 +8,10 @@ reached are dropped, so the file reads as if the run had never stopped) and the 
 
 ``--ckpt_path last`` means the ``checkpoints/last.ckpt`` of the newest ``version_N`` of this data
 under ``default_root_dir`` (or ``<default_root_dir>/checkpoints/last.ckpt`` without loggers); when
-there is none the fit is refused with one line naming where it looked.
+there is none the fit is refused with one line naming where it looked. The run folder is the one
+the checkpoint records (``checkpoint["gan_lab"]["run_dir"]``), else the ``version_N`` the file lies
+in. A SLURM job that Lightning requeued resumes from its ``hpc_ckpt_<n>.ckpt`` by itself; it too
+continues in the folder that checkpoint records.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from gan_lab.errors import ConfigError
 
 _VERSION = re.compile(r"version_(\d+)$")
+_HPC = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class Resume:
 
         state = load_checkpoint(ckpt_path).get("gan_lab") or {}
         g, d = int(state.get("g_steps", 0)), int(state.get("d_steps", 0))
+        saved = state.get("run_dir")  # where the run was logging (also for files saved elsewhere)
+        if isinstance(saved, str) and _VERSION.match(Path(saved).name) and Path(saved).is_dir():
+            return cls(ckpt_path, Path(saved).resolve(), g, d)
         return cls(ckpt_path, run_dir_of(ckpt_path), g, d)
 
 
@@ -88,6 +95,13 @@ def resolve_resume(
             "the run used, or the checkpoint's path"
         )
     return Resume.of(str(max(found, key=lambda c: c.stat().st_mtime)))
+
+
+def hpc_checkpoint(root: str) -> str | None:
+    """The newest ``hpc_ckpt_<n>.ckpt`` in ``root``: what Lightning's SLURM requeue wrote (and what
+    it resumes from, by itself, in the requeued job), or None."""
+    found = [(int(m.group(1)), p) for p in Path(root).glob("hpc_ckpt_*.ckpt") if (m := _HPC.match(p.name))]
+    return str(max(found)[1]) if found else None
 
 
 def wandb_run_id(run_dir: Path) -> str | None:

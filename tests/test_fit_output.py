@@ -11,23 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_fit import TINY_RING8
 from wandb_offline import read_run
 
 from gan_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = str(ROOT / "experiments/toy/ring8.yaml")
-SMALL = [
-    "--config",
-    BASE,
-    "--model.generator.init_args.members=2",
-    "--model.generator.init_args.hidden=8",
-    "--model.generator.init_args.layers=2",
-    "--model.discriminator.init_args.members=2",
-    "--model.discriminator.init_args.hidden=8",
-    "--model.discriminator.init_args.layers=2",
-    "--data.init_args.batch_size=16",
-]
+SMALL = TINY_RING8
 
 
 @pytest.fixture(autouse=True)

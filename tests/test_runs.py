@@ -7,22 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_fit import TINY_RING8
 
 from gan_lab.cli import main
 from gan_lab.errors import ConfigError
 from gan_lab.runs import RunWandbLogger, _rows_until, resolve_resume, run_dir_of, wandb_run_id
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
-    "--config",
-    str(ROOT / "experiments/toy/ring8.yaml"),
-    "--model.generator.init_args.members=2",
-    "--model.generator.init_args.hidden=8",
-    "--model.generator.init_args.layers=2",
-    "--model.discriminator.init_args.members=2",
-    "--model.discriminator.init_args.hidden=8",
-    "--model.discriminator.init_args.layers=2",
-    "--data.init_args.batch_size=16",
+    *TINY_RING8,
     "--trainer.enable_progress_bar=false",
     "--trainer.log_every_n_steps=1",
 ]
@@ -101,3 +93,18 @@ def test_lightning_still_passes_anonymous_to_wandb(tmp_path):
 
     assert WandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init["anonymous"] is None
     assert "anonymous" not in RunWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
+
+
+def test_an_hpc_checkpoint_continues_the_run_folder_it_records(tmp_path, monkeypatch):
+    """Lightning's SLURM requeue writes hpc_ckpt_<n>.ckpt into default_root_dir, outside the run
+    folder; the resumed job continues in the version_N the checkpoint records, not a new one."""
+    import shutil
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = ["fit", *SMALL, f"--trainer.default_root_dir={tmp_path}"]
+    assert main([*args, "--model.max_g_steps=3"]) == 0
+    run = tmp_path / "ring8" / "version_0"
+    shutil.copy(run / "checkpoints" / "last.ckpt", tmp_path / "hpc_ckpt_1.ckpt")
+    assert main([*args, "--model.max_g_steps=5", "--ckpt_path=hpc"]) == 0
+    assert sorted(p.name for p in (tmp_path / "ring8").iterdir()) == ["version_0"]
+    assert _steps(run / "metrics.csv") == [1, 2, 3, 4, 5]

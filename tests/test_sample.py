@@ -12,6 +12,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from tiny_fit import TINY_RING8
 from torch import nn
 
 import gan_lab.sample as sample_mod
@@ -25,14 +26,7 @@ from gan_lab.sample import sample_main
 ROOT = Path(__file__).resolve().parents[1]
 FIT = [
     "fit",
-    f"--config={ROOT / 'experiments/toy/ring8.yaml'}",
-    "--model.generator.init_args.members=2",
-    "--model.generator.init_args.hidden=8",
-    "--model.generator.init_args.layers=2",
-    "--model.discriminator.init_args.members=2",
-    "--model.discriminator.init_args.hidden=8",
-    "--model.discriminator.init_args.layers=2",
-    "--data.init_args.batch_size=16",
+    *TINY_RING8,
     "--trainer.logger=false",
     "--trainer.enable_progress_bar=false",
     "--trainer.callbacks=[]",

@@ -13,6 +13,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from tiny_fit import TINY_RING8
 
 from gan_lab.callbacks.preemption import PreemptionCheckpoint
 from gan_lab.cli import main
@@ -160,14 +161,7 @@ def test_bad_signal_names():
 # ----------------------------------------------------------------------------------------------
 
 SMALL = [
-    f"--config={ROOT / 'experiments/toy/ring8.yaml'}",
-    "--model.generator.init_args.members=2",
-    "--model.generator.init_args.hidden=8",
-    "--model.generator.init_args.layers=2",
-    "--model.discriminator.init_args.members=2",
-    "--model.discriminator.init_args.hidden=8",
-    "--model.discriminator.init_args.layers=2",
-    "--data.init_args.batch_size=16",
+    *TINY_RING8,
     "--trainer.enable_progress_bar=false",
     "--trainer.log_every_n_steps=1",
 ]

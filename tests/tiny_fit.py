@@ -1,0 +1,18 @@
+"""The arguments of a tiny ring8 fit on the base config, shared by the tests that run `gan-lab fit`
+as a user would: 2 members, 8-unit nets of 2 layers, batch 16."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: `--config` of the base ring8 config, then the overrides that make it tiny
+TINY_RING8 = [
+    f"--config={ROOT / 'experiments/toy/ring8.yaml'}",
+    "--model.generator.init_args.members=2",
+    "--model.generator.init_args.hidden=8",
+    "--model.generator.init_args.layers=2",
+    "--model.discriminator.init_args.members=2",
+    "--model.discriminator.init_args.hidden=8",
+    "--model.discriminator.init_args.layers=2",
+    "--data.init_args.batch_size=16",
+]
