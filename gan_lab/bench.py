@@ -24,8 +24,23 @@ step on an H200), ``dcgan32_ns`` (DCGAN 32×32, batch 256, non-saturating) and `
 also report member-steps/s (members × steps/s), the throughput of a seed ensemble. ``--batch`` and
 ``--members`` override the cases' batch (per member) and the toy cases' ensemble size.
 
+Threads: on CPU each case runs both loops with the intra-op thread count the lab would choose for its
+nets (:func:`gan_lab.threads.choose_cpu_threads`: one for the toy MLPs, torch's default for DCGAN;
+``--threads N`` is the explicit setting, ``OMP_NUM_THREADS`` is honoured), reported per case as
+``threads`` and ``threads_reason``; on a GPU the count is left as the process found it (or
+``--threads``).
+
+``toy_e1_busy`` (CPU only; in the default CPU run): a shared machine. The lab loop of ``toy_e1``
+timed quiet and with one competing CPU-bound process that the bench starts (and kills: also on an
+error or Ctrl-C), in ABBA order, medians of ``quiet_steps_per_s`` and ``busy_steps_per_s``, and
+``busy_quiet_ratio = quiet_steps_per_s / busy_steps_per_s`` (= busy time / quiet time per step:
+the slowdown factor, 1.0 = unaffected, 2.0 = twice as slow). Two entries: ``threads_from: "lab"``
+(the lab's choice, as above) and ``threads_from: "torch_default"`` (torch's default count, what
+the lab used before :mod:`gan_lab.threads`).
+
     gan-lab bench --device cpu                  # all cases (minutes on 2 CPU cores)
     gan-lab bench --device cpu --cases toy_e1 --repeats 5
+    gan-lab bench --device cpu --cases toy_e1_busy   # quiet vs one competing process
     gan-lab bench --device cuda --cases toy_e64 --members 512   # many seeds at once
     gan-lab bench --device cuda --precision bf16-mixed
     gan-lab bench --quick                       # tiny sizes: a smoke run (tests)
@@ -39,15 +54,20 @@ do the same in the hand loop: 4-D weights and image batches in channels_last mem
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
+
+from gan_lab.threads import TORCH_DEFAULT_THREADS, ThreadChoice, apply_cpu_threads, choose_cpu_threads
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
@@ -64,7 +84,8 @@ class Case:
     regularizers: list[str] = field(default_factory=list)
     n_critic: int = 1
     width: int = 0  # toy: G hidden (D: half); dcgan: ngf = ndf
-    steps: dict[str, int] = field(default_factory=dict)  # timed steps per device type
+    steps: dict[str, int] = field(default_factory=dict)  # timed steps per device type (none: not run)
+    busy: bool = False  # the lab loop quiet and with a competing process, not lab against hand
 
     @property
     def samples_per_step(self) -> int:
@@ -80,6 +101,7 @@ def cases(quick: bool) -> dict[str, Case]:
             "dcgan32_wgan_gp": Case(
                 "dcgan32_wgan_gp", "dcgan", 4, None, "wasserstein", ["wgan_gp"], 5, 4, {"cpu": 2, "cuda": 2}
             ),
+            "toy_e1_busy": Case("toy_e1_busy", "toy", 32, 1, width=32, steps={"cpu": 4}, busy=True),
         }
     return {
         "toy_e1": Case("toy_e1", "toy", 512, 1, width=400, steps={"cpu": 300, "cuda": 300}),
@@ -88,6 +110,8 @@ def cases(quick: bool) -> dict[str, Case]:
         "dcgan32_wgan_gp": Case(
             "dcgan32_wgan_gp", "dcgan", 256, None, "wasserstein", ["wgan_gp"], 5, 64, {"cpu": 3, "cuda": 100}
         ),
+        # CPU only: on a GPU the host threads only launch kernels (and a GPU host has cores to spare)
+        "toy_e1_busy": Case("toy_e1_busy", "toy", 512, 1, width=400, steps={"cpu": 30}, busy=True),
     }
 
 
@@ -166,8 +190,10 @@ def hand_loop(
     steps: int,
     channels_last: bool = False,
     compile: bool = False,
+    threads: int | None = None,
 ):
-    """Seconds for ``steps`` training steps after ``warmup``: plain PyTorch, nothing else."""
+    """Seconds for ``steps`` training steps after ``warmup``: plain PyTorch, nothing else.
+    ``threads``: as in :func:`lab_loop` (checked, not set)."""
     from gan_lab.losses import get_objective
     from gan_lab.regularizers.gradient_penalty import MAX_PENALTY_SCALE
 
@@ -245,6 +271,8 @@ def hand_loop(
     for i in range(warmup):
         step(i)
     _sync(device)
+    if threads is not None and torch.get_num_threads() != threads:
+        raise RuntimeError(f"the hand loop runs with {torch.get_num_threads()} threads, not {threads}")
     start = time.perf_counter()
     for i in range(warmup, warmup + steps):
         step(i)
@@ -267,10 +295,13 @@ def lab_loop(
     steps: int,
     channels_last: bool = False,
     compile: bool = False,
+    threads: int | None = None,
 ):
     """Seconds for ``steps`` full iterations of Lightning's fit loop after ``warmup``: from the end
     of batch ``warmup - 1`` to the end of the last batch (data fetch, hooks, both players' steps,
-    logging).
+    logging). ``threads``: the intra-op thread count the caller set for both loops, passed to
+    GANModule as ``cpu_threads`` (which it applies in ``setup``); the timed window must run under
+    it (a RuntimeError otherwise).
 
     The stopwatch is GANModule's own ``on_train_batch_end`` hook, which Lightning calls at every
     batch anyway: a timing ``Callback`` would add its own dispatch to each of the eight callback
@@ -281,12 +312,14 @@ def lab_loop(
     from gan_lab.module import GANModule
 
     stamps: dict[int, float] = {}
+    seen_threads: set[int] = set()
 
     class TimedGANModule(GANModule):
         def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
             if batch_idx == warmup - 1 or batch_idx == warmup + steps - 1:
                 _sync(device)
                 stamps[batch_idx] = time.perf_counter()
+                seen_threads.add(torch.get_num_threads())
 
     module = TimedGANModule(
         G,
@@ -296,6 +329,7 @@ def lab_loop(
         n_critic=case.n_critic,
         channels_last=channels_last,
         compile=compile,
+        cpu_threads=threads,  # the bench's count (the hand loop's), not the module's own choice
     )
     if case.kind == "toy":
         data = ToyMixtureDataModule("ring8", batch_size=case.batch, steps_per_epoch=warmup + steps)
@@ -314,12 +348,63 @@ def lab_loop(
         num_sanity_val_steps=0,
     )
     trainer.fit(module, data)
+    if threads is not None and seen_threads != {threads}:
+        raise RuntimeError(f"the lab loop ran with {sorted(seen_threads)} threads, not the bench's {threads}")
     return stamps[warmup + steps - 1] - stamps[warmup - 1]
 
 
 # ----------------------------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------------------------
+
+
+def case_threads(
+    nets: tuple[nn.Module, nn.Module], device: torch.device, setting: int | None
+) -> ThreadChoice:
+    """The intra-op thread count both loops of a case run with: on CPU the lab's choice for the
+    case's G and D (:func:`~gan_lab.threads.choose_cpu_threads`, ``setting`` = ``--threads``); on a
+    GPU, where the lab leaves it alone, ``--threads`` or the count as the process found it."""
+    if device.type == "cpu":
+        choice = choose_cpu_threads(nets, setting)
+        return choice._replace(reason="set by --threads") if setting is not None else choice
+    if setting is not None:
+        return ThreadChoice(setting, "set by --threads")
+    return ThreadChoice(torch.get_num_threads(), "as the process found it (a GPU run)")
+
+
+@contextlib.contextmanager
+def using_threads(choice: ThreadChoice) -> Iterator[ThreadChoice]:
+    """torch's intra-op thread count set to ``choice.threads`` for the block, then put back."""
+    before = torch.get_num_threads()
+    try:
+        yield apply_cpu_threads(choice)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _window(case: Case, device: torch.device, warmup: int) -> tuple[int, int]:
+    """The timed steps and the warm-up of ``case`` on ``device``."""
+    # whole D/G cycles: n_critic D steps and one G step, in the window as in training
+    steps = -(-case.steps[device.type] // case.n_critic) * case.n_critic
+    # the first G step (batch n_critic - 1) inside the warm-up: its first-call costs (compiling G
+    # with gradients, Adam's state) are not timed
+    return steps, max(warmup, case.n_critic)
+
+
+def _case_fields(case: Case, warmup: int, steps: int, choice: ThreadChoice) -> dict:
+    return {
+        "case": case.name,
+        "threads": choice.threads,
+        "threads_reason": choice.reason,
+        "members": case.members,
+        "batch": case.batch,
+        "objective": case.objective,
+        "regularizers": case.regularizers,
+        "n_critic": case.n_critic,
+        "warmup": warmup,
+        "steps": steps,
+    }
 
 
 def run_case(
@@ -330,37 +415,31 @@ def run_case(
     warmup: int,
     channels_last: bool = False,
     compile: bool = False,
+    threads: int | None = None,
 ) -> dict:
-    # whole D/G cycles: n_critic D steps and one G step, in the window as in training
-    steps = -(-case.steps[device.type] // case.n_critic) * case.n_critic
-    # the first G step (batch n_critic - 1) inside the warm-up: its first-call costs (compiling G
-    # with gradients, Adam's state) are not timed
-    warmup = max(warmup, case.n_critic)
+    """The lab loop against the hand loop on ``case``, both under :func:`case_threads`'s count
+    (``threads``: ``--threads``)."""
+    steps, warmup = _window(case, device, warmup)
     G0, D0 = make_nets(case)
-    speed = {"channels_last": channels_last, "compile": compile}
+    choice = case_threads((G0, D0), device, threads)
+    speed = {"channels_last": channels_last, "compile": compile, "threads": choice.threads}
 
     def steps_per_s(loop) -> float:
         G, D = copy.deepcopy(G0), copy.deepcopy(D0)
         return steps / loop(case, G, D, device, precision, warmup, steps, **speed)
 
-    # One untimed round first: a process's first runs grow its heap and fault its pages in (and
-    # fill the compile and cuDNN caches), which would otherwise be charged to the loop run first.
-    steps_per_s(lab_loop), steps_per_s(hand_loop)
-    runs: dict = {lab_loop: [], hand_loop: []}
-    for r in range(repeats):  # ABBA order: neither loop always runs first
-        for loop in (lab_loop, hand_loop) if r % 2 == 0 else (hand_loop, lab_loop):
-            runs[loop].append(steps_per_s(loop))
+    with using_threads(choice):
+        # One untimed round first: a process's first runs grow its heap and fault its pages in (and
+        # fill the compile and cuDNN caches), which would otherwise be charged to the loop run first.
+        steps_per_s(lab_loop), steps_per_s(hand_loop)
+        runs: dict = {lab_loop: [], hand_loop: []}
+        for r in range(repeats):  # ABBA order: neither loop always runs first
+            for loop in (lab_loop, hand_loop) if r % 2 == 0 else (hand_loop, lab_loop):
+                runs[loop].append(steps_per_s(loop))
     lab, hand = runs[lab_loop], runs[hand_loop]
     lab_sps, hand_sps = statistics.median(lab), statistics.median(hand)
     return {
-        "case": case.name,
-        "members": case.members,
-        "batch": case.batch,
-        "objective": case.objective,
-        "regularizers": case.regularizers,
-        "n_critic": case.n_critic,
-        "warmup": warmup,
-        "steps": steps,
+        **_case_fields(case, warmup, steps, choice),
         "lab_steps_per_s": round(lab_sps, 3),
         "hand_steps_per_s": round(hand_sps, 3),
         "lab_samples_per_s": round(lab_sps * case.samples_per_step, 1),
@@ -372,6 +451,104 @@ def run_case(
         "lab_runs_steps_per_s": [round(v, 3) for v in lab],
         "hand_runs_steps_per_s": [round(v, 3) for v in hand],
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# A busy machine: the lab loop quiet and with one competing CPU-bound process
+# ----------------------------------------------------------------------------------------------
+
+#: the competing process: a pure-Python busy loop that says when it spins, and ends by itself
+#: once its parent is gone (a bench killed by SIGKILL runs no ``finally``)
+_SPIN = """\
+import os
+parent = os.getppid()
+print("spinning", flush=True)
+while os.getppid() == parent:
+    for _ in range(1 << 20):
+        pass
+"""
+
+
+@contextlib.contextmanager
+def competing_process() -> Iterator[subprocess.Popen]:
+    """One CPU-bound process, spinning from the start of the block to its end; killed there, also
+    when the block raises (KeyboardInterrupt included)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-c", _SPIN],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        if proc.stdout.readline() != "spinning\n":
+            raise RuntimeError(f"the competing process did not start (exit status {proc.wait()})")
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def run_busy_case(
+    case: Case,
+    device: torch.device,
+    precision: str,
+    repeats: int,
+    warmup: int,
+    channels_last: bool = False,
+    compile: bool = False,
+    threads: int | None = None,
+) -> list[dict]:
+    """The lab loop of ``case`` quiet and busy (one :func:`competing_process`), in ABBA order after
+    one untimed quiet run: one entry with the lab's thread count (:func:`case_threads`), one with
+    torch's default. ``busy_quiet_ratio`` = quiet steps/s / busy steps/s (medians) = busy time /
+    quiet time: the slowdown, 1.0 when the competing process costs nothing."""
+    steps, warmup = _window(case, device, warmup)
+    G0, D0 = make_nets(case)
+    settings = {
+        "lab": case_threads((G0, D0), device, threads),
+        "torch_default": ThreadChoice(
+            TORCH_DEFAULT_THREADS, "torch's default (the lab before gan_lab.threads)"
+        ),
+    }
+    speed = {"channels_last": channels_last, "compile": compile}
+
+    def steps_per_s(busy: bool) -> float:
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        threads_now = torch.get_num_threads()  # as using_threads set it
+        with competing_process() if busy else contextlib.nullcontext():
+            return steps / lab_loop(
+                case, G, D, device, precision, warmup, steps, threads=threads_now, **speed
+            )
+
+    entries = []
+    for label, choice in settings.items():
+        with using_threads(choice):
+            steps_per_s(busy=False)  # untimed: a new thread count's first run
+            runs: dict[bool, list[float]] = {False: [], True: []}
+            for r in range(repeats):  # ABBA order: quiet busy, busy quiet, ...
+                for busy in (False, True) if r % 2 == 0 else (True, False):
+                    runs[busy].append(steps_per_s(busy))
+        quiet, busy = statistics.median(runs[False]), statistics.median(runs[True])
+        ratio = quiet / busy
+        n, who = choice.threads, "the lab's choice" if label == "lab" else "torch's default"
+        entries.append(
+            {
+                "case": case.name,
+                "threads_from": label,
+                **_case_fields(case, warmup, steps, choice),
+                "competing_processes": 1,
+                "quiet_steps_per_s": round(quiet, 3),
+                "busy_steps_per_s": round(busy, 3),
+                "busy_quiet_ratio": round(ratio, 3),
+                "quiet_runs_steps_per_s": [round(v, 3) for v in runs[False]],
+                "busy_runs_steps_per_s": [round(v, 3) for v in runs[True]],
+                "summary": f"with {n} thread{'s' * (n != 1)} ({who}): a step takes {ratio:.2f}x as long "
+                "with one competing CPU-bound process",
+            }
+        )
+    return entries
 
 
 #: glibc's ``mallopt`` parameters (malloc.h)
@@ -423,26 +600,31 @@ def run_bench(
     batch: int | None = None,
     members: int | None = None,
     fix_malloc: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """Run the cases and return the JSON-able result (see the module docstring). ``batch`` and
-    ``members`` override every case's batch (per member) and the toy cases' ensemble size."""
+    ``members`` override every case's batch (per member) and the toy cases' ensemble size;
+    ``threads`` is the explicit intra-op thread count (``--threads``; None: the lab's choice per
+    case). Default cases: those with steps for ``device`` (``toy_e1_busy`` is CPU only)."""
     import warnings
 
     from gan_lab.errors import ConfigError, check_choice, check_int
 
     check_choice("device", device, ("cpu", "cuda"))
+    table = cases(quick)
+    names = names or [n for n, c in table.items() if device in c.steps]
+    for n in names:
+        check_choice("case", n, table)
+        if device not in table[n].steps:
+            raise ConfigError(f"case {n!r} runs on CPU only (a GPU run's host threads only launch kernels)")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda but CUDA is not available here; use --device cpu")
     check_choice("precision", precision, PRECISIONS)
     if precision == "16-mixed" and device == "cpu":
         raise ConfigError("16-mixed needs CUDA (Lightning runs bf16-mixed instead on CPU); use bf16-mixed")
-    table = cases(quick)
-    names = names or list(table)
-    for n in names:
-        check_choice("case", n, table)
     if repeats < 1 or warmup < 1:
         raise ConfigError("--repeats and --warmup must be >= 1")
-    for flag, value in (("--batch", batch), ("--members", members)):
+    for flag, value in (("--batch", batch), ("--members", members), ("--threads", threads)):
         if value is not None:
             check_int(flag, value)
     for n in names:
@@ -457,12 +639,17 @@ def run_bench(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for n in names:
-            results.append(run_case(table[n], dev, precision, repeats, warmup, channels_last, compile))
+            case, args = table[n], (dev, precision, repeats, warmup, channels_last, compile, threads)
+            if case.busy:
+                results.extend(run_busy_case(case, *args))
+            else:
+                results.append(run_case(case, *args))
     return {
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "precision": precision,
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "torch_default_threads": TORCH_DEFAULT_THREADS,  # each case's count: its "threads"
+        "threads_setting": threads,
         "repeats": repeats,
         "warmup": warmup,
         "quick": quick,
@@ -471,7 +658,8 @@ def run_bench(
         "malloc": malloc or "as the process found it",
         "batch": batch,
         "members": members,
-        "timing": "median over repeats of steps / seconds, after warmup; ratio = lab / hand",
+        "timing": "median over repeats of steps / seconds, after warmup; ratio = lab / hand; "
+        "busy_quiet_ratio = quiet / busy steps per second (the slowdown with one competing process)",
         "cases": results,
     }
 
@@ -484,7 +672,10 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", default="32-true", help=", ".join(PRECISIONS))
     parser.add_argument(
-        "--cases", nargs="*", default=None, help="subset of: toy_e1 toy_e64 dcgan32_ns dcgan32_wgan_gp"
+        "--cases",
+        nargs="*",
+        default=None,
+        help="subset of: toy_e1 toy_e64 dcgan32_ns dcgan32_wgan_gp toy_e1_busy (CPU only)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per loop and case (median)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each timed run")
@@ -495,15 +686,18 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D (both loops)")
     parser.add_argument("--batch", type=int, default=None, help="batch per member, for every case")
     parser.add_argument("--members", type=int, default=None, help="ensemble size of the toy cases")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads for every case (default: the lab's choice per case on CPU)",
+    )
     parser.add_argument(
         "--keep-malloc",
         action="store_true",
         help="leave glibc's adaptive malloc thresholds (by default a CPU run fixes them: less noise)",
     )
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
     if args.quick:
         args.repeats, args.warmup = min(args.repeats, 1), min(args.warmup, 1)
     try:
@@ -519,6 +713,7 @@ def bench_main(argv: list[str]) -> int:
             batch=args.batch,
             members=args.members,
             fix_malloc=args.device == "cpu" and not args.quick and not args.keep_malloc,
+            threads=args.threads,
         )
     except ConfigError as e:
         return fail(e)
@@ -531,4 +726,14 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(bench_main(sys.argv[1:]))
 
 
-__all__ = ["Case", "bench_main", "cases", "hand_loop", "lab_loop", "run_bench"]
+__all__ = [
+    "Case",
+    "bench_main",
+    "case_threads",
+    "cases",
+    "competing_process",
+    "hand_loop",
+    "lab_loop",
+    "run_bench",
+    "run_busy_case",
+]

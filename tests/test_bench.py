@@ -1,16 +1,18 @@
 """`gan-lab bench` (a quick run prints the JSON the docs promise; bad input exits 2) and the
 DCGAN-32 nets it times."""
 
+import contextlib
+import ctypes
+import ctypes.util
 import json
-import resource
+import statistics
 import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 
-from gan_lab.bench import bench_main, cases, hand_loop, make_nets
+from gan_lab import bench
+from gan_lab.bench import bench_main, cases, fix_malloc_thresholds, hand_loop, lab_loop, make_nets
 from gan_lab.cli import main
 from gan_lab.errors import ConfigError
 from gan_lab.module import GANModule
@@ -28,7 +30,23 @@ KEYS = {
     "hand_member_steps_per_s",
     "lab_runs_steps_per_s",
     "hand_runs_steps_per_s",
+    "threads",
+    "threads_reason",
 }
+BUSY_KEYS = {
+    "case",
+    "threads_from",
+    "threads",
+    "threads_reason",
+    "competing_processes",
+    "quiet_steps_per_s",
+    "busy_steps_per_s",
+    "busy_quiet_ratio",
+    "quiet_runs_steps_per_s",
+    "busy_runs_steps_per_s",
+    "summary",
+}
+SMALL_NETS = "small nets (intra-op threads spin on a busy machine)"
 
 
 def test_quick_bench_prints_json_for_every_case(capsys):
@@ -36,8 +54,22 @@ def test_quick_bench_prints_json_for_every_case(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["device"] == "cpu" and result["quick"] is True
     assert result["malloc"] == "as the process found it"  # a smoke run leaves the allocator alone
-    assert [c["case"] for c in result["cases"]] == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp"]
-    for c in result["cases"]:
+    names = [c["case"] for c in result["cases"]]
+    assert names == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp", "toy_e1_busy", "toy_e1_busy"]
+    lab_vs_hand, busy = result["cases"][:4], result["cases"][4:]
+    # the busy case: the lab's thread count (as toy_e1's), then torch's default
+    assert [(b["threads_from"], b["threads"]) for b in busy] == [
+        ("lab", lab_vs_hand[0]["threads"]),
+        ("torch_default", result["torch_default_threads"]),
+    ]
+    for b in busy:
+        assert set(b) >= BUSY_KEYS and b["competing_processes"] == 1
+        assert b["quiet_steps_per_s"] > 0 and b["busy_steps_per_s"] > 0
+        # the slowdown: busy time / quiet time per step
+        assert b["busy_quiet_ratio"] == pytest.approx(
+            b["quiet_steps_per_s"] / b["busy_steps_per_s"], rel=1e-2
+        )
+    for c in lab_vs_hand:
         assert set(c) >= KEYS
         assert c["lab_steps_per_s"] > 0 and c["hand_steps_per_s"] > 0
         assert c["ratio"] == pytest.approx(c["lab_steps_per_s"] / c["hand_steps_per_s"], rel=1e-2)
@@ -70,6 +102,9 @@ def test_batch_and_members_override_the_cases(capsys):
         (["--precision", "16-mixed"], "16-mixed needs CUDA"),
         (["--members", "0"], "--members must be an integer >= 1"),
         (["--batch", "-2"], "--batch must be an integer >= 1"),
+        (["--threads", "0"], "--threads must be an integer >= 1"),
+        # refused even where CUDA is absent (checked first)
+        (["--device", "cuda", "--cases", "toy_e1_busy"], "case 'toy_e1_busy' runs on CPU only"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, message, capsys):
@@ -82,6 +117,15 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys):
 def test_cuda_refused_without_cuda(capsys):
     assert bench_main(["--quick", "--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_a_cuda_run_leaves_the_busy_case_out(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a GPU")
+    monkeypatch.setattr(bench, "run_case", lambda case, *a: {"case": case.name})
+    monkeypatch.setattr(bench, "run_busy_case", lambda case, *a: [{"case": case.name}])
+    result = bench.run_bench(device="cuda", quick=True)
+    assert [c["case"] for c in result["cases"]] == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp"]
 
 
 def test_hand_loop_trains_the_same_nets():
@@ -140,45 +184,245 @@ def test_dcgan_trains_in_the_module():
     assert module.members is None and module.batch_ndim == 1
 
 
-# Four 24 MiB blocks taken and freed, round after round, in a fresh process. glibc's adaptive
-# thresholds cap at 32 MiB (mmap) and 64 MiB (trim), so whatever the process did before, each round's
-# 96 MiB is either mmapped and unmapped, or freed into a heap top that is trimmed: faulted back in
-# every round. Fixed thresholds keep the blocks in the heap.
-_ROUNDS = textwrap.dedent(
-    """
-    import ctypes, ctypes.util, resource, sys
-    from gan_lab.bench import fix_malloc_thresholds
-    print(fix_malloc_thresholds() if sys.argv[1] == "fix" else "adaptive")
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
-    size = 24 << 20
-    def one_round():
-        blocks = [libc.malloc(size) for _ in range(4)]
-        for b in blocks:
-            libc.memset(b, 1, size)  # touch every page
-        for b in reversed(blocks):
-            libc.free(b)
-    one_round(), one_round()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
-        one_round()
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
-    """
-)
+# ----------------------------------------------------------------------------------------------
+# glibc's malloc thresholds (what the bench asks of mallopt; not what the kernel then does)
+# ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_fixed_malloc_thresholds_stop_freed_blocks_being_faulted_back_in():
-    def faults_per_round(mode: str) -> tuple[str, float]:
-        out = subprocess.run(
-            [sys.executable, "-c", _ROUNDS, mode], capture_output=True, text=True, check=True
-        ).stdout.splitlines()
-        return out[0], float(out[1])
+class FakeLibc:
+    """A libc whose ``mallopt`` records its calls and answers ``answers`` in turn (1: done)."""
 
-    pages = 4 * (24 << 20) // resource.getpagesize()
-    assert faults_per_round("adaptive") == ("adaptive", pytest.approx(pages, rel=0.05))
-    described, faults = faults_per_round("fix")
+    def __init__(self, *answers: int) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.answers = list(answers)
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return self.answers.pop(0)
+
+
+def fake_libc(monkeypatch, libc) -> list:
+    """ctypes finds and opens ``libc`` (or raises it, if it is an exception); the paths opened."""
+    opened = []
+
+    def cdll(path):
+        opened.append(path)
+        if isinstance(libc, Exception):
+            raise libc
+        return libc
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.6")
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    return opened
+
+
+def test_fix_malloc_thresholds_sets_glibcs_mmap_and_trim_thresholds(monkeypatch):
+    libc = FakeLibc(1, 1)
+    opened = fake_libc(monkeypatch, libc)
+    described = fix_malloc_thresholds()
+    assert opened == ["libc.so.6"]
+    # M_MMAP_THRESHOLD (-3) at 32 MiB, glibc's cap; M_TRIM_THRESHOLD (-1) at 1 GiB
+    assert libc.calls == [(-3, 32 << 20), (-1, 1 << 30)]
     assert described == "glibc mallopt: mmap threshold 32 MiB, trim threshold 1024 MiB"
-    assert faults < pages / 100  # 0 here
+
+
+@pytest.mark.parametrize(
+    "libc",
+    [OSError("no libc"), object(), FakeLibc(0), FakeLibc(1, 0)],
+    ids=["no-libc", "no-mallopt", "mmap-refused", "trim-refused"],
+)
+def test_fix_malloc_thresholds_is_none_where_mallopt_is_missing_or_refuses(monkeypatch, libc):
+    fake_libc(monkeypatch, libc)
+    assert fix_malloc_thresholds() is None
+
+
+@pytest.mark.parametrize(
+    "argv, fix_malloc, threads",
+    [
+        ([], True, None),  # a CPU run fixes the thresholds
+        (["--keep-malloc"], False, None),
+        (["--quick"], False, None),  # a smoke run leaves the allocator alone
+        (["--device", "cuda"], False, None),
+        (["--threads", "3"], True, 3),  # the explicit thread count, for run_bench to apply per case
+    ],
+)
+def test_bench_main_passes_fix_malloc_and_threads(monkeypatch, capsys, argv, fix_malloc, threads):
+    told = {}
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **kw: told.update(kw) or {})
+    assert bench_main(argv) == 0
+    assert (told["fix_malloc"], told["threads"]) == (fix_malloc, threads)
+
+
+@pytest.mark.parametrize(
+    "fix_malloc, fixed, reported",
+    [
+        (True, "glibc mallopt: fixed", "glibc mallopt: fixed"),
+        (True, None, "as the process found it"),  # not glibc, or refused
+        (False, "glibc mallopt: fixed", "as the process found it"),  # not even asked
+    ],
+)
+def test_run_bench_reports_the_malloc_thresholds_it_fixed(monkeypatch, fix_malloc, fixed, reported):
+    calls = []
+    monkeypatch.setattr(bench, "fix_malloc_thresholds", lambda: calls.append(1) or fixed)
+    monkeypatch.setattr(bench, "run_case", lambda case, *a: {"case": case.name})
+    result = bench.run_bench(names=["toy_e1"], quick=True, fix_malloc=fix_malloc)
+    assert result["malloc"] == reported and len(calls) == int(fix_malloc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Threads: each case under the lab's choice for its nets
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def torch_at_3_threads(monkeypatch):
+    """torch at 3 intra-op threads (not the toy nets' 1), OMP_NUM_THREADS unset; both put back."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(before)
+
+
+def recording_loops(monkeypatch) -> list[tuple[str, str, int, int | None]]:
+    """Both loops replaced by stubs recording (case, loop, torch's thread count, threads told)."""
+    calls = []
+
+    def stub(name):
+        def loop(case, G, D, device, precision, warmup, steps, **kw):
+            calls.append((case.name, name, torch.get_num_threads(), kw.get("threads")))
+            return 0.5
+
+        return loop
+
+    monkeypatch.setattr(bench, "lab_loop", stub("lab"))
+    monkeypatch.setattr(bench, "hand_loop", stub("hand"))
+    return calls
+
+
+def test_both_loops_of_a_case_run_with_the_labs_thread_count(torch_at_3_threads, monkeypatch):
+    from gan_lab.threads import TORCH_DEFAULT_THREADS
+
+    calls = recording_loops(monkeypatch)
+    toy, dcgan = bench.run_bench(names=["toy_e1", "dcgan32_ns"], quick=True, repeats=2)["cases"]
+    assert (toy["threads"], toy["threads_reason"]) == (1, SMALL_NETS)  # the toy nets declare 1
+    assert (dcgan["threads"], dcgan["threads_reason"]) == (TORCH_DEFAULT_THREADS, "torch's default")
+    for case, threads in (("toy_e1", 1), ("dcgan32_ns", TORCH_DEFAULT_THREADS)):
+        runs = [(loop, n, told) for c, loop, n, told in calls if c == case]
+        assert len(runs) == 6 and {(n, told) for _, n, told in runs} == {(threads, threads)}
+    assert torch.get_num_threads() == 3  # put back after each case
+
+
+def test_threads_setting_is_the_explicit_count(torch_at_3_threads, monkeypatch):
+    calls = recording_loops(monkeypatch)
+    (toy,) = bench.run_bench(names=["toy_e1"], quick=True, threads=2)["cases"]
+    assert (toy["threads"], toy["threads_reason"]) == (2, "set by --threads")
+    assert {n for _, _, n, _ in calls} == {2}
+
+
+def test_the_lab_loop_tells_the_module_the_benchs_thread_count(torch_at_3_threads):
+    """GANModule would pick 1 thread for the toy nets; told 2, the timed window runs under 2 (the
+    loop raises otherwise, see below)."""
+    case = cases(quick=True)["toy_e1"]
+    lab_loop(case, *make_nets(case), torch.device("cpu"), "32-true", warmup=1, steps=1, threads=2)
+
+
+@pytest.mark.parametrize("loop", ["lab", "hand"])
+def test_a_loop_refuses_to_time_under_another_thread_count_than_the_benchs(
+    torch_at_3_threads, monkeypatch, loop
+):
+    import gan_lab.module
+
+    # a module that leaves the count alone: torch stays at 3, the bench asked for 2
+    monkeypatch.setattr(gan_lab.module, "apply_cpu_threads", lambda choice: choice)
+    case = cases(quick=True)["toy_e1"]
+    with pytest.raises(RuntimeError, match=r"with \[?3\]? threads, not (the bench's )?2"):
+        (lab_loop if loop == "lab" else hand_loop)(
+            case, *make_nets(case), torch.device("cpu"), "32-true", warmup=1, steps=1, threads=2
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# toy_e1_busy: the lab loop quiet and with one competing process
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_the_competing_process_is_killed_when_the_timed_loop_raises(monkeypatch, error):
+    started = []
+    popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    spinning = []
+
+    def loop(case, G, D, *args, **kwargs):
+        if started and started[-1].poll() is None:  # the busy run, the competing process up
+            spinning.append(started[-1].pid)
+            raise error("stopped")
+        return 0.5
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(bench, "lab_loop", loop)
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(error):
+            bench.run_bench(names=["toy_e1_busy"], quick=True, repeats=1)
+        assert len(started) == 1 and spinning == [started[0].pid]  # started, and running in the loop
+        assert started[0].poll() is not None  # killed (and reaped)
+        assert torch.get_num_threads() == threads  # put back
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_busy_case_reports_medians_and_the_slowdown_under_the_labs_and_torchs_threads(
+    torch_at_3_threads, monkeypatch
+):
+    """The stub loop: quiet runs at 50, 100, 110 steps/s (the untimed first run at 1); busy runs
+    at the same over (1 + threads). Medians 100 and 100 / (1 + threads): slowdown 1 + threads."""
+    monkeypatch.setattr(bench, "TORCH_DEFAULT_THREADS", 4)
+    state = {"busy": False}
+    order: dict[int, list[bool]] = {}
+
+    @contextlib.contextmanager
+    def competing_process():
+        state["busy"] = True
+        try:
+            yield
+        finally:
+            state["busy"] = False
+
+    def loop(case, G, D, device, precision, warmup, steps, threads=None, **kw):
+        n = torch.get_num_threads()
+        assert threads == n
+        runs = order.setdefault(n, [])
+        k = runs.count(state["busy"]) - (not state["busy"])  # -1: the untimed first quiet run
+        runs.append(state["busy"])
+        speed = 1.0 if k < 0 else (50.0, 100.0, 110.0)[k] / ((1 + n) if state["busy"] else 1)
+        return steps / speed
+
+    monkeypatch.setattr(bench, "competing_process", competing_process)
+    monkeypatch.setattr(bench, "lab_loop", loop)
+    lab, torch_default = bench.run_bench(names=["toy_e1_busy"], quick=True, repeats=3)["cases"]
+    # the lab's count for toy_e1's nets, then torch's default; each in ABBA order after an untimed run
+    assert order == {n: [False, False, True, True, False, False, True] for n in (1, 4)}
+    assert (lab["threads_from"], lab["threads"], lab["threads_reason"]) == ("lab", 1, SMALL_NETS)
+    assert (torch_default["threads_from"], torch_default["threads"]) == ("torch_default", 4)
+    for entry, n in ((lab, 1), (torch_default, 4)):
+        assert entry["quiet_runs_steps_per_s"] == [50.0, 100.0, 110.0]
+        assert entry["quiet_steps_per_s"] == statistics.median(entry["quiet_runs_steps_per_s"]) == 100.0
+        assert entry["busy_steps_per_s"] == pytest.approx(statistics.median(entry["busy_runs_steps_per_s"]))
+        assert entry["busy_steps_per_s"] == pytest.approx(100.0 / (1 + n), abs=1e-3)
+        # quiet steps/s over busy steps/s: busy time over quiet time, the slowdown (>= 1 here)
+        assert entry["busy_quiet_ratio"] == pytest.approx(1 + n)
+        assert entry["busy_quiet_ratio"] == pytest.approx(
+            entry["quiet_steps_per_s"] / entry["busy_steps_per_s"]
+        )
+    assert lab["summary"].startswith("with 1 thread (the lab's choice): a step takes 2.00x as long")
+    assert torch_default["summary"].startswith("with 4 threads (torch's default): a step takes 5.00x")
+    assert torch.get_num_threads() == 3  # put back
