@@ -199,9 +199,13 @@ def finish_stopped_wandb_run(status: int) -> None:
         wandb.finish(exit_code=status)
 
 
-#: Adam with DCGAN's β1 = 0.5 (Radford et al., 2016), the usual default of GAN papers: written into
-#: every resolved config, so that ``--model.optimizer_d.init_args.lr`` works and runs record it.
-DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 2e-4, "betas": [0.5, 0.999]}}
+def default_optimizer() -> dict:
+    """GANModule's default optimizer (:data:`gan_lab.module.ADAM_DEFAULTS`) as a config entry: written
+    into every resolved config, so that ``--model.optimizer_d.init_args.lr`` works and runs record it."""
+    from gan_lab.module import ADAM_DEFAULTS
+
+    init_args = {k: list(v) if isinstance(v, tuple) else v for k, v in ADAM_DEFAULTS.items()}
+    return {"class_path": "torch.optim.Adam", "init_args": init_args}
 
 
 def build_cli(args: Sequence[str], run: bool = True):
@@ -224,7 +228,7 @@ def build_cli(args: Sequence[str], run: bool = True):
 
         def add_arguments_to_parser(self, parser) -> None:
             parser.set_defaults(
-                {"model.optimizer_g": DEFAULT_OPTIMIZER, "model.optimizer_d": DEFAULT_OPTIMIZER}
+                {"model.optimizer_g": default_optimizer(), "model.optimizer_d": default_optimizer()}
             )
 
         def _parse_ckpt_path(self) -> None:

@@ -49,9 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from lightning.pytorch.callbacks import Callback
 
-from gan_lab.callbacks.guard import TrainingDiverged
 from gan_lab.cli import fail
 from gan_lab.errors import ConfigError, check_int
 
@@ -256,19 +254,6 @@ def _import(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-class StudyProgress(Callback):
-    """Advances one study-wide progress bar by the module's G steps."""
-
-    def __init__(self, bar, label: str) -> None:
-        self.bar, self.label, self.seen = bar, label, 0
-
-    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
-        if pl_module.g_steps > self.seen:
-            self.bar.update(pl_module.g_steps - self.seen)
-            self.seen = pl_module.g_steps
-            self.bar.set_postfix_str(self.label, refresh=False)
-
-
 def launch_rank() -> int:
     """This process's global rank as the launcher set it (torchrun: RANK, SLURM: SLURM_PROCID)."""
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
@@ -291,8 +276,10 @@ def run_study(
     extra: list[str] | None = None,
     wandb: bool = True,
     study_dir: Path | None = None,
+    jobs_setting: int | None = None,
 ) -> Path:
-    """Validate every run, then fit them one after another and write the report. Returns the folder.
+    """Validate every run, then fit them (one after another, or side by side on a CPU: see
+    :mod:`gan_lab.jobs`; ``jobs_setting``: ``--jobs``) and write the report. Returns the folder.
 
     ``study_dir`` (default: a new folder under ``spec.out``) must not exist yet: a study never
     writes into an earlier one."""
@@ -300,8 +287,8 @@ def run_study(
     from jsonargparse import ArgumentError
     from tqdm.auto import tqdm
 
-    from gan_lab.cli import bad_input_in, build_cli, finish_wandb, preflight
-    from gan_lab.runs import RunCSVLogger, RunWandbLogger
+    from gan_lab.cli import bad_input_in, build_cli, preflight
+    from gan_lab.jobs import JobResult, run_jobs, worker_count
 
     extra = list(extra or [])
     # Under DDP every process runs this function; only global rank 0 checks and writes files.
@@ -353,84 +340,29 @@ def run_study(
     }
     results, history = [], []
     total = sum(cli.model.max_g_steps or 0 for cli in clis)
+    workers = worker_count(clis, jobs_setting)
+    meta["workers"] = workers
     bar = tqdm(
         total=total or None,
-        desc=spec.name,
+        desc=spec.name if workers == 1 else f"{spec.name} ({workers} at a time)",
         unit="G step",
         dynamic_ncols=True,
         file=sys.stderr,
         disable=not lead,
     )
-    for job, cli in zip(jobs, clis):
-        model, trainer = cli.model, cli.trainer
-        name = job.label if job.seed_index is None else f"{job.label}/seed{spec.seed + job.seed_index}"
-        regs = "+".join(model.regularizer_names) or "-"
-        loggers = [RunCSVLogger(str(job.run_dir), name="", version="")]
-        if wandb:
-            loggers.append(
-                RunWandbLogger(
-                    save_dir=str(job.run_dir),
-                    project="gan_lab",
-                    group=spec.name,
-                    name=f"{spec.name}/{name}",
-                    tags=[job.run.objective, *model.regularizer_names],
-                    config={"study": spec.name, "label": job.label, "args": job.args, **model.hparams},
-                )
-            )
-        trainer.loggers = loggers
-        trainer.callbacks.append(StudyProgress(bar, name))
-        t0 = time.perf_counter()
-        status = "ok"
-        try:
-            trainer.fit(model, cli.datamodule)
-        except TrainingDiverged as e:  # a result, not a crash: record it and go on
-            status = f"diverged at g_steps={model.g_steps}"
-            bar.write(f"{name}: {e}")
-        wall = time.perf_counter() - t0
-        for logger in loggers:
-            logger.finalize("success")
-        finish_wandb(trainer)
-        evaluator = find_evaluator(trainer)
-        if not evaluator.history:  # diverged before its first evaluation
-            evaluator.evaluate_without_logging(trainer, model)
+
+    def done(index: int, job_result: JobResult) -> None:
+        """Add a job's rows (in job order) and rewrite the CSV files: they grow as jobs finish."""
+        history.extend(job_result.history)
+        results.extend(job_result.results)
+        meta["runs"].append(job_result.run)
+        meta["info"] = job_result.info
         if lead:
-            evaluator.save_artifacts(job.run_dir)
-        final_step = max(r["g_steps"] for r in evaluator.history)
-        for r in evaluator.history:
-            member = r["member"] if job.seed_index is None else job.seed_index
-            seed = r["seed"] if job.seed_index is None else spec.seed + job.seed_index
-            keyed = {"objective": job.label, "member": member, "seed": seed, "g_steps": r["g_steps"]}
-            history.append({**keyed, **{m: r[m] for m in metrics}})
-            if r["g_steps"] == final_step:
-                results.append(
-                    {
-                        "study": spec.name,
-                        "regularizers": regs,
-                        "n_critic": model.n_critic,
-                        **keyed,
-                        **{m: r[m] for m in metrics},
-                        "wall_time_s": round(wall, 2),
-                        "status": status,
-                    }
-                )
-        meta["runs"].append(
-            {
-                "label": job.label,
-                "objective": job.run.objective,
-                "run_dir": str(job.run_dir.relative_to(study_dir)),
-                "args": job.args,
-                "wall_time_s": round(wall, 2),
-                # intra-op threads of a CPU run (gan_lab.threads) and why; absent on a GPU
-                "cpu_threads": model.hparams.get("cpu_threads_used"),
-                "cpu_threads_reason": getattr(model, "cpu_threads_reason", None),
-            }
-        )
-        meta["info"] = evaluator.info(trainer)
-        if lead:
-            weights = meta.setdefault("weights", {})
-            weights.update(pretrained_weights(model, known=weights))
+            meta["weights"].update(job_result.weights)
             _write_csv(study_dir / "results.csv", result_fields, results)
             _write_csv(study_dir / "history.csv", history_fields, history)
+
+    run_jobs(spec, jobs, clis, study_dir, wandb, lead, workers, bar, done, meta.setdefault("weights", {}))
     bar.close()
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     if lead:
@@ -762,6 +694,12 @@ def study_main(argv: list[str]) -> int:
     )
     parser.add_argument("--only", default=None, help="run only the entry with this label (a job-array task)")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="fits at a time (default: on a CPU, as many as the cores hold at the runs' thread count; else 1)",
+    )
+    parser.add_argument(
         "--study-dir",
         default=None,
         help="with --only: the shared study folder; the entry writes DIR/parts/LABEL/, and "
@@ -773,7 +711,13 @@ def study_main(argv: list[str]) -> int:
             raise ConfigError("--study-dir goes with --only (one entry of a job array); without it use --out")
         spec = select(load_study(args.study_file, args.out), args.only)
         target = Path(args.study_dir) / "parts" / args.only if args.study_dir else None
-        study_dir = run_study(spec, [*args.overrides, *unknown], wandb=not args.no_wandb, study_dir=target)
+        study_dir = run_study(
+            spec,
+            [*args.overrides, *unknown],
+            wandb=not args.no_wandb,
+            study_dir=target,
+            jobs_setting=args.jobs,
+        )
     except ConfigError as e:
         return fail(e)
     print(f"study written to {study_dir}/ (report.md, results.csv, history.csv, figures)")

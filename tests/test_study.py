@@ -323,3 +323,31 @@ def test_report_on_the_undamaged_copy_rewrites_the_same_report(small_study, tmp_
     (study / "report.md").unlink()
     assert main(["report", str(study)]) == 0
     assert (study / "report.md").read_bytes() == before
+
+
+def test_jobs_side_by_side_give_the_numbers_of_jobs_one_after_another(tmp_path):
+    """`--jobs 2` fits the runs in two worker processes (longest first); every row of results.csv
+    and history.csv equals the sequential study's (wall times aside), in the same order."""
+    study = write_study(tmp_path, seeds=2)
+    for jobs in ("1", "2"):
+        assert main(["study", str(study), "--out", str(tmp_path / jobs), "--no-wandb", "--jobs", jobs]) == 0
+    one, two = tmp_path / "1" / "tiny", tmp_path / "2" / "tiny"
+    assert json.loads((one / "study.json").read_text())["workers"] == 1
+    assert json.loads((two / "study.json").read_text())["workers"] == 2
+    for name in ("results.csv", "history.csv"):
+        a, b = read_csv(one / name), read_csv(two / name)
+        for row in (*a, *b):
+            row.pop("wall_time_s", None)
+        assert a == b and len(a) >= 4
+
+
+def test_worker_count_fills_the_cores_with_one_thread_runs(tmp_path):
+    from gan_lab.cli import build_cli
+    from gan_lab.jobs import worker_count
+
+    args = ["--config", str(ROOT / "tests" / "configs" / "tiny_ring8.yaml")]
+    toy = [build_cli(args, run=False) for _ in range(3)]
+    assert [worker_count(toy, None, cores=c) for c in (1, 2, 8)] == [1, 2, 3]  # at most one per job
+    assert worker_count(toy, 1, cores=8) == 1
+    two_threads = [build_cli([*args, "--model.cpu_threads=2"], run=False) for _ in range(3)]
+    assert worker_count(two_threads, None, cores=4) == 2
