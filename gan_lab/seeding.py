@@ -163,3 +163,25 @@ def fixed_noise(n: int, z_dim: int, seed: int, members: int | None = None) -> to
     noise for every member of an ensemble (so that members are compared on equal inputs)."""
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(int(seed)))  # (n, z_dim)
     return z if members is None else z.expand(int(members), -1, -1)  # (E, n, z_dim)
+
+
+class RunStreams:
+    """A run's random streams of the training step, one generator per member (and DDP rank):
+    ``noise`` (G's input z) and ``penalty`` (WGAN-GP's ε, DRAGAN's α and u), kept in checkpoints."""
+
+    def __init__(self, seed: int, members: int | None) -> None:
+        self.members = members
+        self.noise = MemberStreams(member_seeds(seed, members or 1, "noise"))
+        self.penalty = MemberStreams(member_seeds(seed, members or 1, "penalty"))
+
+    def draw(self, stream: MemberStreams, shape: tuple[int, ...], device, rank: int, draw=torch.randn):
+        """``(E, *shape)`` for an ensemble, ``shape`` for a plain run; member k from its own stream."""
+        x = randn_members(stream.generators(device, rank), shape, device, draw=draw)
+        return x if self.members is not None else x[0]
+
+    def state(self) -> dict:
+        return {"noise_generators": self.noise.state(), "penalty_generators": self.penalty.state()}
+
+    def load(self, state: dict) -> None:
+        self.noise.load(state.get("noise_generators"))
+        self.penalty.load(state.get("penalty_generators"))

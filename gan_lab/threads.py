@@ -69,3 +69,14 @@ def apply_cpu_threads(choice: ThreadChoice) -> ThreadChoice:
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
     return choice
+
+
+def use_cpu_threads(trainer, nets: Iterable[object], setting: int | None) -> ThreadChoice | None:
+    """On a CPU run, apply the choice for ``nets`` and log it to the trainer's loggers
+    (``cpu_threads``, ``cpu_threads_reason``); on any other device, None (nothing changed)."""
+    if trainer.strategy.root_device.type != "cpu":
+        return None
+    choice = apply_cpu_threads(choose_cpu_threads(nets, setting))
+    for logger in trainer.loggers:
+        logger.log_hyperparams({"cpu_threads": choice.threads, "cpu_threads_reason": choice.reason})
+    return choice

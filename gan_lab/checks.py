@@ -1,0 +1,164 @@
+"""The checks GANModule makes before training: each refuses, in one line (ConfigError), a setting
+that cannot work. They are separate from the alternation so that the module reads as the
+alternation, and so that the CLI can run them before anything is written.
+
+- :func:`check_config` (at construction): the objective, the regularizers and their schedule, the
+  nets' ensemble sizes and noise, n_critic, max_g_steps, EMA, gradient clipping.
+- :func:`check_trainer` (in ``setup``): DDP needs find_unused_parameters; SyncBatchNorm cannot go
+  with an input-gradient penalty on D.
+- :func:`check_data` / :func:`check_ready` (before fit): data channels that fit the nets;
+  regularizers that have what they need (pretrained weights).
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+
+from gan_lab.errors import ConfigError, check_int, check_weight
+
+
+def _d_penalties(regs, flag: str) -> list[str]:
+    """Names of D's penalties with ``flag`` set (``needs_input_grad``, ``enforces_lipschitz``);
+    regularizers that predate the flags answer with ``is_gradient_penalty``."""
+    return [
+        r.name
+        for r in regs
+        if r.player == "D"
+        and not _is_constraint(r)
+        and getattr(r, flag, getattr(r, "is_gradient_penalty", False))
+    ]
+
+
+def _is_constraint(reg) -> bool:
+    from gan_lab.regularizers import Constraint
+
+    return isinstance(reg, Constraint)
+
+
+def check_config(
+    G: nn.Module, D: nn.Module, objective, regs, n_critic, ema_beta, max_g_steps, conditional
+) -> None:
+    """Refuse, in one line each, the combinations that cannot work (at construction)."""
+    check_int("n_critic", n_critic, hint=" (D steps per G step)")
+    if max_g_steps is not None:
+        check_int("max_g_steps", max_g_steps, hint=" or null")
+    if ema_beta is not None and not (isinstance(ema_beta, (int, float)) and 0.0 <= ema_beta < 1.0):
+        raise ConfigError(f"ema_beta must be in [0, 1) or null, got {ema_beta!r}")
+    if not hasattr(G, "z_dim") or (G.z_dim < 1 and not conditional):
+        raise ConfigError(
+            f"the generator {type(G).__name__} must expose z_dim >= 1 (its noise size); only a "
+            "conditional (paired) generator may have z_dim = 0"
+        )
+    g_members, d_members = getattr(G, "members", None), getattr(D, "members", None)
+    if g_members != d_members:
+        raise ConfigError(
+            f"generator has {g_members} ensemble members but discriminator has {d_members}; set both "
+            "to the same number of seeds"
+        )
+    names = [r.name for r in regs]
+    for name in set(names):
+        if names.count(name) > 1:
+            raise ConfigError(f"regularizer {name!r} appears {names.count(name)} times; list it once")
+    has_clip = any(_is_constraint(r) and r.player == "D" for r in regs)
+    lipschitz = _d_penalties(regs, "enforces_lipschitz")
+    if has_clip and lipschitz:
+        raise ConfigError(
+            f"weight clipping and the gradient penalty {lipschitz[0]!r} both constrain D's Lipschitz "
+            "constant and fight each other; keep one of them"
+        )
+    for r in regs:
+        if getattr(r, "needs_target", False) and not conditional:
+            raise ConfigError(
+                f"regularizer {r.name!r} needs a paired target, but this run is unconditional; "
+                "remove it or use a paired (conditional) dataset"
+            )
+    for player in ("D", "G"):
+        lazy = {r.every for r in regs if not _is_constraint(r) and r.player == player and r.every > 1}
+        if len(lazy) > 1:
+            raise ConfigError(
+                f"lazy regularizers on {player} use different intervals {sorted(lazy)}; use one interval"
+            )
+    if objective.needs_lipschitz and not (has_clip or lipschitz):
+        rank_zero_warn(
+            f"objective {objective.name!r} without a gradient penalty or weight clipping: the critic is "
+            "unconstrained and its loss is not a Wasserstein estimate"
+        )
+
+
+def check_gradient_clip_val(value) -> float | None:
+    """``gradient_clip_val``: None (off) or a number > 0. 0 is refused: Lightning reads ``<= 0`` as
+    off, but ``clip_grad_norm_(max_norm=0)`` scales every gradient to zero.
+
+    >>> check_gradient_clip_val(None), check_gradient_clip_val(1)
+    (None, 1.0)
+    >>> check_gradient_clip_val(0)
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: gradient_clip_val must be > 0 or null (off); 0 would scale every gradient to zero
+    """
+    if value is None:
+        return None
+    value = check_weight("gradient_clip_val", value)
+    if value == 0:
+        raise ConfigError("gradient_clip_val must be > 0 or null (off); 0 would scale every gradient to zero")
+    return value
+
+
+def check_trainer(trainer, D: nn.Module, penalties) -> None:
+    """Refuse, in one line, a Trainer the module cannot train correctly under.
+
+    - DDP without ``find_unused_parameters``: one DDP wrapper holds G and D, and each backward
+      reaches only one of them (D's step: G's fakes are drawn under no_grad; G's step: D's
+      parameters are toggled off), so DDP must be told that some parameters get no gradient in a
+      backward. (Parameters unused on every rank keep ``grad = None``.)
+    - SyncBatchNorm with an input-gradient penalty on D: a per-sample input gradient needs samples
+      that do not see each other, and SyncBatchNorm's backward is not twice differentiable.
+    """
+    from lightning.pytorch.strategies import DDPStrategy
+
+    strategy = trainer.strategy
+    gps = _d_penalties(penalties, "needs_input_grad")
+    sync_bn = getattr(strategy, "_layer_sync", None) is not None or any(
+        isinstance(m, nn.SyncBatchNorm) for m in D.modules()
+    )
+    if gps and sync_bn:
+        raise ConfigError(
+            f"SyncBatchNorm cannot be combined with the gradient penalty {gps[0]!r} (its input gradient "
+            "must be per sample and SyncBatchNorm is not twice differentiable); set sync_batchnorm=False "
+            "and keep BatchNorm out of D"
+        )
+    if isinstance(strategy, DDPStrategy) and not getattr(strategy, "_ddp_kwargs", {}).get(
+        "find_unused_parameters", False
+    ):
+        method = getattr(strategy, "_start_method", "popen")
+        name = "ddp" if method == "popen" else f"ddp_{method}"
+        raise ConfigError(
+            "GANModule under DDP needs find_unused_parameters=True (each backward reaches only G or "
+            f"only D); use strategy='{name}_find_unused_parameters_true' or "
+            "DDPStrategy(find_unused_parameters=True)"
+        )
+
+
+def check_data(G: nn.Module, D: nn.Module, datamodule) -> None:
+    """Refuse data whose channels (or 2D dims) differ from what G makes and D reads."""
+    data = getattr(datamodule, "channels", None)
+    if data is None:
+        return
+    for role, net, attrs in (
+        ("generator output", G, ("out_channels", "out_dim", "channels")),
+        ("discriminator input", D, ("in_channels", "in_dim", "channels")),
+    ):
+        size = next((getattr(net, a) for a in attrs if getattr(net, a, None) is not None), None)
+        if size is not None and size != data:
+            raise ConfigError(
+                f"the data has {data} channels but the {role} has {size}; set the nets' channels to "
+                f"{data} or choose data with {size} channels"
+            )
+
+
+def check_ready(penalties) -> None:
+    """Fail before training when a regularizer lacks what it needs (e.g. VGG16 weights)."""
+    for reg in penalties:
+        if hasattr(reg, "check"):
+            reg.check()
