@@ -19,15 +19,9 @@ from gan_lab.errors import ConfigError, check_int, check_weight
 
 
 def _d_penalties(regs, flag: str) -> list[str]:
-    """Names of D's penalties with ``flag`` set (``needs_input_grad``, ``enforces_lipschitz``);
-    regularizers that predate the flags answer with ``is_gradient_penalty``."""
-    return [
-        r.name
-        for r in regs
-        if r.player == "D"
-        and not _is_constraint(r)
-        and getattr(r, flag, getattr(r, "is_gradient_penalty", False))
-    ]
+    """Names of D's penalties (not constraints) with ``flag`` set: ``needs_input_grad`` (it takes
+    D's input gradient) or ``enforces_lipschitz`` (it makes WGAN's critic Lipschitz)."""
+    return [r.name for r in regs if r.player == "D" and not _is_constraint(r) and getattr(r, flag)]
 
 
 def _is_constraint(reg) -> bool:
@@ -60,7 +54,7 @@ def check_config(
     for name in set(names):
         if names.count(name) > 1:
             raise ConfigError(f"regularizer {name!r} appears {names.count(name)} times; list it once")
-    has_clip = any(_is_constraint(r) and r.player == "D" for r in regs)
+    has_clip = any(_is_constraint(r) and r.player == "D" and r.enforces_lipschitz for r in regs)
     lipschitz = _d_penalties(regs, "enforces_lipschitz")
     if has_clip and lipschitz:
         raise ConfigError(
@@ -81,8 +75,8 @@ def check_config(
             )
     if objective.needs_lipschitz and not (has_clip or lipschitz):
         rank_zero_warn(
-            f"objective {objective.name!r} without a gradient penalty or weight clipping: the critic is "
-            "unconstrained and its loss is not a Wasserstein estimate"
+            f"objective {objective.name!r} without a Lipschitz constraint on D (wgan_gp, one_sided_gp or "
+            "weight_clipping; r1, r2 and dragan do not bound the critic): its loss is not a Wasserstein estimate"
         )
 
 

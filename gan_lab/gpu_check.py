@@ -33,7 +33,7 @@ from gan_lab.losses import OBJECTIVES as LOSSES
 from gan_lab.regularizers import REGULARIZERS
 
 OBJECTIVES = tuple(LOSSES)
-PENALTIES = tuple(n for n, cls in REGULARIZERS.items() if getattr(cls, "is_gradient_penalty", False))
+PENALTIES = tuple(n for n, cls in REGULARIZERS.items() if getattr(cls, "needs_input_grad", False))
 #: max error of the per-sample penalties under autocast against float32, relative to their max
 PENALTY_RTOL = {"16-mixed": 2e-2, "bf16-mixed": 8e-2}
 #: the GradScaler's scale in the checks: 2^16, where GradScaler (and so Lightning's 16-mixed) starts

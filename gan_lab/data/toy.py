@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from gan_lab.data.steps import DrawnDataModule
-from gan_lab.errors import check_choice, check_int
+from gan_lab.errors import check_int
+from gan_lab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,39 @@ def grid(n: int = 5, spacing: float = 2.0, std: float = 0.05, name: str | None =
     return GaussianMixture2D(name or f"grid{n * n}", torch.stack([xs.flatten(), ys.flatten()], 1), std)
 
 
-MIXTURES = {
-    "ring8": lambda: ring(8, 1.0, 0.01, "ring8"),
-    "grid25": lambda: grid(5, 2.0, 0.05, "grid25"),
-    "ring8_veegan": lambda: ring(8, 2.0, 0.02, "ring8_veegan"),
-}
+#: name -> factory of a :class:`GaussianMixture2D`; add one with ``@MIXTURES.register(name=...)``
+MIXTURES: Registry[GaussianMixture2D] = Registry("dataset", base=GaussianMixture2D)
 
 
-def get_mixture(name: str) -> GaussianMixture2D:
-    check_choice("dataset", name, MIXTURES)
-    return MIXTURES[name]()
+@MIXTURES.register(name="ring8")
+def ring8() -> GaussianMixture2D:
+    """PacGAN / VEEGAN's ring: 8 Gaussians on the unit circle, std 0.01."""
+    return ring(8, 1.0, 0.01, "ring8")
+
+
+@MIXTURES.register(name="grid25")
+def grid25() -> GaussianMixture2D:
+    """PacGAN / VEEGAN's grid: 25 Gaussians at ``{-4, -2, 0, 2, 4}²``, std 0.05."""
+    return grid(5, 2.0, 0.05, "grid25")
+
+
+@MIXTURES.register(name="ring8_veegan")
+def ring8_veegan() -> GaussianMixture2D:
+    """VEEGAN's wider ring: 8 Gaussians on a circle of radius 2, std 0.02."""
+    return ring(8, 2.0, 0.02, "ring8_veegan")
+
+
+def get_mixture(name: str | GaussianMixture2D) -> GaussianMixture2D:
+    """The mixture registered as ``name`` (a :class:`GaussianMixture2D` passes through).
+
+    >>> get_mixture("grid25").num_modes
+    25
+    >>> get_mixture("ring9")
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: unknown dataset 'ring9'; valid datasets: grid25, ring8, ring8_veegan
+    """
+    return MIXTURES.get(name)
 
 
 class ToyMixtureDataModule(DrawnDataModule):

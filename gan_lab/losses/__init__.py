@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from gan_lab.errors import check_choice
 from gan_lab.losses.objectives import (
     Hinge,
     LeastSquares,
@@ -12,10 +11,14 @@ from gan_lab.losses.objectives import (
     Relativistic,
     Wasserstein,
 )
+from gan_lab.registry import Registry
 
-OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls for cls in (Minimax, NonSaturating, Wasserstein, Hinge, LeastSquares, Relativistic)
-}
+#: name -> Objective class; add one with ``@OBJECTIVES.register`` (under its ``name``)
+OBJECTIVES: Registry[Objective] = Registry(
+    "objective",
+    base=Objective,
+    entries=(Minimax, NonSaturating, Wasserstein, Hinge, LeastSquares, Relativistic),
+)
 
 
 def get_objective(objective: str | Objective) -> Objective:
@@ -23,11 +26,12 @@ def get_objective(objective: str | Objective) -> Objective:
 
     >>> get_objective("hinge")
     Hinge()
+    >>> get_objective("hing")
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: unknown objective 'hing'; valid objectives: hinge, least_squares, minimax, non_saturating, relativistic, wasserstein
     """
-    if isinstance(objective, Objective):
-        return objective
-    check_choice("objective", objective, OBJECTIVES)
-    return OBJECTIVES[objective]()
+    return OBJECTIVES.get(objective)
 
 
 __all__ = [

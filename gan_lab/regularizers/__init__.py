@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from gan_lab.errors import check_choice
+from gan_lab.registry import Registry
 from gan_lab.regularizers.base import Constraint, PenaltyInputs, Regularizer
 from gan_lab.regularizers.clipping import WeightClipping
 from gan_lab.regularizers.gradient_penalty import DRAGAN, R1, R2, WGANGP, OneSidedGP
 from gan_lab.regularizers.image import PerceptualLoss, PixelLoss, SobelEdgeLoss, StyleLoss
 
-REGULARIZERS: dict[str, type[Regularizer] | type[Constraint]] = {
-    cls.name: cls
-    for cls in (
+#: name -> Regularizer or Constraint class; add one with ``@register`` (under its ``name``)
+REGULARIZERS: Registry[Regularizer | Constraint] = Registry(
+    "regularizer",
+    base=(Regularizer, Constraint),
+    entries=(
         WGANGP,
         OneSidedGP,
         DRAGAN,
@@ -21,14 +23,11 @@ REGULARIZERS: dict[str, type[Regularizer] | type[Constraint]] = {
         PerceptualLoss,
         StyleLoss,
         SobelEdgeLoss,
-    )
-}
+    ),
+)
 
-
-def register(cls):
-    """Add a Regularizer or Constraint class to the registry under ``cls.name``."""
-    REGULARIZERS[cls.name] = cls
-    return cls
+#: ``@register`` adds a Regularizer or Constraint class under ``cls.name`` (a taken name is refused)
+register = REGULARIZERS.register
 
 
 def get_regularizer(reg: str | Regularizer | Constraint) -> Regularizer | Constraint:
@@ -37,10 +36,7 @@ def get_regularizer(reg: str | Regularizer | Constraint) -> Regularizer | Constr
     >>> get_regularizer("r1")
     R1(weight=10.0, every=1)
     """
-    if isinstance(reg, (Regularizer, Constraint)):
-        return reg
-    check_choice("regularizer", reg, REGULARIZERS)
-    return REGULARIZERS[reg]()
+    return REGULARIZERS.get(reg)
 
 
 __all__ = [

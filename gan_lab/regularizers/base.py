@@ -60,6 +60,35 @@ class PenaltyInputs:
     grad_scaler: Any | None = None
 
 
+class _ReadOnlyAlias:
+    """A class attribute that reads another attribute (on the class or the instance) and cannot be
+    set on an instance.
+
+    >>> class A:
+    ...     new = 1
+    ...     old = _ReadOnlyAlias("new")
+    >>> A.old, A().old
+    (1, 1)
+    >>> A().old = 2
+    Traceback (most recent call last):
+    ...
+    AttributeError: old is read-only: it reads new
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        return getattr(owner if obj is None else obj, self.target)
+
+    def __set__(self, obj: object, value: Any) -> None:
+        raise AttributeError(f"{self.name} is read-only: it reads {self.target}")
+
+
 class Regularizer(nn.Module):
     """A weighted per-sample penalty added to one player's loss.
 
@@ -70,13 +99,39 @@ class Regularizer(nn.Module):
             optimizer step, multiplies it by ``every`` and corrects that player's Adam learning
             rate and betas by ``c = every / (every + 1)``.
 
-    Subclasses set ``name``, ``player`` and implement :meth:`penalty`.
+    Subclasses set ``name``, ``player`` and implement :meth:`penalty`, and declare what the
+    module must know about them:
+
+    - ``needs_target``: it compares G's output with a paired target (refused in an unconditional
+      run).
+    - ``needs_input_grad``: its penalty takes ``autograd.grad`` of D's output w.r.t. D's *input*
+      (``create_graph=True``): WGAN-GP, one-sided GP, DRAGAN, R1, R2. D must then keep samples
+      independent (per-sample gradients: no BatchNorm mixing the batch, no SyncBatchNorm, whose
+      backward is not twice differentiable).
+    - ``enforces_lipschitz``: it constrains D's Lipschitz constant as WGAN's
+      Kantorovich-Rubinstein dual needs: toward 1 on points between the real and the generated
+      distributions (WGAN-GP, one-sided GP; weight clipping, a :class:`Constraint`, bounds it by a
+      K the clip sets). R1, R2 and DRAGAN take input gradients too, but only at or around the
+      data: they stabilise a GAN, they do not make WGAN's critic Lipschitz.
+
+    ``is_gradient_penalty`` is a read-only alias of ``needs_input_grad``, kept for code that still
+    reads it; set the two flags above instead.
     """
 
     name: str = ""
     player: str = "D"
     needs_target: bool = False
-    is_gradient_penalty: bool = False
+    needs_input_grad: bool = False
+    enforces_lipschitz: bool = False
+    is_gradient_penalty = _ReadOnlyAlias("needs_input_grad")
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "is_gradient_penalty" in vars(cls):
+            raise TypeError(
+                f"{cls.__name__} sets is_gradient_penalty, a read-only alias of needs_input_grad now; "
+                "set needs_input_grad and enforces_lipschitz instead"
+            )
 
     def __init__(self, weight: float = 1.0, every: int = 1) -> None:
         super().__init__()
@@ -92,10 +147,17 @@ class Regularizer(nn.Module):
 
 
 class Constraint(nn.Module):
-    """A projection applied to a network's parameters after its optimizer step."""
+    """A projection applied to a network's parameters after its optimizer step.
+
+    It declares the flags of :class:`Regularizer` that apply to it: ``needs_input_grad`` is False
+    (it never looks at D's input), ``enforces_lipschitz`` is True for weight clipping.
+    """
 
     name: str = ""
     player: str = "D"
+    needs_target: bool = False
+    needs_input_grad: bool = False
+    enforces_lipschitz: bool = False
 
     def apply_(self, net: nn.Module) -> None:  # pragma: no cover - interface
         raise NotImplementedError

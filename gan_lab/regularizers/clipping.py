@@ -21,6 +21,7 @@ class WeightClipping(Constraint):
 
     name = "weight_clipping"
     player = "D"
+    enforces_lipschitz = True  # D is K-Lipschitz for a K set by the clip (WGAN's own constraint)
 
     def __init__(self, clip: float = 0.01) -> None:
         super().__init__()

@@ -22,6 +22,11 @@ more by the ordinary scaled backward. Random points (ε, α, u) are drawn throug
 | dragan        | (‖∇D(x̂)‖ − 1)²                           | x + α·δ, δ = ½·std(x)·U[0,1]     | Kodali et al. 2017    |
 | r1            | ½‖∇D(x)‖² (× γ = weight)                  | real x                           | Mescheder et al. 2018 |
 | r2            | ½‖∇D(x̃)‖² (× γ = weight)                  | fake x̃                           | Mescheder et al. 2018 |
+
+All five set ``needs_input_grad``; only ``wgan_gp`` and ``one_sided_gp`` set ``enforces_lipschitz``:
+their points x̂ lie between the real and the generated distributions, where WGAN's dual needs the
+critic 1-Lipschitz. R1 / R2 (at the data, toward a zero slope) and DRAGAN (around the real data)
+stabilise training but leave a WGAN critic unconstrained elsewhere.
 """
 
 from __future__ import annotations
@@ -140,7 +145,8 @@ class WGANGP(Regularizer):
     """Two-sided gradient penalty of WGAN-GP, λ = ``weight`` (10 in Gulrajani et al., 2017)."""
 
     name = "wgan_gp"
-    is_gradient_penalty = True
+    needs_input_grad = True
+    enforces_lipschitz = True
 
     def __init__(self, weight: float = 10.0, every: int = 1) -> None:
         super().__init__(weight, every)
@@ -154,7 +160,8 @@ class OneSidedGP(Regularizer):
     """One-sided gradient penalty ``λ max(0, ‖∇D(x̂)‖ − 1)²`` on WGAN-GP's interpolates."""
 
     name = "one_sided_gp"
-    is_gradient_penalty = True
+    needs_input_grad = True
+    enforces_lipschitz = True
 
     def __init__(self, weight: float = 10.0, every: int = 1) -> None:
         super().__init__(weight, every)
@@ -168,7 +175,8 @@ class DRAGAN(Regularizer):
     """DRAGAN (Kodali et al., 2017): ``λ (‖∇D(x̂)‖ − 1)²`` at points perturbed around real data."""
 
     name = "dragan"
-    is_gradient_penalty = True
+    needs_input_grad = True
+    enforces_lipschitz = False  # only at the data: does not make a WGAN critic Lipschitz
 
     def __init__(self, weight: float = 10.0, every: int = 1) -> None:
         super().__init__(weight, every)
@@ -185,7 +193,8 @@ class R1(Regularizer):
     """
 
     name = "r1"
-    is_gradient_penalty = True
+    needs_input_grad = True
+    enforces_lipschitz = False  # only at the data: does not make a WGAN critic Lipschitz
 
     def __init__(self, weight: float = 10.0, every: int = 1) -> None:
         super().__init__(weight, every)
@@ -198,7 +207,8 @@ class R2(Regularizer):
     """R2 (Mescheder et al., 2018): ``γ/2 ‖∇D(x̃)‖²`` on generated data, γ = ``weight``."""
 
     name = "r2"
-    is_gradient_penalty = True
+    needs_input_grad = True
+    enforces_lipschitz = False  # only at the data: does not make a WGAN critic Lipschitz
 
     def __init__(self, weight: float = 10.0, every: int = 1) -> None:
         super().__init__(weight, every)

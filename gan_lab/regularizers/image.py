@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import Tensor, nn
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from gan_lab.errors import ConfigError, check_choice, check_weight
 from gan_lab.regularizers.base import PenaltyInputs, Regularizer, full_precision
@@ -38,7 +39,8 @@ from gan_lab.regularizers.base import PenaltyInputs, Regularizer, full_precision
 VGG16_FILE = "vgg16-397923af.pth"
 VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
 
-#: Layer names of VGG16 (Simonyan & Zisserman, 2015) -> index of that ReLU in ``vgg16().features``.
+#: Layer names of VGG16 (Simonyan & Zisserman, 2015) -> index of that ReLU in ``vgg16().features``
+#: (its node ``features.<index>`` for torchvision's feature extraction).
 VGG16_LAYERS: dict[str, int] = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
 #: Johnson et al. (2016) take style from these four layers; the perceptual default uses them too.
 DEFAULT_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -301,9 +303,11 @@ def _check_layers(layers: Sequence[str]) -> tuple[str, ...]:
 class VGG16Features(nn.Module):
     """Frozen VGG16 feature extractor (Simonyan & Zisserman, ICLR 2015), torchvision's weights.
 
-    ``torchvision.models.vgg16().features`` truncated after the deepest requested layer. The net
-    is built on the meta device and its weights are assigned from the file, so nothing is
-    randomly initialised and nothing is downloaded.
+    torchvision's feature extraction (``create_feature_extractor``) of ``vgg16()``, returning the
+    nodes ``features.<i>`` of the requested ReLUs (:data:`VGG16_LAYERS`); it keeps only the layers
+    up to the deepest of them. The net is built on the meta device and the extractor's weights
+    (``features.<i>.weight`` / ``.bias``, torchvision's own keys) are assigned from the file, so
+    nothing is randomly initialised and nothing is downloaded.
 
     Inputs are ``(B, C, H, W)`` images in ``[-1, 1]``: mapped to ``[0, 1]`` and normalised with
     ImageNet's mean/std, as torchvision's weights expect. One channel is repeated to three.
@@ -326,10 +330,11 @@ class VGG16Features(nn.Module):
         super().__init__()
         self.layers = _check_layers(layers)
         self.path = Path(weights).expanduser() if weights is not None else default_vgg16_path()
-        last = max(VGG16_LAYERS[name] for name in self.layers)
-        state = _load_vgg16_features_state(self.path, last)
         with torch.device("meta"):
-            features = torchvision.models.vgg16(weights=None).features[: last + 1]
+            vgg16 = torchvision.models.vgg16(weights=None).eval()
+        return_nodes = {f"features.{VGG16_LAYERS[name]}": name for name in self.layers}
+        features = create_feature_extractor(vgg16, return_nodes)  # features.0 .. the deepest node
+        state = _load_vgg16_features_state(self.path, set(features.state_dict()))
         try:
             features.load_state_dict(state, assign=True)
         except RuntimeError as err:
@@ -338,7 +343,6 @@ class VGG16Features(nn.Module):
         self.features = features
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self._index_to_name = {VGG16_LAYERS[name]: name for name in self.layers}
         self.requires_grad_(False)
         super().train(False)
 
@@ -363,19 +367,15 @@ class VGG16Features(nn.Module):
                 f"VGG16Features takes 1 or 3 channels, got {x.shape[1]} (shape {tuple(x.shape)})"
             )
         h = ((x + 1.0) / 2.0 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-        out: dict[str, Tensor] = {}
-        for i, layer in enumerate(self.features):
-            h = layer(h)
-            if i in self._index_to_name:
-                out[self._index_to_name[i]] = h
+        out = self.features(h)  # in the net's order
         return {name: out[name] for name in self.layers}
 
     def extra_repr(self) -> str:
         return f"layers={list(self.layers)}, weights={str(self.path)!r}"
 
 
-def _load_vgg16_features_state(path: Path, last: int) -> dict[str, Tensor]:
-    """``features.{i}.*`` entries of a VGG16 state dict with ``i <= last``, prefix stripped."""
+def _load_vgg16_features_state(path: Path, keys: set[str]) -> dict[str, Tensor]:
+    """The entries ``keys`` (``features.<i>.weight`` ...) of the VGG16 state dict in ``path``."""
     if not path.is_file():
         raise MissingWeightsError(
             f"VGG16 weights not found at {path}: download {VGG16_URL} into {path.parent} "
@@ -386,12 +386,7 @@ def _load_vgg16_features_state(path: Path, last: int) -> dict[str, Tensor]:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
         raise ConfigError(f"{path} is not a state dict (got {type(state).__name__})")
-    kept = {}
-    for key, value in state.items():
-        parts = key.split(".")
-        if len(parts) == 3 and parts[0] == "features" and parts[1].isdigit() and int(parts[1]) <= last:
-            kept[f"{parts[1]}.{parts[2]}"] = value
-    return kept
+    return {key: value for key, value in state.items() if key in keys}
 
 
 class _Unregistered:

@@ -349,7 +349,53 @@ def test_loads_from_torch_home_and_matches_torchvision(vgg_home, vgg_state):
     for name in VGG16_LAYERS:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=1e-5)
     assert got["relu4_3"].shape == (2, 512, 4, 4)
-    assert len(VGG16Features(("relu2_2",)).features) == VGG16_LAYERS["relu2_2"] + 1  # truncated
+    kept = VGG16Features(("relu2_2",)).features  # the extractor keeps vgg16's layers up to its node
+    assert len(list(kept.features.children())) == VGG16_LAYERS["relu2_2"] + 1  # truncated
+    assert not hasattr(kept, "classifier")
+
+
+#: the ReLU indices in ``vgg16().features`` of the hand-written layer walk VGG16Features used before
+#: torchvision's feature extraction (written out here, not read from VGG16_LAYERS)
+HAND_WALK_RELUS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
+
+
+def _hand_walk_features(state, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    """The former ``VGG16Features.forward``: ``features`` truncated after the deepest layer, run
+    layer by layer, the requested ReLUs' outputs kept, in ``layers`` order."""
+    last = max(HAND_WALK_RELUS[name] for name in layers)
+    with torch.device("meta"):
+        features = torchvision.models.vgg16(weights=None).features[: last + 1]
+    features = features.to_empty(device="cpu")
+    features.load_state_dict(
+        {k.removeprefix("features."): v for k, v in state.items() if int(k.split(".")[1]) <= last}
+    )
+    features.eval()
+    index_to_name = {HAND_WALK_RELUS[name]: name for name in layers}
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    h = ((x + 1.0) / 2.0 - mean) / std
+    out = {}
+    with torch.no_grad():
+        for i, layer in enumerate(features):
+            h = layer(h)
+            if i in index_to_name:
+                out[index_to_name[i]] = h
+    return {name: out[name] for name in layers}
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [*((name,) for name in HAND_WALK_RELUS), ("relu4_3", "relu1_2", "relu3_3"), tuple(HAND_WALK_RELUS)],
+)
+def test_feature_extractor_equals_the_hand_walk(vgg_home, vgg_state, layers):
+    vgg = VGG16Features(layers)
+    x = _images(4)
+    with torch.no_grad():
+        got = vgg(x)
+    expected = _hand_walk_features(vgg_state, x, layers)
+    assert list(got) == list(layers)  # the order asked for, not the net's
+    for name in layers:
+        assert torch.equal(got[name], expected[name]), name  # the same modules on the same input
 
 
 def test_explicit_path(tmp_path, monkeypatch, torch_home, vgg_state):

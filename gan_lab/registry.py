@@ -1,0 +1,141 @@
+"""One registry by name for everything a config names: objectives, regularizers, datasets.
+
+A :class:`Registry` maps a short name (``"hinge"``) to a class or a zero-argument factory. It reads
+as a mapping (``OBJECTIVES["hinge"]``, ``sorted(OBJECTIVES)``, ``"r1" in REGULARIZERS``) and grows
+only through :meth:`Registry.register`, which refuses a name that is taken. :meth:`Registry.get`
+builds an entry from its name with its defaults and passes an instance of the registry's base type
+through unchanged, so that a config value may be either; an unknown name is one
+:class:`~gan_lab.errors.ConfigError` line listing the valid names (:func:`~gan_lab.errors.check_choice`).
+
+Names only: a ``class_path`` (``gan_lab.losses.Hinge``, or the short ``Hinge``) is resolved by
+LightningCLI / jsonargparse before a value reaches a registry, and a registry imports nothing.
+
+The registries: ``gan_lab.losses.OBJECTIVES``, ``gan_lab.regularizers.REGULARIZERS`` and
+``gan_lab.data.toy.MIXTURES``. A new kind is one line:
+
+>>> class Metric: ...
+>>> METRICS = Registry("metric", base=Metric)
+>>> @METRICS.register(name="count")
+... class Count(Metric): ...
+>>> METRICS.get("count")  # doctest: +ELLIPSIS
+<...Count object at ...>
+>>> METRICS.get("fid")
+Traceback (most recent call last):
+...
+gan_lab.errors.ConfigError: unknown metric 'fid'; valid metrics: count
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from gan_lab.errors import ConfigError, check_choice
+
+T = TypeVar("T")
+
+
+class Registry(Mapping[str, Callable[[], T]], Generic[T]):
+    """Names -> classes or zero-argument factories of one kind of component.
+
+    Args:
+        kind: what an entry is, singular, as the messages name it (``"objective"``).
+        base: the class (or tuple of classes) of built entries: :meth:`get` returns an instance of
+            it unchanged. ``()`` passes nothing through.
+        entries: registered at once, each under its ``name`` attribute (see :meth:`register`).
+        plural: the messages' plural when it is not ``kind + "s"``.
+
+    >>> from gan_lab.losses import OBJECTIVES, Hinge
+    >>> OBJECTIVES
+    Registry('objective', ['minimax', 'non_saturating', 'wasserstein', 'hinge', 'least_squares', 'relativistic'])
+    >>> OBJECTIVES["hinge"] is Hinge, "hinge" in OBJECTIVES
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        base: type | tuple[type, ...] = (),
+        entries: Iterable[Callable[[], T]] = (),
+        plural: str | None = None,
+    ) -> None:
+        self.kind, self.base = kind, base
+        self.plural = plural or f"{kind}s"
+        self._entries: dict[str, Callable[[], T]] = {}
+        for entry in entries:
+            self.register(entry)
+
+    def register(self, entry: Callable[[], T] | None = None, *, name: str | None = None) -> Any:
+        """Add ``entry`` under ``name`` (default: ``entry.name``) and return it unchanged.
+
+        Works as ``register(cls)``, as a decorator ``@register`` and as ``@register(name="x")``.
+
+        Raises:
+            ConfigError: the name is empty or missing, or already registered (one line naming the
+                entry that holds it).
+
+        >>> reg = Registry("widget")
+        >>> reg.register(dict, name="plain") is dict
+        True
+        >>> reg.register(list, name="plain")
+        Traceback (most recent call last):
+        ...
+        gan_lab.errors.ConfigError: widget 'plain' is already registered (builtins.dict); pick another name
+        """
+
+        def add(entry: Callable[[], T]) -> Callable[[], T]:
+            key = getattr(entry, "name", None) if name is None else name
+            if not isinstance(key, str) or not key:
+                raise ConfigError(
+                    f"cannot register {_qualname(entry)} as a {self.kind}: it has no name "
+                    "(set its `name` attribute or pass register(..., name=...))"
+                )
+            if key in self._entries:
+                raise ConfigError(
+                    f"{self.kind} {key!r} is already registered ({_qualname(self._entries[key])}); "
+                    "pick another name"
+                )
+            self._entries[key] = entry
+            return entry
+
+        return add if entry is None else add(entry)
+
+    def get(self, name_or_instance: str | T) -> T:
+        """An instance of the entry ``name_or_instance`` names, built with no arguments; an
+        instance of ``base`` is returned as it is.
+
+        Raises:
+            ConfigError: an unknown name, ``unknown <kind> '<name>'; valid <plural>: <sorted names>``.
+
+        >>> from gan_lab.losses import OBJECTIVES, Hinge
+        >>> OBJECTIVES.get("hinge")
+        Hinge()
+        >>> h = Hinge()
+        >>> OBJECTIVES.get(h) is h
+        True
+        """
+        if self.base and isinstance(name_or_instance, self.base):
+            return name_or_instance
+        check_choice(self.kind, name_or_instance, self, self.plural)
+        return self._entries[name_or_instance]()
+
+    def __getitem__(self, name: str) -> Callable[[], T]:
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {list(self._entries)})"
+
+
+def _qualname(entry: object) -> str:
+    """``module.QualName`` of a class or function, else its repr."""
+    qualname = getattr(entry, "__qualname__", None)
+    return f"{entry.__module__}.{qualname}" if qualname else repr(entry)
