@@ -665,8 +665,7 @@ def run_bench(
 
 
 def bench_main(argv: list[str]) -> int:
-    from gan_lab.cli import fail
-    from gan_lab.errors import ConfigError
+    from gan_lab.errors import ConfigError, fail
 
     parser = argparse.ArgumentParser(prog="gan-lab bench", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -1,4 +1,5 @@
-"""Figures of the toy studies (matplotlib, Agg backend): sample scatters and coverage curves."""
+"""The figures of runs and study reports (matplotlib, Agg backend): toy sample scatters, coverage
+curves, image panels and metric curves against G steps (mean ± s.e. over seeds)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,57 @@ def save_coverage_figure(histories: dict[str, list[dict]], path: str, num_modes:
         ax.set_xlabel("generator steps")
     ax_modes.legend(fontsize=8, loc="lower right")
     fig.suptitle("mean ± s.e. over seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_image_panels(panels: list[tuple[str, np.ndarray]], path: str, title: str) -> None:
+    """Images side by side, one titled panel each.
+
+    Args:
+        panels: ``(panel title, image (H, W, C) uint8)``; a one-channel image is drawn in grey.
+        path: where to write the PNG.
+        title: the figure's title, above the panels.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.9), squeeze=False)
+    for ax, (label, img) in zip(axes.flat, panels):
+        ax.imshow(img, cmap="gray" if img.shape[-1] == 1 else None, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))  # keep the panel titles below the suptitle
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_curves_figure(
+    histories: dict[str, list[dict]],
+    key: str,
+    path: str,
+    ylabel: str,
+    title: str,
+    baseline: tuple[str, float] | None = None,
+) -> None:
+    """``key`` against G steps, one line per configuration: mean over seeds with a ± s.e. band.
+
+    Args:
+        histories: ``label -> rows`` (``g_steps`` and ``key`` in each).
+        baseline: ``(label, value)`` drawn as a dashed horizontal line (when finite).
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (label, rows) in enumerate(histories.items()):
+        steps, mean, se = mean_se_curve(rows, key)
+        if not steps:
+            continue
+        ax.plot(steps, mean, color=f"C{i}", label=label)
+        ax.fill_between(steps, mean - se, mean + se, color=f"C{i}", alpha=0.2)
+    if baseline is not None and math.isfinite(baseline[1]):
+        ax.axhline(baseline[1], color="gray", lw=1.0, ls="--", label=baseline[0])
+    ax.set_xlabel("generator steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

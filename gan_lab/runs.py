@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -188,3 +189,79 @@ class SaveConfigToLoggers(SaveConfigCallback):
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": config})
+
+
+CHECKPOINT_ALIASES = ("last", "best", "hpc", "registry")
+
+
+#: the aliases Lightning resolves itself (``last`` is resolved by :mod:`gan_lab.runs`)
+LIGHTNING_ALIASES = ("best", "hpc", "registry")
+
+
+def data_name(datamodule) -> str:
+    """The data's name (``ring8``), the folder its runs go in under ``default_root_dir``."""
+    return str(getattr(datamodule, "name", None) or type(datamodule).__name__)
+
+
+def default_loggers(model, datamodule, root: str, resume=None) -> list:
+    """CSV and W&B loggers in ``root/<data>/version_N`` (W&B offline unless logged in; the group is
+    the data's name, the tags the objective and regularizers). A resumed run (``resume``, a
+    :class:`gan_lab.runs.Resume` in a ``version_N`` folder) continues that folder and W&B run."""
+    from gan_lab.runs import RunCSVLogger, RunWandbLogger, wandb_run_id
+
+    data = data_name(datamodule)
+    run_dir = resume.run_dir if resume is not None else None
+    if run_dir is not None:
+        csv = RunCSVLogger(
+            str(run_dir.parent.parent),
+            name=run_dir.parent.name,
+            version=run_dir.name,
+            keep_until=(resume.g_steps, resume.d_steps),
+        )
+    else:
+        csv = RunCSVLogger(root, name=data)
+    _ = csv.experiment  # the run folder exists (and is empty) before W&B writes into it
+    tags = [model.objective.name, *model.regularizer_names]
+    run_id = wandb_run_id(run_dir) if run_dir is not None else None
+    wandb = RunWandbLogger(
+        save_dir=csv.log_dir,
+        project="gan_lab",
+        group=data,
+        tags=tags,
+        name=f"{data}/{'+'.join(tags)}",
+        **({"id": run_id, "resume": "allow"} if run_id else {}),
+    )
+    return [csv, wandb]
+
+
+def configure_wandb_mode() -> None:
+    """Log to W&B offline unless the user is logged in or chose a mode (``WANDB_MODE``)."""
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return
+    netrc = os.path.expanduser("~/.netrc")
+    try:
+        with open(netrc) as f:
+            if "api.wandb.ai" in f.read():
+                return
+    except OSError:
+        pass
+    os.environ["WANDB_MODE"] = "offline"
+
+
+def finish_wandb(trainer) -> None:
+    """Close the W&B run of a finished fit, so that its (offline) files are complete."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        import wandb
+
+        wandb.finish()
+
+
+def finish_stopped_wandb_run(status: int) -> None:
+    """Close the W&B run of a fit stopped by a signal, marked as preempted (resumable) with the
+    process's exit status, so that its files are complete and a resume can attach to its id."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.run.mark_preempting()
+        wandb.finish(exit_code=status)

@@ -39,8 +39,7 @@ import torch
 from torch import Tensor
 
 from gan_lab.checkpoints import load_checkpoint
-from gan_lab.cli import fail, writable_folder
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, fail, writable_folder
 from gan_lab.nets.spec import DEFAULT_ALLOWED_PREFIXES, build_net
 from gan_lab.seeding import fixed_noise
 

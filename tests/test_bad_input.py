@@ -80,8 +80,9 @@ def test_n_critic_zero(tmp_path, capsys):
 
 
 def test_weight_clipping_with_gradient_penalty(tmp_path, capsys):
-    err = run_bad(tmp_path, capsys, "--model.regularizers=[weight_clipping, r1]")
-    assert "weight clipping and the gradient penalty 'r1'" in err and "keep one" in err
+    """Clipping fights a Lipschitz penalty (WGAN-GP); R1 + clipping is allowed (tests/test_checks.py)."""
+    err = run_bad(tmp_path, capsys, "--model.regularizers=[weight_clipping, wgan_gp]")
+    assert "weight clipping and the gradient penalty 'wgan_gp'" in err and "keep one" in err
 
 
 def test_paired_only_term_in_unconditional_run(tmp_path, capsys):

@@ -2,9 +2,11 @@
 DCGAN-32 nets it times."""
 
 import contextlib
+import copy
 import ctypes
 import ctypes.util
 import json
+import math
 import statistics
 import subprocess
 
@@ -128,13 +130,52 @@ def test_a_cuda_run_leaves_the_busy_case_out(monkeypatch):
     assert [c["case"] for c in result["cases"]] == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp"]
 
 
-def test_hand_loop_trains_the_same_nets():
-    case = cases(quick=True)["dcgan32_wgan_gp"]
-    G, D = make_nets(case)
-    before = [p.detach().clone() for p in D.parameters()]
-    seconds = hand_loop(case, G, D, torch.device("cpu"), "32-true", warmup=1, steps=1)
-    assert seconds > 0
-    assert any(not torch.equal(a, p) for a, p in zip(before, D.parameters()))
+def matched_streams(monkeypatch, seed: int = 11) -> None:
+    """Give the lab loop the hand loop's random streams: G's noise from one generator seeded 1
+    (the hand loop's ``noise``) and WGAN-GP's ε from one seeded ``seed`` (the hand loop draws ε
+    from the global RNG, which the caller seeds with ``seed``). The real batches already match:
+    both loops draw ``RandomImages(batch, device)`` (seed 0)."""
+    noise = torch.Generator().manual_seed(1)
+    points = torch.Generator().manual_seed(seed)
+    monkeypatch.setattr(
+        GANModule, "sample_noise", lambda self, b: torch.randn(b, self.G.z_dim, generator=noise)
+    )
+    monkeypatch.setattr(GANModule, "sample_uniform", lambda self, shape: torch.rand(shape, generator=points))
+
+
+@pytest.mark.parametrize("name", ["dcgan32_ns", "dcgan32_wgan_gp"])
+def test_hand_loop_trains_the_same_nets(monkeypatch, name):
+    """The hand loop and the lab loop are the same training: from the same initial DCGAN nets and
+    on the same data, noise and penalty points, 10 steps (two G steps for WGAN-GP's n_critic = 5)
+    leave G and D at the same weights and BatchNorm statistics, within 1e-6 (measured: at most
+    3.7e-8 apart, float32 rounding: the lab's Adam is the fused kernel, the hand loop's the
+    for-loop one; one Adam step moves a weight by up to lr = 2e-4, so a loop that trains
+    differently, e.g. with another λ or β, is far outside). By design the two loops seed their
+    noise and penalty streams differently (the lab: the per-member streams of ``gan_lab.seeding``;
+    the hand loop: one generator seeded 1, ε from the global RNG), so the lab loop is given the
+    hand loop's streams here (``matched_streams``)."""
+    case = cases(quick=True)[name]
+    G0, D0 = make_nets(case)
+    nets = {loop: (copy.deepcopy(G0), copy.deepcopy(D0)) for loop in ("lab", "hand")}
+    cpu, warmup, steps, seed = torch.device("cpu"), 5, 5, 11
+    matched_streams(monkeypatch, seed)
+    lab_loop(case, *nets["lab"], cpu, "32-true", warmup=warmup, steps=steps, threads=1)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        hand_loop(case, *nets["hand"], cpu, "32-true", warmup=warmup, steps=steps, threads=1)
+    for k, (player, start) in enumerate((("G", G0), ("D", D0))):
+        lab, hand = nets["lab"][k], nets["hand"][k]
+        lab_state, hand_state = lab.state_dict(), hand.state_dict()
+        assert any(not torch.equal(p, p0) for p, p0 in zip(lab.parameters(), start.parameters()))  # trained
+        assert lab_state.keys() == hand_state.keys() == start.state_dict().keys()
+        for key in lab_state:
+            torch.testing.assert_close(
+                lab_state[key],
+                hand_state[key],
+                rtol=0,
+                atol=1e-6,
+                msg=lambda m, key=key, player=player: f"lab vs hand loop, {player}.{key}: {m}",
+            )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,8 +221,41 @@ def test_dcgan_discriminator_refuses_wrong_channels():
 
 
 def test_dcgan_trains_in_the_module():
-    module = GANModule(DCGANGenerator(z_dim=8, ngf=4), DCGANDiscriminator(ndf=4), regularizers=["r1"])
+    """DCGAN-32 nets (no member dim) train in GANModule on random images, with R1 on D: 3 batches
+    are 3 D and 3 G steps, every logged loss term is finite at every step, and every parameter
+    tensor of G and of D moves (and stays finite)."""
+    import lightning as L
+
+    from gan_lab.bench import _image_datamodule
+
+    G, D = DCGANGenerator(z_dim=8, ngf=4), DCGANDiscriminator(ndf=4)
+    module = GANModule(G, D, regularizers=["r1"], cpu_threads=1)  # tiny nets: one thread
     assert module.members is None and module.batch_ndim == 1
+    before = {net: [p.detach().clone() for p in net.parameters()] for net in (G, D)}
+    rows = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            rows.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
+
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        log_every_n_steps=1,  # the module logs its loss terms on the loggers' steps only
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+    )
+    trainer.fit(module, _image_datamodule(batch=4, steps=3))
+    assert (module.d_steps, module.g_steps) == (3, 3)
+    assert len(rows) == 3 and all({"d/loss", "d/r1", "g/loss"} <= set(row) for row in rows), rows
+    assert all(math.isfinite(v) for row in rows for v in row.values()), rows
+    for net in (G, D):
+        for (name, p), p0 in zip(net.named_parameters(), before[net], strict=True):
+            moved, finite = not torch.equal(p, p0), bool(torch.isfinite(p).all())
+            assert moved and finite, f"{type(net).__name__}.{name}: moved {moved}, finite {finite}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,10 +405,10 @@ def test_the_lab_loop_tells_the_module_the_benchs_thread_count(torch_at_3_thread
 def test_a_loop_refuses_to_time_under_another_thread_count_than_the_benchs(
     torch_at_3_threads, monkeypatch, loop
 ):
-    import gan_lab.module
+    import gan_lab.threads
 
     # a module that leaves the count alone: torch stays at 3, the bench asked for 2
-    monkeypatch.setattr(gan_lab.module, "apply_cpu_threads", lambda choice: choice)
+    monkeypatch.setattr(gan_lab.threads, "apply_cpu_threads", lambda choice: choice)
     case = cases(quick=True)["toy_e1"]
     with pytest.raises(RuntimeError, match=r"with \[?3\]? threads, not (the bench's )?2"):
         (lab_loop if loop == "lab" else hand_loop)(

@@ -1,5 +1,8 @@
 """GANModule: the D/G alternation, counters, lazy regularization, refusals, member equivalence."""
 
+import copy
+from functools import partial
+
 import lightning as L
 import pytest
 import torch
@@ -97,15 +100,67 @@ def test_ensemble_members_train_exactly_as_single_runs():
 
 
 def test_lazy_r1_runs_every_k_steps_with_stylegan2_correction():
-    module = GANModule(*nets(), regularizers=[R1(weight=1.0, every=4)], objective="non_saturating")
-    trainer = fit(module, batches=8)
+    """A lazy R1 (every = k) is its own D step on d_steps 0, k, 2k, ..., of gradient
+    k · γ · ∇θ R1 with R1 = Σ_e mean_b ½‖∇ₓD(x)‖² (StyleGAN2), and D's optimizer runs with
+    lr · c and β^c, c = k / (k + 1). With SGD the lazy step's update is exactly
+    -lr · c · k · γ · ∇θ R1, computed here by hand from D's weights before it and the real batch."""
+    k, gamma, lr, batches = 4, 2.0, 0.05, 8
+    steps = []  # (d_steps, D's parameters before the step, after it), one per D optimizer step
+    reals = []  # the real batch of each training batch
+
+    class RecordingSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            before = [p.detach().clone() for group in self.param_groups for p in group["params"]]
+            out = super().step(closure)
+            after = [p.detach().clone() for group in self.param_groups for p in group["params"]]
+            steps.append((module.d_steps, before, after))
+            return out
+
+    class RecordReal(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            reals.append(batch.detach().clone())
+
+    module = GANModule(
+        *nets(),
+        regularizers=[R1(weight=gamma, every=k)],
+        objective="non_saturating",
+        optimizer_d=partial(RecordingSGD, lr=lr),
+    )
+    trainer = fit(module, batches=batches, callbacks=[RecordReal()])
+    c = k / (k + 1)
+    assert trainer.optimizers[1].param_groups[0]["lr"] == pytest.approx(lr * c)
+    # one D step per batch, and a second one (the lazy R1 step) on d_steps 0 and k
+    assert [d for d, *_ in steps] == [0, 0, 1, 2, 3, 4, 4, 5, 6, 7]
+    lazy = [(d, before, after) for i, (d, before, after) in enumerate(steps) if i and steps[i - 1][0] == d]
+    assert [d for d, *_ in lazy] == [0, k]
+    for d, before, after in lazy:
+        D = copy.deepcopy(module.D)
+        with torch.no_grad():
+            for p, b in zip(D.parameters(), before, strict=True):
+                p.copy_(b)
+        x = reals[d].requires_grad_(True)  # (E, B, 2)
+        (grad_x,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)  # per sample: D mixes none
+        r1 = (0.5 * grad_x.square().sum(-1)).mean(-1).sum()  # Σ_e mean_b ½‖∇ₓD(x)‖²
+        grads = torch.autograd.grad(r1, list(D.parameters()), allow_unused=True, materialize_grads=True)
+        for (name, _), a, b, g in zip(D.named_parameters(), after, before, grads, strict=True):
+            torch.testing.assert_close(
+                a - b,
+                -lr * c * k * gamma * g,
+                rtol=1e-4,
+                atol=1e-7,  # float32 rounding of weights of size ~1
+                msg=lambda m, d=d, name=name: f"the lazy step at d_steps {d}, {name}: {m}",
+            )
+    # 8 D steps + 2 lazy R1 steps (d_steps 0 and 4) + 8 G steps
+    assert trainer.global_step == 8 + 2 + 8
+
+    # Adam: lr and both betas corrected on D's optimizer only
+    module = GANModule(*nets(), regularizers=[R1(weight=1.0, every=k)], objective="non_saturating")
+    trainer = fit(module, batches=1)
     opt_d = trainer.optimizers[1]
-    c = 4 / 5
     assert opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 * c)
     assert opt_d.param_groups[0]["betas"] == pytest.approx((0.5**c, 0.999**c))
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(2e-4)  # G untouched
-    # 8 D steps + 2 lazy R1 steps (d_steps 0 and 4) + 8 G steps
-    assert trainer.global_step == 8 + 2 + 8
+    assert trainer.optimizers[0].param_groups[0]["betas"] == pytest.approx((0.5, 0.999))
 
 
 def test_correct_for_lazy_interval_by_hand():
@@ -122,10 +177,35 @@ def test_weight_clipping_bounds_D_after_training():
 
 
 def test_ema_copy_tracks_generator():
-    module = GANModule(*nets(), ema_beta=0.5)
-    fit(module, batches=4)
+    """G_ema is the EMA of G's weights over the G steps, θ_ema ← β θ_ema + (1 − β) θ from G's
+    initial weights, computed here by hand in float64 from G's weights after each G step; its
+    buffers (BatchNorm statistics) are G's. β = 0.75, not 0.5: swapping β and 1 − β must show."""
+    beta, n_critic, batches = 0.75, 2, 8
+    module = GANModule(*nets(), ema_beta=beta, n_critic=n_critic)
+    ema = [p.detach().double().clone() for p in module.G.parameters()]  # θ_ema at the start: θ_0
+    for p, e in zip(module.G_ema.parameters(), ema, strict=True):
+        assert torch.equal(p.double(), e)
+    after_g_steps = []
+
+    class RecordG(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if pl_module.g_steps > len(after_g_steps):  # this batch made a G step
+                after_g_steps.append([p.detach().double().clone() for p in pl_module.G.parameters()])
+
+    fit(module, batches=batches, callbacks=[RecordG()])
+    assert len(after_g_steps) == module.g_steps == batches // n_critic
+    for theta in after_g_steps:
+        ema = [beta * e + (1.0 - beta) * t for e, t in zip(ema, theta)]
+    names = [name for name, _ in module.G.named_parameters()]
+    for name, p, e in zip(names, module.G_ema.parameters(), ema, strict=True):
+        torch.testing.assert_close(
+            p.double(), e, rtol=1e-6, atol=1e-7, msg=lambda m, n=name: f"G_ema.{n}: {m}"
+        )
+    # the average is not G itself (else the recursion above would not be tested)
+    assert any(not torch.allclose(a, b) for a, b in zip(module.G_ema.parameters(), module.G.parameters()))
+    for (name, b_ema), b in zip(module.G_ema.named_buffers(), module.G.buffers(), strict=True):
+        assert torch.equal(b_ema, b), name
     assert not any(p.requires_grad for p in module.G_ema.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(module.G_ema.parameters(), module.G.parameters()))
     assert "G_ema.net.0.weight" in module.state_dict()
 
 

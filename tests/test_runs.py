@@ -1,13 +1,12 @@
 """Run folders (gan_lab.runs): `--ckpt_path` continues a run in its own version_N folder, its
 metrics.csv and its W&B run; a new fit never writes into an old folder."""
 
-import csv
 import os
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_fit import TINY_RING8
+from tiny_fit import TINY_RING8, training_steps
 
 from gan_lab.cli import main
 from gan_lab.errors import ConfigError
@@ -20,11 +19,6 @@ SMALL = [
 ]
 
 
-def _steps(path: Path) -> list[int]:
-    with open(path, newline="") as f:
-        return [int(r["step"]) for r in csv.DictReader(f)]
-
-
 def test_resume_by_path_continues_in_its_own_folder_and_a_new_fit_gets_a_new_one(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     args = ["fit", *SMALL, f"--trainer.default_root_dir={tmp_path}"]
@@ -33,11 +27,11 @@ def test_resume_by_path_continues_in_its_own_folder_and_a_new_fit_gets_a_new_one
     ckpt = run / "checkpoints" / "last.ckpt"
     assert main([*args, "--model.max_g_steps=5", f"--ckpt_path={ckpt}"]) == 0
     assert sorted(p.name for p in (tmp_path / "ring8").iterdir()) == ["version_0"]
-    assert _steps(run / "metrics.csv") == [1, 2, 3, 4, 5]
+    assert training_steps(run / "metrics.csv") == [1, 2, 3, 4, 5]
     assert torch.load(ckpt, weights_only=True)["gan_lab"]["g_steps"] == 5
     assert main([*args, "--model.max_g_steps=2"]) == 0  # a new run: a new folder, the old one as it was
     assert sorted(p.name for p in (tmp_path / "ring8").iterdir()) == ["version_0", "version_1"]
-    assert _steps(run / "metrics.csv") == [1, 2, 3, 4, 5]
+    assert training_steps(run / "metrics.csv") == [1, 2, 3, 4, 5]
 
 
 def test_ckpt_path_last_takes_the_newest_version(tmp_path):
@@ -107,4 +101,4 @@ def test_an_hpc_checkpoint_continues_the_run_folder_it_records(tmp_path, monkeyp
     shutil.copy(run / "checkpoints" / "last.ckpt", tmp_path / "hpc_ckpt_1.ckpt")
     assert main([*args, "--model.max_g_steps=5", "--ckpt_path=hpc"]) == 0
     assert sorted(p.name for p in (tmp_path / "ring8").iterdir()) == ["version_0"]
-    assert _steps(run / "metrics.csv") == [1, 2, 3, 4, 5]
+    assert training_steps(run / "metrics.csv") == [1, 2, 3, 4, 5]

@@ -286,6 +286,11 @@ DAMAGE = {
         ),
         ["study.json", "gan_lab.nope.Evaluator", "cannot be imported"],
     ),
+    "study.json info not fitting": (
+        "study.json",
+        lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "info": {"mixture": "ring8"}})),
+        ["study.json", "'info' does not fit ModeCoverageEvaluator", "KeyError", "means"],
+    ),
     "study.json bad runs": (
         "study.json",
         lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "runs": "hinge"})),
@@ -342,8 +347,8 @@ def test_jobs_side_by_side_give_the_numbers_of_jobs_one_after_another(tmp_path):
 
 
 def test_worker_count_fills_the_cores_with_one_thread_runs(tmp_path):
-    from gan_lab.cli import build_cli
-    from gan_lab.jobs import worker_count
+    from gan_lab.fit import build_cli
+    from gan_lab.study.jobs import worker_count
 
     args = ["--config", str(ROOT / "tests" / "configs" / "tiny_ring8.yaml")]
     toy = [build_cli(args, run=False) for _ in range(3)]
@@ -351,3 +356,118 @@ def test_worker_count_fills_the_cores_with_one_thread_runs(tmp_path):
     assert worker_count(toy, 1, cores=8) == 1
     two_threads = [build_cli([*args, "--model.cpu_threads=2"], run=False) for _ in range(3)]
     assert worker_count(two_threads, None, cores=4) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Several evaluators in one study (mode coverage every 2 G steps, the sample spread every 3)
+# ----------------------------------------------------------------------------------------------
+
+SPREAD = "    - class_path: spread_evaluator.SampleSpread\n      init_args: {every_n_g_steps: 3}\n"
+
+
+def with_spread(tmp_path, spread=SPREAD):
+    """The spread evaluator after the mode-coverage one in the base config."""
+    base = (tmp_path / "base.yaml").read_text()
+    (tmp_path / "base.yaml").write_text(base.replace("\nmodel:\n", "\n" + spread + "model:\n", 1))
+
+
+@pytest.fixture(scope="module")
+def two_evaluators(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two")
+    study = write_study(tmp, objectives="[hinge, least_squares]", seeds=2)
+    with_spread(tmp)
+    assert main(["study", str(study), "--out", str(tmp / "runs"), "--no-wandb"]) == 0
+    return tmp / "runs" / "tiny"
+
+
+MODE_COLUMNS = ["mode/modes", "mode/hq_fraction", "mode/reverse_kl", "mode/js"]
+
+
+def test_several_evaluators_each_get_their_prefixed_columns(two_evaluators):
+    results = read_csv(two_evaluators / "results.csv")
+    assert list(results[0]) == [
+        "study", "objective", "regularizers", "n_critic", "member", "seed", "g_steps",
+        *MODE_COLUMNS, "spread/spread", "wall_time_s", "status",
+    ]  # fmt: skip
+    assert len(results) == 4 and {r["g_steps"] for r in results} == {"4"}
+    assert all(math.isfinite(float(r["spread/spread"])) for r in results)
+    history = read_csv(two_evaluators / "history.csv")
+    assert list(history[0]) == ["objective", "member", "seed", "g_steps", *MODE_COLUMNS, "spread/spread"]
+    by_step = {}
+    for r in history:
+        by_step.setdefault(int(r["g_steps"]), []).append(r)
+    assert sorted(by_step) == [2, 3, 4]  # mode at 2 and 4, spread at 3 and 4 (the end)
+    assert all(r["spread/spread"] == "nan" and r["mode/modes"] != "nan" for r in by_step[2])
+    assert all(r["mode/modes"] == "nan" and r["spread/spread"] != "nan" for r in by_step[3])
+    assert all("nan" not in (r["mode/modes"], r["spread/spread"]) for r in by_step[4])
+    meta = json.loads((two_evaluators / "study.json").read_text())
+    assert meta["evaluator"] == [
+        "gan_lab.callbacks.mode_eval.ModeCoverageEvaluator",
+        "spread_evaluator.SampleSpread",
+    ]
+    assert set(meta["info"]) == {"mode", "spread"} and meta["info"]["spread"] == {"n_samples": 200}
+
+
+def test_several_evaluators_each_get_their_table_and_figures(two_evaluators):
+    report = (two_evaluators / "report.md").read_text()
+    results = read_csv(two_evaluators / "results.csv")
+    mode, spread = report.split("## ModeCoverageEvaluator")[1].split("## SampleSpread")
+    assert (
+        "PacGAN / VEEGAN" in mode
+        and "| objective | regularizers | n_critic | G steps | modes covered |" in mode
+    )
+    assert "![final samples](mode_samples.png)" in mode and "![mode coverage](mode_coverage.png)" in mode
+    assert "| objective | regularizers | n_critic | G steps | spread | wall time (s) |" in spread  # by name
+    for obj in ("hinge", "least_squares"):
+        hq = [float(r["mode/hq_fraction"]) for r in results if r["objective"] == obj]
+        values = [float(r["spread/spread"]) for r in results if r["objective"] == obj]
+        assert fmt_mean_se(hq, scale=100, digits=1) in next(
+            x for x in mode.splitlines() if x.startswith(f"| {obj} |")
+        )
+        line = next(x for x in spread.splitlines() if x.startswith(f"| {obj} |"))
+        assert fmt_mean_se(values, digits=3) in line
+    for name in ("mode_samples.png", "mode_coverage.png"):
+        assert (two_evaluators / name).read_bytes()[:4] == b"\x89PNG"
+    assert not (two_evaluators / "samples.png").exists()
+
+
+def test_report_rewrites_a_study_of_several_evaluators_and_checks_their_columns(
+    two_evaluators, tmp_path, capsys
+):
+    study = tmp_path / "study"
+    shutil.copytree(two_evaluators, study)
+    before = (study / "report.md").read_bytes()
+    (study / "report.md").unlink()
+    assert main(["report", str(study)]) == 0
+    assert (study / "report.md").read_bytes() == before
+    _edit_csv(study / "history.csv", _drop_column("spread/spread"))
+    capsys.readouterr()
+    assert main(["report", str(study)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "history.csv lacks column spread/spread" in err
+
+
+def test_two_evaluators_of_one_name_are_refused_before_any_folder(tmp_path, capsys):
+    study = write_study(tmp_path, objectives="[hinge]", seeds=1)
+    with_spread(tmp_path, SPREAD + SPREAD.replace("SampleSpread", "SampleSpreadAgain"))
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "distinct names" in err and "SampleSpreadAgain (spread)" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_runs_with_other_evaluators_are_refused_before_any_folder(tmp_path, capsys):
+    (tmp_path / "spread.yaml").write_text(
+        "trainer:\n  callbacks:\n"
+        + SPREAD
+        + (
+            "    - class_path: gan_lab.callbacks.ModeCoverageEvaluator\n"
+            "      init_args: {every_n_g_steps: 2, n_samples: 400}\n"
+        )
+    )
+    study = write_study(tmp_path, objectives="[hinge, {objective: least_squares, configs: [spread.yaml]}]")
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "same evaluator callbacks" in err, err
+    assert "least_squares: SampleSpread, ModeCoverageEvaluator" in err
+    assert not (tmp_path / "runs").exists()

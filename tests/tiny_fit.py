@@ -16,3 +16,12 @@ TINY_RING8 = [
     "--model.discriminator.init_args.layers=2",
     "--data.init_args.batch_size=16",
 ]
+
+
+def training_steps(metrics_csv) -> list[int]:
+    """The `step` (G steps) of every training row of a metrics.csv (the module logs `d_steps` in
+    each; the evaluators' rows, logged at their own G steps, do not)."""
+    import csv
+
+    with open(metrics_csv, newline="") as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row.get("d_steps")]

@@ -5,11 +5,14 @@ asked for) maps a *fixed* set of 2,500 noise vectors to samples; each sample goe
 mixture mean, is high quality (HQ) when its distance is under 3 std, and a mode is covered when at
 least one HQ sample lands on it. Reported per ensemble member, then as mean ± s.e. over members.
 The same noise set is used for every member and every evaluation, so curves are comparable.
+
+The metric is found by name in :data:`gan_lab.metrics.METRICS` (``mode_coverage``: the protocol
+above); a study's report of this evaluator (protocol paragraph, ``samples.png``, ``coverage.png``)
+is :mod:`gan_lab.study.mode_report`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -20,8 +23,8 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.errors import check_int
-from gan_lab.metrics import ModeCoverage, mean_and_se
+from gan_lab.errors import check_choice, check_int
+from gan_lab.metrics import METRICS, mean_and_se
 from gan_lab.seeding import fixed_noise
 
 
@@ -36,19 +39,18 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         use_ema: evaluate ``G_ema`` when the module keeps one.
         plot: write ``samples.png`` (final samples over the mixture means) into the run folder and,
             with a W&B logger, log it there.
+        metric: the name in :data:`gan_lab.metrics.METRICS` of the metric class, built as
+            ``cls(means, std, members=E)``, updated with the samples ``(E, N, 2)``, and computing
+            the four :attr:`METRICS` per member.
 
     After training, ``history`` holds one dict per (evaluation, member) with ``g_steps``,
-    ``member`` and the four metrics, and ``last_samples`` the final samples ``(E, N, 2)``.
-    The class also implements what :mod:`gan_lab.study` asks of an evaluator: ``METRICS``,
-    ``save_artifacts``, ``info``, ``study_figures`` and ``protocol``.
+    ``member``, ``seed`` and the four metrics, and ``last_samples`` the final samples ``(E, N, 2)``.
+    Logged (once per evaluation, at its G step): the mean and s.e. over members, ``mode/<metric>``
+    and ``mode/<metric>_se``.
     """
 
-    METRICS: ClassVar[dict[str, tuple[str, float, int]]] = {
-        "modes": ("modes covered", 1.0, 2),
-        "hq_fraction": ("HQ %", 100.0, 1),
-        "reverse_kl": ("reverse KL (nats)", 1.0, 3),
-        "js": ("JS (nats)", 1.0, 3),
-    }
+    NAME = "mode"
+    METRICS: ClassVar[tuple[str, ...]] = ("modes", "hq_fraction", "reverse_kl", "js")
     PRIMARY = "modes"
 
     def __init__(
@@ -58,10 +60,12 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         noise_seed: int = 2024,
         use_ema: bool = True,
         plot: bool = True,
+        metric: str = "mode_coverage",
     ) -> None:
         super().__init__(every_n_g_steps)
         self.n_samples = check_int("ModeCoverageEvaluator n_samples", n_samples)
-        self.noise_seed, self.use_ema, self.plot = noise_seed, use_ema, plot
+        check_choice("metric", metric, METRICS)
+        self.noise_seed, self.use_ema, self.plot, self.metric = noise_seed, use_ema, plot, metric
         self.last_samples: torch.Tensor | None = None
 
     def _fixed_noise(self, pl_module) -> torch.Tensor:
@@ -74,7 +78,8 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         samples = pl_module.generate(self._fixed_noise(pl_module), ema=self.use_ema).float()
         if pl_module.members is None:
             samples = samples.unsqueeze(0)  # (1, N, 2)
-        metric = ModeCoverage(mixture.means, mixture.std, members=samples.shape[0]).to(samples.device)
+        metric = METRICS[self.metric](mixture.means, mixture.std, members=samples.shape[0])
+        metric = metric.to(samples.device)
         metric.update(samples)
         result = {k: v.detach().cpu().reshape(-1) for k, v in metric.compute().items()}  # (E,)
         for k in range(samples.shape[0]):
@@ -84,17 +89,17 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         logs = {}
         for name in self.METRICS:
             mean, se = mean_and_se(result[name])
-            logs[f"mode/{name}"], logs[f"mode/{name}_se"] = mean, se
-        pl_module.log_dict(logs, on_step=True, on_epoch=False)
+            logs[f"{self.NAME}/{name}"], logs[f"{self.NAME}/{name}_se"] = mean, se
+        self.log_metrics(trainer, pl_module, logs)
         self.last_samples = samples.cpu()
         self._last_eval = pl_module.g_steps
         return result
 
     def finish(self, trainer, pl_module) -> None:
         if self.plot and self.last_samples is not None:
-            self._plot(trainer)
+            self._plot(trainer, pl_module)
 
-    def _plot(self, trainer) -> None:
+    def _plot(self, trainer, pl_module) -> None:
         from gan_lab.plots import save_samples_figure
 
         if trainer.log_dir is None:
@@ -105,11 +110,9 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         save_samples_figure({"final": (self.last_samples, trainer.datamodule.mixture.means, final)}, path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(key="samples", images=[path])
+                logger.log_image(key="samples", images=[path], step=int(pl_module.g_steps))
 
-    # ------------------------------------------------------------------------------------------
-    # What gan_lab.study asks of an evaluator
-    # ------------------------------------------------------------------------------------------
+    # -- what a study reads ----------------------------------------------------------------------
 
     def save_artifacts(self, run_dir: Path) -> None:
         """Final samples ``(E, N, 2)`` as ``final_samples.npy`` in the run folder."""
@@ -119,35 +122,3 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
     def info(self, trainer) -> dict:
         m = trainer.datamodule.mixture
         return {"mixture": m.name, "means": m.means.tolist(), "std": m.std, "n_samples": self.n_samples}
-
-    @classmethod
-    def protocol(cls, info: dict) -> str:
-        k = len(info["means"])
-        return (
-            f"Protocol (PacGAN / VEEGAN): `{info['mixture']}`, {k} equal-weight Gaussians, std {info['std']}. "
-            f"G (eval mode) maps a fixed set of {info['n_samples']:,} noise vectors to samples; each sample "
-            "is assigned to its nearest mean and is high quality (HQ) if its distance is below 3 std; a mode "
-            "is covered if at least one HQ sample is assigned to it. Reverse KL is KL(p̂ ‖ uniform) and JS is "
-            f"JS(p̂, uniform), in nats, for the histogram p̂ of HQ samples over the {k} modes (0 is best; "
-            f"ln {k} = {math.log(k):.2f} and ln 2 = 0.69 are the worst); both are undefined for a seed with "
-            "no HQ sample, and such seeds are left out of their mean (n shown)."
-        )
-
-    @classmethod
-    def study_figures(cls, study_dir: Path, runs, results, history, info) -> list[tuple[str, str]]:
-        """``samples.png`` (final samples per objective) and ``coverage.png`` (modes vs G steps)."""
-        from gan_lab.plots import save_coverage_figure, save_samples_figure
-
-        means = np.array(info["means"])
-        panels = {}
-        for label, run_dir in runs:
-            files = sorted(Path(run_dir).glob("**/final_samples.npy"))
-            samples = np.concatenate([np.load(f) for f in files])  # (seeds, N, 2)
-            panels[label] = (samples, means, [r for r in results if r["objective"] == label])
-        save_samples_figure(panels, str(study_dir / "samples.png"))
-        save_coverage_figure(
-            {label: [r for r in history if r["objective"] == label] for label, _ in runs},
-            str(study_dir / "coverage.png"),
-            num_modes=len(means),
-        )
-        return [("final samples", "samples.png"), ("mode coverage", "coverage.png")]

@@ -17,12 +17,12 @@ would be saved. Then, per crop, averaged over the crops:
 The bicubic upsampling of the low-res crops is scored once, as the baseline every SR net should
 beat. Image grids (one row per crop: low-res upsampled nearest | bicubic | output | target, for
 the crops with the most detail) are written as ``grid.png`` into the run folder at the end of
-training.
+training. A study's report of this evaluator (protocol paragraph, ``grids.png``, ``psnr.png``) is
+:mod:`gan_lab.study.sr_report`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -115,17 +115,12 @@ class SRMetricsEvaluator(ScheduledEvaluator):
 
     ``history`` holds one dict per evaluation with ``g_steps``, ``member`` (0: SR nets are not
     seed ensembles), ``seed`` and the metrics of :attr:`METRICS`; ``baseline`` the bicubic
-    baseline's metrics; ``last_grid`` the final grid (uint8 ``(3, H, W)``). The class implements
-    what :mod:`gan_lab.study` asks of an evaluator: ``METRICS``, ``PRIMARY``, ``save_artifacts``,
-    ``info``, ``study_figures`` and ``protocol``.
+    baseline's metrics; ``last_grid`` the final grid (uint8 ``(3, H, W)``). Logged (once per
+    evaluation, at its G step): ``sr/<metric>`` and the baseline's ``sr/bicubic_<metric>``.
     """
 
-    #: metric -> (report header, display scale, digits)
-    METRICS: ClassVar[dict[str, tuple[str, float, int]]] = {
-        "psnr": ("PSNR (dB)", 1.0, 2),
-        "ssim": ("SSIM", 1.0, 3),
-        "edge_error": ("Sobel-edge error", 1.0, 4),
-    }
+    NAME = "sr"
+    METRICS: ClassVar[tuple[str, ...]] = ("psnr", "ssim", "edge_error")
     PRIMARY = "psnr"
     EVALUATE_AT_START = True  # the untrained G is the bicubic baseline (bicubic skip)
 
@@ -201,9 +196,9 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         row = {"g_steps": pl_module.g_steps, "member": 0, "seed": int(pl_module.seed)}
         row.update({name: result[name] for name in self.METRICS})
         self.history.append(row)
-        logs = {f"sr/{k}": v for k, v in result.items()}
-        logs.update({f"sr/bicubic_{k}": v for k, v in baseline.items()})
-        pl_module.log_dict(logs, on_step=True, on_epoch=False)
+        logs = {f"{self.NAME}/{k}": v for k, v in result.items()}
+        logs.update({f"{self.NAME}/bicubic_{k}": v for k, v in baseline.items()})
+        self.log_metrics(trainer, pl_module, logs)
         rows = self.grid_indices(hr)
         self.last_grid = make_sr_grid(lr[rows], output[rows], hr[rows])
         self._last_eval = pl_module.g_steps
@@ -221,7 +216,12 @@ class SRMetricsEvaluator(ScheduledEvaluator):
             path = self.save_grid(Path(trainer.log_dir))
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
-                    logger.log_image(key="sr/grid", images=[str(path)], caption=[" | ".join(GRID_COLUMNS)])
+                    logger.log_image(
+                        key="sr/grid",
+                        images=[str(path)],
+                        step=int(pl_module.g_steps),
+                        caption=[" | ".join(GRID_COLUMNS)],
+                    )
 
     def save_grid(self, run_dir: Path) -> Path:
         """Write the final grid as ``run_dir/grid.png``."""
@@ -235,7 +235,7 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         return path
 
     # ------------------------------------------------------------------------------------------
-    # What gan_lab.study asks of an evaluator
+    # What a study reads
     # ------------------------------------------------------------------------------------------
 
     def save_artifacts(self, run_dir: Path) -> None:
@@ -253,105 +253,9 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         facts["use_ema"] = bool(self.use_ema)
         return facts
 
-    @classmethod
-    def protocol(cls, info: dict) -> str:
-        s = info.get("crop_size", "?")
-        scale = info.get("scale", "?")
-        lr_size = info.get("lr_size", "?")
-        val = info.get("val_images")
-        val_text = f" ({', '.join(val)})" if isinstance(val, list) else ""
-        n_img = len(val) if isinstance(val, list) else "held-out"
-        base = ", ".join(
-            f"{h.split(' (')[0]} {info[f'bicubic_{m}']:.{d}f}"
-            for m, (h, _, d) in cls.METRICS.items()
-            if f"bicubic_{m}" in info
-        )
-        channels = {1: "grayscale", 3: "RGB"}.get(info.get("channels"), "")
-        return (
-            f"Protocol (×{scale} super-resolution): dataset `{info.get('dataset', '?')}`; the validation "
-            f"set is {info.get('val_pairs', '?')} fixed {s}×{s} {channels} crops of {n_img} held-out "
-            f"images{val_text}, the same for every run, and their bicubic downsampling (antialiased, "
-            f"clamped to [-1, 1]) to {lr_size}×{lr_size} as G's input. G (eval mode"
-            f"{', G_ema' if info.get('use_ema') else ''}) output is clamped to [-1, 1]. PSNR (dB) and SSIM "
-            "(torchmetrics; Gaussian window 11, σ 1.5) are computed per crop on images mapped to [0, 1] "
-            "with data range 1, over all channels and without border cropping, then averaged over crops; "
-            "the Sobel-edge error is the mean |‖∇output‖ − ‖∇target‖| of kornia's normalised Sobel "
-            "magnitudes on [-1, 1] (the training term's scale). Higher PSNR/SSIM and lower edge error "
-            f"are better. Bicubic upsampling of the same inputs scores: {base or 'n/a'}."
-        )
-
-    @classmethod
-    def study_figures(cls, study_dir: Path, runs, results, history, info) -> list[tuple[str, str]]:
-        """``grids.png`` (each configuration's final grid, side by side, labelled) and ``psnr.png``
-        (validation PSNR against G steps, mean ± s.e. over seeds, bicubic baseline dashed)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-        from torchvision.io import decode_image
-
-        from gan_lab.plots import mean_se_curve
-
-        study_dir = Path(study_dir)
-        key = _label_key(results or history)
-        figures = []
-
-        panels = []
-        for label, run_dir in runs:
-            files = sorted(Path(run_dir).glob("**/grid.png"))
-            if files:
-                panels.append((label, decode_image(str(files[0])).permute(1, 2, 0).numpy()))
-        if panels:
-            fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.9), squeeze=False)
-            for ax, (label, img) in zip(axes.flat, panels):
-                rows = [r for r in results if r.get(key) == label]
-                summary = ""
-                if rows:
-                    p = np.mean([r["psnr"] for r in rows])
-                    s = np.mean([r["ssim"] for r in rows])
-                    summary = f"\nPSNR {p:.2f} dB, SSIM {s:.3f}"
-                ax.imshow(img, cmap="gray" if img.shape[-1] == 1 else None, interpolation="nearest")
-                ax.set_title(f"{label}{summary}", fontsize=9)
-                ax.axis("off")
-            fig.suptitle("validation crops, columns: " + " | ".join(GRID_COLUMNS), fontsize=9)
-            fig.tight_layout(rect=(0, 0, 1, 0.93))  # keep the panel titles below the suptitle
-            fig.savefig(study_dir / "grids.png", dpi=120)
-            plt.close(fig)
-            figures.append(("final outputs on validation crops: " + " | ".join(GRID_COLUMNS), "grids.png"))
-
-        if history:
-            fig, ax = plt.subplots(figsize=(7, 4.2))
-            for i, (label, _) in enumerate(runs):
-                steps, mean, se = mean_se_curve([r for r in history if r.get(key) == label], cls.PRIMARY)
-                if not steps:
-                    continue
-                ax.plot(steps, mean, color=f"C{i}", label=label)
-                ax.fill_between(steps, mean - se, mean + se, color=f"C{i}", alpha=0.2)
-            base = info.get(f"bicubic_{cls.PRIMARY}") if isinstance(info, dict) else None
-            if base is not None and math.isfinite(base):
-                ax.axhline(base, color="gray", lw=1.0, ls="--", label="bicubic")
-            ax.set_xlabel("generator steps")
-            ax.set_ylabel(cls.METRICS[cls.PRIMARY][0])
-            ax.set_title("validation PSNR: mean ± s.e. over seeds", fontsize=10)
-            ax.legend(fontsize=8, loc="lower right")
-            fig.tight_layout()
-            fig.savefig(study_dir / "psnr.png", dpi=110)
-            plt.close(fig)
-            figures.append(("validation PSNR against G steps (dashed: bicubic)", "psnr.png"))
-        return figures
-
     def state_dict(self) -> dict:
         return {**super().state_dict(), "baseline": self.baseline}
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
         self.baseline = state_dict.get("baseline")
-
-
-def _label_key(rows: list[dict]) -> str:
-    """The column naming a configuration in the study's rows (``objective`` in gan_lab.study)."""
-    for key in ("objective", "label", "run"):
-        if rows and key in rows[0]:
-            return key
-    return "objective"

@@ -6,7 +6,9 @@ the unit circle, ``σ = 0.01``; grid25: ``{-4,-2,0,2,4}²``, ``σ = 0.05``):
 
 1. Assign each generated sample ``x`` to its nearest mean, ``k(x) = argmin_k ||x - μ_k||_2``
    (Euclidean; a tie goes to the lowest index).
-2. ``x`` is *high quality* (HQ) if ``||x - μ_k(x)||_2 / σ < 3`` (strict).
+2. ``x`` is *high quality* (HQ) if ``||x - μ_k(x)||_2 / σ < 3`` (strict), decided in float64 (the
+   exact values of float32 samples and means; float32 arithmetic misplaces samples within an ulp or
+   two of the threshold).
 3. Mode ``k`` is *covered* if at least one HQ sample is assigned to it.
 
 Reported per run (per ensemble member):
@@ -106,7 +108,7 @@ def mode_counts(samples: Tensor, means: Tensor, std: float) -> tuple[Tensor, Ten
     Args:
         samples: ``(N, d)`` for one run, ``(E, N, d)`` for an ensemble of ``E`` seeds (any leading
             dims work). Detached; distances are computed exactly (no ``||a||² + ||b||² - 2ab``
-            shortcut) in at least float32.
+            shortcut) and compared with ``3σ`` in float64, whatever the samples' dtype.
         means: mixture means ``(K, d)``.
         std: the std ``σ`` of every mixture component.
 
@@ -130,19 +132,22 @@ def mode_counts(samples: Tensor, means: Tensor, std: float) -> tuple[Tensor, Ten
 def _mode_counts(samples: Tensor, means: Tensor, std: float) -> tuple[Tensor, Tensor]:
     """:func:`mode_counts` without the input checks (the metric checks once, in ``__init__``)."""
     samples = samples.detach()
-    dtype = torch.promote_types(torch.promote_types(samples.dtype, means.dtype), torch.float32)
-    x = samples.to(dtype)  # (..., N, d)
-    mu = means.to(device=x.device, dtype=dtype)  # (K, d)
+    device = samples.device
+    # float64 (on the CPU where the device has none): float32 arithmetic puts samples within an ulp
+    # or two of 3 std on the wrong side of the threshold
+    work = torch.device("cpu") if device.type == "mps" else device
+    x = samples.to(device=work, dtype=torch.float64)  # (..., N, d)
+    mu = means.to(device=work, dtype=torch.float64)  # (K, d)
     *lead, n, _ = x.shape
-    hq_counts = torch.zeros(*lead, means.shape[0], dtype=torch.long, device=x.device)  # (..., K)
-    n_total = torch.full(lead, n, dtype=torch.long, device=x.device)  # (...)
+    hq_counts = torch.zeros(*lead, means.shape[0], dtype=torch.long, device=work)  # (..., K)
+    n_total = torch.full(lead, n, dtype=torch.long, device=device)  # (...)
     if n == 0:
-        return hq_counts, n_total
+        return hq_counts.to(device), n_total
     dist = torch.cdist(x, mu, compute_mode="donot_use_mm_for_euclid_dist")  # (..., N, K)
     nearest_dist, nearest = dist.min(dim=-1)  # (..., N), (..., N); NaN samples give NaN distances
     hq = nearest_dist / std < HQ_THRESHOLD  # (..., N); False for NaN / inf
     hq_counts.scatter_add_(-1, nearest, hq.long())
-    return hq_counts, n_total
+    return hq_counts.to(device), n_total
 
 
 def coverage_from_counts(

@@ -13,7 +13,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from tiny_fit import TINY_RING8
+from tiny_fit import TINY_RING8, training_steps
 
 from gan_lab.callbacks.preemption import PreemptionCheckpoint
 from gan_lab.cli import main
@@ -209,13 +209,6 @@ def _stop_a_cli_fit(tmp_path: Path, signum, common: list[str]) -> tuple[str, int
     return output, proc.returncode, run
 
 
-def _steps(metrics_csv: Path) -> list[int]:
-    import csv
-
-    with open(metrics_csv, newline="") as f:
-        return [int(row["step"]) for row in csv.DictReader(f)]
-
-
 @pytest.mark.parametrize(
     ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
 )
@@ -238,7 +231,7 @@ def test_stopped_cli_fit_resumes_with_ckpt_path_last_in_its_own_folder(tmp_path,
     assert main(["fit", *common, f"--model.max_g_steps={total}", "--ckpt_path=last"]) == 0
     assert [p.name for p in (tmp_path / "run" / "ring8").iterdir()] == ["version_0"]
     resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert _steps(run / "metrics.csv") == list(range(1, total + 1))  # no step twice, none missing
+    assert training_steps(run / "metrics.csv") == list(range(1, total + 1))  # no step twice, none missing
     ids = {read_run(f)["run"].run_id for f in run.glob("wandb/offline-run-*/run-*.wandb")}
     assert len(list(run.glob("wandb/offline-run-*"))) == 2 and len(ids) == 1  # two sessions, one run
 

@@ -8,7 +8,6 @@ files the study reads.
 
 from __future__ import annotations
 
-import json
 import math
 from itertools import pairwise
 from pathlib import Path
@@ -60,8 +59,17 @@ class FakeData:
 
 
 def fake_run(G, g_steps: int = 0):
-    """A (trainer, pl_module) pair with just what :meth:`SRMetricsEvaluator.evaluate` reads."""
+    """A (trainer, pl_module) pair with just what :meth:`SRMetricsEvaluator.evaluate` reads; its
+    one logger records ``(metrics, step)`` of every ``log_metrics``."""
     logged = []
+
+    class Recorder:
+        def log_metrics(self, metrics, step=None):
+            logged.append((dict(metrics), step))
+
+        def save(self):
+            pass
+
     module = SimpleNamespace(
         G=G,
         G_ema=None,
@@ -70,11 +78,12 @@ def fake_run(G, g_steps: int = 0):
         seed=7,
         conditional=True,
         members=None,
-        log_dict=lambda d, **kw: logged.append(d),
     )
     # GANModule's own generate (eval mode, G_ema when kept), on the stand-in's G and G_ema
     module.generate = lambda *inputs, ema=True: GANModule.generate(module, *inputs, ema=ema)
-    trainer = SimpleNamespace(datamodule=FakeData(), loggers=[], is_global_zero=True, log_dir=None)
+    trainer = SimpleNamespace(
+        datamodule=FakeData(), loggers=[Recorder()], is_global_zero=True, log_dir=None, callback_metrics={}
+    )
     return trainer, module, logged
 
 
@@ -91,14 +100,27 @@ class Bicubic(torch.nn.Module):
 
 
 def test_psnr_and_ssim_equal_torchmetrics_classes_on_unit_range():
-    output, target = pair()
+    """``sr_metrics`` (torchmetrics' functional forms, all images at once) against torchmetrics'
+    Metric classes, each fed one image at a time (their own ``update`` / ``compute`` path), on
+    ``[-1, 1]`` mapped to ``[0, 1]`` here: image by image, PSNR and SSIM are the classes' values,
+    and PSNR is ``10 log10(1 / MSE)`` by hand in float64; an SSIM class accumulated over the images
+    gives the mean of the per-image values. The output overshoots [-1, 1]: it is clamped first."""
+    output, target = pair(n=3)
+    output = torch.cat([output[:2], 1.5 * output[2:]])  # the third image leaves [-1, 1]
+    assert output.abs().max() > 1
     m = sr_metrics(output, target)
-    o, t = (output + 1) / 2, (target + 1) / 2
+    assert m["psnr"].shape == m["ssim"].shape == (3,)
+    o, t = (output.clamp(-1, 1) + 1) / 2, (target + 1) / 2
+    accumulated = StructuralSimilarityIndexMeasure(data_range=1.0)
     for k in range(output.shape[0]):
         psnr = PeakSignalNoiseRatio(data_range=1.0)(o[k : k + 1], t[k : k + 1])
-        torch.testing.assert_close(m["psnr"][k], psnr)
-    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)(o, t)  # batch mean
-    torch.testing.assert_close(m["ssim"].mean(), ssim)
+        ssim = StructuralSimilarityIndexMeasure(data_range=1.0)(o[k : k + 1], t[k : k + 1])
+        accumulated.update(o[k : k + 1], t[k : k + 1])
+        torch.testing.assert_close(m["psnr"][k], psnr, msg=lambda msg, k=k: f"PSNR of image {k}: {msg}")
+        torch.testing.assert_close(m["ssim"][k], ssim, msg=lambda msg, k=k: f"SSIM of image {k}: {msg}")
+        mse = (o[k].double() - t[k].double()).square().mean()
+        assert float(m["psnr"][k]) == pytest.approx(float(10 * torch.log10(1 / mse)), abs=1e-4)
+    torch.testing.assert_close(m["ssim"].mean(), accumulated.compute())
 
 
 def test_psnr_and_ssim_agree_with_scikit_image():
@@ -170,7 +192,8 @@ def test_evaluate_appends_a_history_row_and_scores_the_bicubic_baseline():
     assert result == pytest.approx(ev.baseline)  # a bicubic G scores the baseline exactly
     ref = sr_metrics(Bicubic()(trainer.datamodule.lr).clamp(-1, 1), trainer.datamodule.hr)
     assert result["psnr"] == pytest.approx(float(ref["psnr"].mean()))
-    assert logged and "sr/psnr" in logged[0] and "sr/bicubic_ssim" in logged[0]
+    ((metrics, step),) = logged  # once, at its G step, straight to the logger
+    assert step == 40 and metrics["sr/psnr"] == pytest.approx(result["psnr"]) and "sr/bicubic_ssim" in metrics
 
 
 def test_evaluate_uses_eval_mode_and_the_ema_copy_and_restores_training():
@@ -221,48 +244,6 @@ def test_grid_shows_nearest_bicubic_output_target_and_is_written(tmp_path):
 def test_make_grid_handles_grayscale():
     lr, out, hr = torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 16, 16), torch.ones(2, 1, 16, 16)
     assert make_sr_grid(lr, out, hr).shape == (3, 2 * 16 + 6, 4 * 16 + 10)
-
-
-def test_info_is_json_serialisable_and_protocol_states_the_setting():
-    ev = SRMetricsEvaluator()
-    trainer, module, _ = fake_run(Bicubic())
-    ev.evaluate(trainer, module)
-    info = json.loads(json.dumps(ev.info(trainer)))
-    assert info["dataset"] == "fake" and info["val_pairs"] == 6
-    assert info["bicubic_psnr"] == pytest.approx(ev.baseline["psnr"])
-    text = SRMetricsEvaluator.protocol(info)
-    for needle in (
-        "×4",
-        "32×32",
-        "8×8",
-        "6 fixed",
-        "data range 1",
-        "[0, 1]",
-        "Sobel",
-        f"{info['bicubic_psnr']:.2f}",
-    ):
-        assert needle in text
-
-
-def test_study_figures_write_grids_and_psnr_curve(tmp_path):
-    runs, results, history = [], [], []
-    for i, label in enumerate(["pixel", "adv_ns"]):
-        run_dir = tmp_path / label / "seed0"
-        ev = SRMetricsEvaluator(grid_rows=2)
-        trainer, module, _ = fake_run(Bicubic())
-        for step in (0, 10, 20):
-            module.g_steps = step
-            ev.evaluate(trainer, module)
-        ev.save_artifacts(run_dir)
-        runs.append((label, tmp_path / label / "seed0"))
-        for r in ev.history:
-            history.append({"objective": label, **r, "psnr": r["psnr"] + i})
-        results.append({"objective": label, **ev.history[-1]})
-    info = ev.info(trainer)
-    figures = SRMetricsEvaluator.study_figures(tmp_path, runs, results, history, info)
-    assert [f for _, f in figures] == ["grids.png", "psnr.png"]
-    for _, name in figures:
-        assert (tmp_path / name).stat().st_size > 1000
 
 
 def test_state_dict_round_trip():
@@ -404,7 +385,7 @@ def torch_home_with_vgg16(tmp_path, monkeypatch) -> Path:
 
 @pytest.mark.slow
 def test_shipped_sr_configs_parse_and_take_vgg16_from_torch_home(torch_home_with_vgg16, tmp_path):
-    from gan_lab.cli import build_cli
+    from gan_lab.fit import build_cli
 
     adversarial = {}
     for name in SR_CONFIGS:

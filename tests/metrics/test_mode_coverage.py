@@ -126,6 +126,31 @@ def test_threshold_is_strict():
     assert hq_counts.tolist() == [1, 0]
 
 
+#: float32 samples within a few ulps of 3 std whose float32 distance falls on the other side of the
+#: threshold (found by searching grid25 / ring8 samples at 3σ · (1 ± 2e-6)): (mean, std, sample, HQ).
+NEAR_THRESHOLD = [
+    ((-2.0, 4.0), 0.05, (-1.857289433479309, 3.953808069229126), False),  # 3.0000000177 std
+    ((1.0, 0.0), 0.01, (0.9915462732315063, -0.02878427505493164), True),  # 2.9999999779 std
+]
+
+
+@pytest.mark.parametrize(("mean", "std", "sample", "hq"), NEAR_THRESHOLD, ids=["above", "below"])
+def test_threshold_is_decided_in_float64_for_float32_samples(mean, std, sample, hq):
+    """The 3-std decision is that of an independent float64 computation (numpy, the exact values
+    of the float32 inputs), not float32 arithmetic's, which puts these samples on the wrong side."""
+    x = torch.tensor([sample], dtype=torch.float32)  # (1, 2), as G outputs them
+    means = torch.tensor([mean, [mean[0] + 10.0, mean[1]]], dtype=torch.float32)  # (2, 2)
+    d64 = np.linalg.norm(x.double().numpy()[0] - means.double().numpy()[0]) / std
+    assert (d64 < 3.0) == hq and abs(d64 - 3.0) < 1e-7
+    d32 = torch.linalg.vector_norm(x[0] - means[0]) / torch.tensor(std, dtype=torch.float32)
+    assert bool(d32 < 3.0) != hq  # float32 arithmetic decides the other way
+    hq_counts, _ = mode_counts(x, means, std)
+    assert hq_counts.tolist() == [int(hq), 0]
+    metric = ModeCoverage(means, std)
+    metric.update(x)
+    assert metric.compute()["hq_fraction"].item() == float(hq)
+
+
 def test_diverged_samples_are_never_hq():
     samples = torch.cat([near([1, 2]), torch.tensor([[math.nan, 0.0], [math.inf, 1.0]], dtype=torch.float64)])
     out = mode_coverage(samples, ring8(), STD)

@@ -62,11 +62,20 @@ def test_leaves_small_net_unchanged_and_keeps_autograd_state():
 
 
 def test_module_equals_function():
+    """``WeightClipping(c).apply_`` (the class's own path) and ``clip_weights_(net, c)`` (the
+    functional core) both give every parameter ``min(max(p, -c), c)``, computed here out of place
+    from the weights before, elementwise with ``torch.where`` (not ``clamp``)."""
+    c = 0.05
     a, b = _net(), _net()
-    WeightClipping(0.05).apply_(a)
-    clip_weights_(b, 0.05)
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
+    before = [p.detach().clone() for p in a.parameters()]
+    expected = [torch.where(p0 > c, c, torch.where(p0 < -c, -c, p0)) for p0 in before]
+    assert any((p0 < -c).any() for p0 in before) and any((p0 > c).any() for p0 in before)  # both sides
+    WeightClipping(c).apply_(a)
+    clip_weights_(b, c)
+    for (name, pa), pb, e in zip(a.named_parameters(), b.parameters(), expected, strict=True):
+        for path, p in (("WeightClipping.apply_", pa), ("clip_weights_", pb)):
+            wrong = int((p != e).sum())
+            assert not wrong, f"{path}: {wrong} of {e.numel()} entries of {name} are not clamp(p, -c, c)"
 
 
 @pytest.mark.parametrize("clip", [0, 0.0, -0.01, float("nan"), "0.01", None, True])

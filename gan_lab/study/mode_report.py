@@ -1,0 +1,61 @@
+"""How a study's report shows :class:`~gan_lab.callbacks.mode_eval.ModeCoverageEvaluator`: the
+table's headers, the PacGAN / VEEGAN protocol paragraph, ``samples.png`` (final samples of each
+objective over the mixture means) and ``coverage.png`` (modes covered and HQ % against G steps)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar
+
+from gan_lab.study.report import REPORTS, EvaluatorReport
+
+
+@REPORTS.register(name="mode")
+class ModeCoverageReport(EvaluatorReport):
+    """The report of mode coverage on toy Gaussian mixtures (``info``: ``mixture``, ``means``,
+    ``std``, ``n_samples``, as the evaluator's ``info`` gives them)."""
+
+    TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {
+        "modes": ("modes covered", 1.0, 2),
+        "hq_fraction": ("HQ %", 100.0, 1),
+        "reverse_kl": ("reverse KL (nats)", 1.0, 3),
+        "js": ("JS (nats)", 1.0, 3),
+    }
+
+    def protocol(self, info: dict) -> str:
+        k = len(info["means"])
+        return (
+            f"Protocol (PacGAN / VEEGAN): `{info['mixture']}`, {k} equal-weight Gaussians, std {info['std']}. "
+            f"G (eval mode) maps a fixed set of {info['n_samples']:,} noise vectors to samples; each sample "
+            "is assigned to its nearest mean and is high quality (HQ) if its distance is below 3 std; a mode "
+            "is covered if at least one HQ sample is assigned to it. Reverse KL is KL(p̂ ‖ uniform) and JS is "
+            f"JS(p̂, uniform), in nats, for the histogram p̂ of HQ samples over the {k} modes (0 is best; "
+            f"ln {k} = {math.log(k):.2f} and ln 2 = 0.69 are the worst); both are undefined for a seed with "
+            "no HQ sample, and such seeds are left out of their mean (n shown)."
+        )
+
+    def figures(
+        self, study_dir, runs, results, history, info, file_prefix: str = ""
+    ) -> list[tuple[str, str]]:
+        """``samples.png`` (final samples per objective, from each run folder's
+        ``final_samples.npy``) and ``coverage.png`` (modes vs G steps)."""
+        import numpy as np
+
+        from gan_lab.plots import save_coverage_figure, save_samples_figure
+
+        study_dir = Path(study_dir)
+        means = np.array(info["means"])
+        panels = {}
+        for label, run_dir in runs:
+            files = sorted(Path(run_dir).glob("**/final_samples.npy"))
+            samples = np.concatenate([np.load(f) for f in files])  # (seeds, N, 2)
+            panels[label] = (samples, means, [r for r in results if r["objective"] == label])
+        samples_png, coverage_png = f"{file_prefix}samples.png", f"{file_prefix}coverage.png"
+        save_samples_figure(panels, str(study_dir / samples_png))
+        save_coverage_figure(
+            {label: [r for r in history if r["objective"] == label] for label, _ in runs},
+            str(study_dir / coverage_png),
+            num_modes=len(means),
+        )
+        return [("final samples", samples_png), ("mode coverage", coverage_png)]

@@ -1,0 +1,544 @@
+"""Writing a study's report from its files: ``results.csv``, ``history.csv``, ``study.json``.
+
+The files (in ``runs/<name>/``):
+
+    results.csv    one row per objective × seed: the evaluators' final metrics, wall time, status
+    history.csv    the same metrics at every evaluation (G steps)
+    study.json     the command, versions, every run's arguments, the evaluators and their facts
+    report.md      per evaluator: its protocol, the objective table (mean ± s.e. over seeds), figures
+    *.png          the evaluators' figures (toy mixtures: samples.png, coverage.png)
+
+A study runs one or several evaluators (the :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`
+callbacks of its runs). With one, its metrics are the columns (``modes``, ``hq_fraction``, ...),
+study.json's ``evaluator`` is its class path and ``info`` its facts; with several, each metric
+column is prefixed with the evaluator's name (``mode/modes``, ``sr/psnr``) so that no two collide,
+``evaluator`` is the list of class paths and ``info`` maps each name to its facts, and each
+evaluator's figure files are prefixed with its name (``mode_samples.png``). History rows where an
+evaluator did not evaluate hold NaN in its columns.
+
+How the report shows an evaluator (its table's headers and scales, the protocol paragraph, its
+figures) is an :class:`EvaluatorReport`, registered in :data:`REPORTS` under the evaluator's
+``NAME`` (:mod:`gan_lab.study.mode_report`, :mod:`gan_lab.study.sr_report`); an evaluator without
+one is shown with its metrics by name and no figures. The report is computed from the files alone,
+never from W&B: ``gan-lab report DIR`` (:func:`report_main`) checks them
+(:func:`check_study_folder`) and rewrites it, after merging the ``parts/<label>/`` folders of a
+job-array study (:func:`merge_parts`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from gan_lab.errors import ConfigError, fail
+from gan_lab.registry import Registry
+
+#: Columns of results.csv before and after the evaluators' metrics.
+RESULT_KEYS = ["study", "objective", "regularizers", "n_critic", "member", "seed", "g_steps"]
+HISTORY_KEYS = ["objective", "member", "seed", "g_steps"]
+
+
+# --------------------------------------------------------------------------------------------------
+# How the report shows an evaluator
+# --------------------------------------------------------------------------------------------------
+
+
+class EvaluatorReport:
+    """How a study's report shows one evaluator; subclasses are registered in :data:`REPORTS`
+    under the evaluator's ``NAME``. This base is the default for an evaluator without one: its
+    metrics by name, no protocol paragraph, no figures."""
+
+    #: metric -> (report header, display scale, digits), in table order; empty: every metric by name
+    TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {}
+
+    def table(self, metrics: Sequence[str]) -> dict[str, tuple[str, float, int]]:
+        """The table's columns for an evaluator of ``metrics``."""
+        return dict(self.TABLE) or {m: (m, 1.0, 3) for m in metrics}
+
+    def protocol(self, info: dict) -> str:
+        """The paragraph that states the evaluation protocol, from the evaluator's ``info``.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``info`` does not fit the evaluator (a damaged file).
+        """
+        return ""
+
+    def figures(
+        self, study_dir: Path, runs: list[tuple[str, Path]], results, history, info, file_prefix: str = ""
+    ) -> list[tuple[str, str]]:
+        """Draw the evaluator's figures into ``study_dir`` (file names starting ``file_prefix``);
+        return ``(caption, file name)`` pairs. ``runs``: ``(label, run folder)`` of each
+        configuration; ``results`` / ``history``: the rows, with the evaluator's metrics under their
+        own names."""
+        return []
+
+
+#: report helpers by evaluator name (``ScheduledEvaluator.NAME``)
+REPORTS: Registry = Registry("evaluator report", base=EvaluatorReport)
+
+
+def report_for(evaluator_cls: type) -> EvaluatorReport:
+    """The registered report helper of ``evaluator_cls``, else the default."""
+    name = getattr(evaluator_cls, "NAME", "")
+    return REPORTS.get(name) if name in REPORTS else EvaluatorReport()
+
+
+# --------------------------------------------------------------------------------------------------
+# The evaluators of a study, as its files record them
+# --------------------------------------------------------------------------------------------------
+
+
+def column_prefixes(names: Sequence[str]) -> list[str]:
+    """The prefix of each evaluator's metric columns: none for a study's only evaluator, the
+    evaluator's name for each of several.
+
+    >>> column_prefixes(["mode"]), column_prefixes(["mode", "sr"])
+    ([''], ['mode/', 'sr/'])
+    """
+    return [""] if len(names) == 1 else [f"{n}/" for n in names]
+
+
+def evaluators_meta(classes: Sequence[type], infos: Sequence[dict]) -> dict:
+    """study.json's ``evaluator`` and ``info`` for the study's evaluator classes and their facts."""
+    paths = [f"{c.__module__}.{c.__qualname__}" for c in classes]
+    if len(paths) == 1:
+        return {"evaluator": paths[0], "info": infos[0]}
+    return {"evaluator": paths, "info": {c.NAME: info for c, info in zip(classes, infos)}}
+
+
+@dataclass(frozen=True)
+class StudyEvaluator:
+    """One evaluator of a study: its class, its facts (``info``), the prefix of its columns."""
+
+    cls: type
+    info: dict
+    prefix: str
+    several: bool
+
+    @property
+    def name(self) -> str:
+        return self.cls.NAME
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.cls.METRICS)
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.prefix + m for m in self.metrics]
+
+    @property
+    def report(self) -> EvaluatorReport:
+        return report_for(self.cls)
+
+    @property
+    def file_prefix(self) -> str:
+        return f"{self.name}_" if self.several else ""
+
+    def rows(self, rows: list[dict], evaluated_only: bool = False) -> list[dict]:
+        """``rows`` with this evaluator's metrics under their own names (the others' left out);
+        ``evaluated_only``: without the rows where it did not evaluate (all its metrics NaN)."""
+        if not self.several:
+            return rows
+        out = []
+        for r in rows:
+            values = {m: r[self.prefix + m] for m in self.metrics}
+            if evaluated_only and all(math.isnan(v) for v in values.values()):
+                continue
+            out.append({**{k: v for k, v in r.items() if "/" not in k}, **values})  # "/": metrics
+        return out
+
+
+def _import(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def study_evaluators(meta: dict, meta_path: Path | None = None) -> list[StudyEvaluator]:
+    """The evaluators that study.json names, imported, with their facts.
+
+    Raises:
+        ConfigError: (one line naming ``meta_path``) an evaluator that cannot be imported or is not
+            an evaluator callback, or facts that do not fit its report's protocol.
+    """
+    from gan_lab.callbacks.evaluation import ScheduledEvaluator
+
+    where = meta_path or "study.json"
+    paths = meta["evaluator"] if isinstance(meta["evaluator"], list) else [meta["evaluator"]]
+    several = len(paths) > 1
+    classes = []
+    for path in paths:
+        try:
+            cls = _import(path)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ConfigError(
+                f"{where} names the evaluator {path!r}, which cannot be imported "
+                f"({type(e).__name__}: {e}); {REDO}"
+            ) from None
+        if not (isinstance(cls, type) and issubclass(cls, ScheduledEvaluator)):
+            raise ConfigError(f"{where}: the evaluator {path!r} is not an evaluator callback; {REDO}")
+        classes.append(cls)
+    entries = []
+    for cls, prefix in zip(classes, column_prefixes([c.NAME for c in classes])):
+        info = meta["info"].get(cls.NAME) if several else meta["info"]
+        try:
+            if not isinstance(info, dict):
+                raise TypeError(f"no facts (an object) for {cls.NAME!r}")
+            report_for(cls).protocol(info)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(
+                f"{where}: its 'info' does not fit {cls.__name__} ({type(e).__name__}: {e}); {REDO}"
+            ) from None
+        entries.append(StudyEvaluator(cls, info, prefix, several))
+    return entries
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and checking the files
+# --------------------------------------------------------------------------------------------------
+
+
+def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+#: Columns of results.csv / history.csv kept as text; of the others these are integers, the rest floats.
+TEXT_COLUMNS = frozenset({"study", "objective", "regularizers", "status"})
+INT_COLUMNS = frozenset({"member", "seed", "g_steps", "n_critic"})
+
+#: What to do about a damaged study file (the end of every such error line).
+REDO = "restore the file, or run the study again (gan-lab study)"
+
+
+def _parse_cell(path: Path, line: int, column: str, value: str):
+    if column in TEXT_COLUMNS:
+        return value
+    try:
+        return int(value) if column in INT_COLUMNS else float(value)
+    except ValueError:
+        kind = "an integer" if column in INT_COLUMNS else "a number"
+        raise ConfigError(f"{path}, line {line}, column {column}: {value!r} is not {kind}; {REDO}") from None
+
+
+def read_rows(path: Path, required: Sequence[str] = ()) -> list[dict]:
+    """Rows of results.csv / history.csv with ints and floats restored.
+
+    Raises:
+        ConfigError: one line naming the file (and the line) when it cannot be read, is not UTF-8
+            text, has no header, lacks one of the ``required`` columns, has a row with more or fewer
+            fields than its header (a truncated file), or a value that is not a number in a numeric
+            column (every column but :data:`TEXT_COLUMNS`; :data:`INT_COLUMNS` are integers).
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames
+            raw = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a CSV text file (not UTF-8 at byte {e.start}); {REDO}") from None
+    except csv.Error as e:
+        raise ConfigError(f"{path} is not a readable CSV file ({e}); {REDO}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if not fields:
+        raise ConfigError(f"{path} is empty (no header line); {REDO}")
+    missing = [c for c in required if c not in fields]
+    if missing:
+        header = ",".join(fields)
+        header = header if len(header) <= 60 else header[:57] + "..."
+        raise ConfigError(
+            f"{path} lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(its header: {header!r}); {REDO}"
+        )
+    rows = []
+    for i, (line, row) in enumerate(raw):
+        if None in row:  # DictReader keeps the fields past the header's under the key None
+            raise ConfigError(
+                f"{path}, line {line}: {len(fields) + len(row[None])} fields, more fields than the "
+                f"header's {len(fields)}; {REDO}"
+            )
+        absent = [k for k, v in row.items() if v is None]
+        if absent:
+            have = len(fields) - len(absent)
+            why = "the file is truncated" if i == len(raw) - 1 else "the row is damaged"
+            raise ConfigError(
+                f"{path}, line {line}: only {have} of the header's {len(fields)} fields ({why}); {REDO}"
+            )
+        rows.append({k: _parse_cell(path, line, k, v) for k, v in row.items()})
+    return rows
+
+
+def _class_paths(value) -> bool:
+    """A class path, or a non-empty list of them (study.json's ``evaluator``)."""
+    values = value if isinstance(value, list) and value else [value]
+    return all(isinstance(v, str) and "." in v for v in values)
+
+
+#: Keys of study.json that the report reads.
+META_KEYS = (
+    "study", "command", "started", "finished", "torch", "python",
+    "seeds", "seed", "ensemble", "evaluator", "runs", "info",
+)  # fmt: skip
+
+
+def read_meta(path: Path) -> dict:
+    """study.json, checked for what the report reads (one-line :class:`ConfigError` otherwise)."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a JSON text file (not UTF-8 at byte {e.start}); {REDO}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {REDO}"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(
+            f"{path} must hold a JSON object (the study's facts), not a {type(meta).__name__}; {REDO}"
+        )
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise ConfigError(
+            f"{path} lacks the key{'s' if len(missing) > 1 else ''} {', '.join(missing)}; {REDO}"
+        )
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for key, kind, ok in (
+        ("seeds", "an integer >= 1", is_int(meta["seeds"]) and meta["seeds"] >= 1),
+        ("seed", "an integer", is_int(meta["seed"])),
+        ("ensemble", "true or false", isinstance(meta["ensemble"], bool)),
+        ("evaluator", "a class path or a list of them", _class_paths(meta["evaluator"])),
+        ("info", "an object", isinstance(meta["info"], dict)),
+        ("weights", "an object", isinstance(meta.get("weights", {}), dict)),
+        (
+            "runs",
+            "a list of objects with label, run_dir and wall_time_s",
+            isinstance(meta["runs"], list)
+            and all(
+                isinstance(r, dict)
+                and isinstance(r.get("label"), str)
+                and isinstance(r.get("run_dir"), str)
+                and isinstance(r.get("wall_time_s"), (int, float))
+                for r in meta["runs"]
+            ),
+        ),
+    ):
+        if not ok:
+            raise ConfigError(f"{path}: {key!r} must be {kind}, got {meta.get(key)!r:.60}; {REDO}")
+    return meta
+
+
+def check_study_folder(study_dir: Path) -> None:
+    """Every file :func:`write_report` reads, checked before it writes anything: study.json (its
+    evaluators importable, their facts fitting their protocols), results.csv and history.csv (the
+    evaluators' metric columns, numbers where numbers belong, at least one row), and a run folder in
+    study.json for every objective of results.csv. Raises a one-line :class:`ConfigError`."""
+    study_dir = Path(study_dir)
+    meta_path = study_dir / "study.json"
+    meta = read_meta(meta_path)
+    columns = [c for entry in study_evaluators(meta, meta_path) for c in entry.columns]
+    runs = {r["label"]: r["run_dir"] for r in meta["runs"]}
+    for name, keys in (("results.csv", RESULT_KEYS), ("history.csv", HISTORY_KEYS)):
+        path = study_dir / name
+        rows = read_rows(path, required=[*keys, *columns])
+        if not rows:
+            raise ConfigError(f"{path} has no rows (only a header); {REDO}")
+        if name == "results.csv":
+            for label in dict.fromkeys(r["objective"] for r in rows):
+                if label not in runs:
+                    raise ConfigError(
+                        f"{path} has rows of objective {label!r}, which study.json does not list among "
+                        f"its runs ({', '.join(runs)}); {REDO}"
+                    )
+                if not (study_dir / runs[label]).is_dir():
+                    raise ConfigError(
+                        f"the run folder {study_dir / runs[label]} of {label!r} (study.json) does not exist; {REDO}"
+                    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------
+
+
+def fmt_mean_se(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± s.e.`` over the finite values, with ``(n=k/N)`` when some are undefined.
+
+    >>> fmt_mean_se([1.0, 2.0, 3.0])
+    '2.00 ± 0.58'
+    >>> fmt_mean_se([1.0, float("nan")], digits=1)
+    '1.0 (n=1/2)'
+    """
+    import torch
+
+    from gan_lab.metrics import mean_and_se
+
+    t = torch.tensor(values, dtype=torch.float64) * scale
+    mean, se = mean_and_se(t)
+    n_ok = int(torch.isfinite(t).sum())
+    if n_ok == 0:
+        return "undefined"
+    text = f"{mean:.{digits}f} ± {se:.{digits}f}" if math.isfinite(se) else f"{mean:.{digits}f}"
+    if n_ok < len(values):
+        text += f" (n={n_ok}/{len(values)})"
+    return text
+
+
+def _table(entry: StudyEvaluator, labels: list[str], results: list[dict], meta: dict) -> list[str]:
+    """The evaluator's objective table: mean ± s.e. over seeds of each metric, wall time."""
+    table = entry.report.table(entry.metrics)
+    headers = [h for h, _, _ in table.values()]
+    lines = [
+        "| objective | regularizers | n_critic | G steps | " + " | ".join(headers) + " | wall time (s) |",
+        "|---" * (5 + len(headers)) + "|",
+    ]
+    for lab in labels:
+        rows = [r for r in results if r["objective"] == lab]
+        cells = [
+            fmt_mean_se([r[entry.prefix + m] for r in rows], scale=scale, digits=digits)
+            for m, (_, scale, digits) in table.items()
+        ]
+        wall = sum(x["wall_time_s"] for x in meta["runs"] if x["label"] == lab)
+        first = rows[0]
+        lines.append(
+            f"| {lab} | {first['regularizers']} | {first['n_critic']} | {first['g_steps']} | "
+            + " | ".join(cells)
+            + f" | {wall:.1f} |"
+        )
+    return lines
+
+
+def write_report(study_dir: Path) -> Path:
+    """Write ``report.md`` and the evaluators' figures from the study's own files."""
+    study_dir = Path(study_dir)
+    meta = json.loads((study_dir / "study.json").read_text())
+    results = read_rows(study_dir / "results.csv")
+    history = read_rows(study_dir / "history.csv")
+    entries = study_evaluators(meta)
+    labels = list(dict.fromkeys(r["objective"] for r in results))
+    run_dirs = {}
+    for r in meta["runs"]:
+        run_dirs.setdefault(r["label"], study_dir / r["run_dir"])
+    runs = [(lab, run_dirs[lab]) for lab in labels]
+    n = meta["seeds"]
+    seeds = f"seed {meta['seed']}" if n == 1 else f"seeds {meta['seed']}..{meta['seed'] + n - 1}"
+    how = (
+        "together as ensemble members of one run (each member an independent run)"
+        if meta["ensemble"]
+        else "as separate runs"
+    )
+    lines = [
+        f"# Study `{meta['study']}`",
+        "",
+        f"Command: `{meta['command']}`; started {meta['started']}, finished {meta['finished']}; "
+        f"torch {meta['torch']}, python {meta['python']}.",
+        "",
+        f"Each configuration trains {n} seed{'s' if n > 1 else ''} ({seeds}) {how}. "
+        + (
+            "Figures are the mean ± standard error over seeds at the final evaluation"
+            if n > 1
+            else "With one seed there is no standard error: figures are that seed's final evaluation"
+        )
+        + "; per-seed values are in `results.csv`, every evaluation in `history.csv`.",
+        "",
+    ]
+    weights = [f"Pretrained weights: `{p}` (sha256 {h}…)." for p, h in meta.get("weights", {}).items()]
+    sections = []
+    for entry in entries:
+        figures = entry.report.figures(
+            study_dir,
+            runs,
+            entry.rows(results),
+            entry.rows(history, evaluated_only=True),
+            entry.info,
+            file_prefix=entry.file_prefix,
+        )
+        figure_lines = [line for caption, name in figures for line in (f"![{caption}]({name})", "")]
+        sections.append((entry, _table(entry, labels, results, meta), figure_lines))
+    diverged = sorted({(r["objective"], r["status"]) for r in results if r.get("status", "ok") != "ok"})
+    diverged_lines = []
+    if diverged:
+        diverged_lines += [
+            "",
+            "Diverged (the divergence guard stopped them; figures are from their last evaluation):",
+        ]
+        diverged_lines += [f"- {lab}: {status}" for lab, status in diverged]
+    if len(sections) == 1:
+        ((entry, table, figure_lines),) = sections
+        lines += [entry.report.protocol(entry.info), "", *weights, "", *table, *diverged_lines, ""]
+        lines += figure_lines
+    else:
+        lines += [*weights, ""] if weights else []
+        for entry, table, figure_lines in sections:
+            lines += [f"## {entry.cls.__name__} (`{entry.name}/` columns)", ""]
+            protocol = entry.report.protocol(entry.info)
+            lines += [protocol, ""] if protocol else []
+            lines += [*table, ""]
+            lines += figure_lines
+        lines += [*diverged_lines[1:], ""] if diverged else []
+    path = study_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def merge_parts(study_dir: Path) -> None:
+    """Join the entries that job-array tasks wrote into ``study_dir/parts/<label>/`` into one study:
+    results.csv, history.csv and study.json at the top, as if one process had run them all."""
+    parts = sorted(p for p in (study_dir / "parts").iterdir() if (p / "study.json").is_file())
+    if not parts:
+        raise ConfigError(f"{study_dir}/parts holds no finished entry")
+    metas = [json.loads((p / "study.json").read_text()) for p in parts]
+    meta = {**metas[0], "runs": [], "weights": {}}
+    meta["started"] = min(m["started"] for m in metas)
+    meta["finished"] = max(m["finished"] for m in metas)
+    meta["command"] = metas[0]["command"].split(" --only")[0] + " (job array: one task per entry)"
+    for p, m in zip(parts, metas):
+        for run in m["runs"]:
+            meta["runs"].append({**run, "run_dir": str((p / run["run_dir"]).relative_to(study_dir))})
+        meta["weights"].update(m.get("weights", {}))
+    for name in ("results.csv", "history.csv"):
+        fields, rows = None, []
+        for p in parts:
+            with open(p / name, newline="") as f:
+                reader = csv.DictReader(f)
+                fields = fields or reader.fieldnames
+                rows.extend(reader)
+        write_csv(study_dir / name, fields, rows)
+    (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
+
+
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="gan-lab report", description="Rewrite a study's report from its files."
+    )
+    parser.add_argument("study_dir")
+    args = parser.parse_args(argv)
+    d = Path(args.study_dir)
+    if (d / "parts").is_dir() and not (d / "study.json").exists():
+        try:
+            merge_parts(d)
+        except ConfigError as e:
+            return fail(e)
+    missing = [f for f in ("study.json", "results.csv", "history.csv") if not (d / f).is_file()]
+    if missing:
+        return fail(f"{args.study_dir!r} is not a finished study folder (missing {', '.join(missing)})")
+    try:
+        check_study_folder(d)  # before write_report rewrites any figure or report.md
+    except ConfigError as e:
+        return fail(e)
+    print(write_report(d))
+    return 0

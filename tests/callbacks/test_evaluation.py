@@ -1,0 +1,121 @@
+"""Tests of the evaluation schedule (gan_lab.callbacks.evaluation): each evaluation is logged once,
+at its G step, with the values the evaluator keeps in its history."""
+
+from __future__ import annotations
+
+import csv
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from gan_lab.callbacks import ModeCoverageEvaluator
+from gan_lab.callbacks.evaluation import ScheduledEvaluator
+from gan_lab.data import ToyMixtureDataModule
+from gan_lab.metrics import mean_and_se
+from gan_lab.module import GANModule
+from gan_lab.nets import ToyDiscriminator, ToyGenerator
+
+
+def _fit(tmp_path, every: int, max_g_steps: int, log_every: int, n_critic: int = 1):
+    model = GANModule(
+        ToyGenerator(members=2, hidden=8, layers=2),
+        ToyDiscriminator(members=2, hidden=8, layers=2),
+        max_g_steps=max_g_steps,
+        n_critic=n_critic,
+        seed=0,
+    )
+    evaluator = ModeCoverageEvaluator(every_n_g_steps=every, n_samples=100, plot=False)
+    trainer = L.Trainer(
+        max_steps=-1,
+        max_epochs=-1,
+        logger=CSVLogger(str(tmp_path), name="", version=""),
+        log_every_n_steps=log_every,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[evaluator],
+    )
+    trainer.fit(model, ToyMixtureDataModule("ring8", batch_size=16))
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return evaluator, rows
+
+
+def _expected(history: list[dict], step: int) -> dict[str, float]:
+    """What the evaluator logs for the evaluation at ``step``: mean and s.e. over members."""
+    out = {}
+    for name in ModeCoverageEvaluator.METRICS:
+        values = torch.tensor([r[name] for r in history if r["g_steps"] == step], dtype=torch.float64)
+        out[f"mode/{name}"], out[f"mode/{name}_se"] = mean_and_se(values)
+    return out
+
+
+@pytest.mark.parametrize(("n_critic", "log_every"), [(1, 3), (2, 3)])
+def test_each_evaluation_is_one_row_at_its_g_step(tmp_path, n_critic, log_every):
+    """Evaluation every 2 G steps, the loggers every 3 batches: metrics.csv has evaluation values
+    exactly in the rows of G steps 2, 4, 6 (none repeated at the loggers' other steps), each equal
+    to the evaluator's history at that step."""
+    evaluator, rows = _fit(tmp_path, every=2, max_g_steps=6, log_every=log_every, n_critic=n_critic)
+    assert sorted({r["g_steps"] for r in evaluator.history}) == [2, 4, 6]
+    evaluated = [r for r in rows if r.get("mode/modes")]
+    assert [int(float(r["step"])) for r in evaluated] == [2, 4, 6]
+    for row in evaluated:
+        step = int(float(row["step"]))
+        for key, value in _expected(evaluator.history, step).items():
+            assert float(row[key]) == pytest.approx(value, nan_ok=True), (step, key)
+    # the module's own rows (losses) are still there, at G steps too
+    assert any(r.get("d/loss") for r in rows)
+
+
+def test_the_final_evaluation_off_schedule_is_logged_at_its_g_step(tmp_path):
+    """max_g_steps 5 with evaluation every 2: the evaluation at the end (G step 5) is logged too."""
+    evaluator, rows = _fit(tmp_path, every=2, max_g_steps=5, log_every=50)
+    assert [r["g_steps"] for r in evaluator.history][::2] == [2, 4, 5]
+    evaluated = [r for r in rows if r.get("mode/modes")]
+    assert [int(float(r["step"])) for r in evaluated] == [2, 4, 5]
+    final = _expected(evaluator.history, 5)
+    assert float(evaluated[-1]["mode/hq_fraction"]) == pytest.approx(final["mode/hq_fraction"])
+
+
+class Recorder:
+    """A logger that keeps what it is given (the part of Lightning's Logger API evaluators use)."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, dict]] = []
+        self.saves = 0
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        self.logged.append((step, dict(metrics)))
+
+    def save(self) -> None:
+        self.saves += 1
+
+
+class Constant(ScheduledEvaluator):
+    NAME, METRICS = "const", ("value",)
+
+    def evaluate(self, trainer, pl_module) -> dict:
+        self.history.append({"g_steps": pl_module.g_steps, "member": 0, "seed": 0, "value": 1.5})
+        self.log_metrics(trainer, pl_module, {"const/value": 1.5})
+        self._last_eval = pl_module.g_steps
+        return {"value": 1.5}
+
+
+def test_log_metrics_writes_to_every_logger_once_at_the_g_step():
+    loggers = [Recorder(), Recorder()]
+    trainer = SimpleNamespace(loggers=loggers, callback_metrics={})
+    module = SimpleNamespace(g_steps=7)
+    ev = Constant(every_n_g_steps=7)
+    ev.on_train_batch_end(trainer, module, None, None, 0)
+    ev.on_train_batch_end(trainer, module, None, None, 1)  # the same G step (n_critic > 1): not again
+    for logger in loggers:
+        assert logger.logged == [(7, {"const/value": 1.5})] and logger.saves == 1
+    assert float(trainer.callback_metrics["const/value"]) == 1.5  # what the fit's summary prints
+    module.g_steps = 9
+    ev.evaluate_without_logging(trainer, module)
+    assert all(len(logger.logged) == 1 for logger in loggers) and len(ev.history) == 2
+    ev.evaluate(trainer, module)  # logging is back on
+    assert loggers[0].logged[-1] == (9, {"const/value": 1.5})

@@ -1,0 +1,156 @@
+"""The evaluators' report helpers (gan_lab.study.report, mode_report, sr_report): found by the
+evaluator's name, each states its protocol from the evaluator's facts and draws its figures from
+the study's rows and run folders; the evaluators themselves draw no report figure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.io import write_png
+
+from gan_lab.callbacks import ModeCoverageEvaluator
+from gan_lab.callbacks.evaluation import ScheduledEvaluator
+from gan_lab.callbacks.sr_eval import SRMetricsEvaluator, make_sr_grid, sr_metrics, upsample
+from gan_lab.data.paired import bicubic_downsample
+from gan_lab.study import REPORTS, EvaluatorReport
+from gan_lab.study.mode_report import ModeCoverageReport
+from gan_lab.study.report import report_for
+from gan_lab.study.sr_report import SRMetricsReport
+
+EVALUATORS = [ModeCoverageEvaluator, SRMetricsEvaluator]
+
+
+def test_each_evaluator_has_a_report_registered_under_its_name():
+    assert sorted(REPORTS) == ["mode", "sr"]
+    assert isinstance(report_for(ModeCoverageEvaluator), ModeCoverageReport)
+    assert isinstance(report_for(SRMetricsEvaluator), SRMetricsReport)
+    for cls in EVALUATORS:
+        assert list(report_for(cls).TABLE) == list(cls.METRICS)  # a header for every metric, in order
+
+
+@pytest.mark.parametrize("cls", EVALUATORS)
+def test_evaluators_compute_and_log_but_draw_no_report(cls):
+    for attr in ("protocol", "study_figures"):
+        assert not hasattr(cls, attr), f"{cls.__name__}.{attr}"
+
+
+def test_an_evaluator_without_a_report_gets_the_default():
+    class Plain(ScheduledEvaluator):
+        NAME, METRICS = "plain", ("a", "b")
+
+    report = report_for(Plain)
+    assert type(report) is EvaluatorReport
+    assert report.table(Plain.METRICS) == {"a": ("a", 1.0, 3), "b": ("b", 1.0, 3)}
+    assert report.protocol({}) == "" and report.figures(None, [], [], [], {}) == []
+
+
+def test_a_report_name_is_registered_once():
+    from gan_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'mode' is already registered"):
+        REPORTS.register(EvaluatorReport, name="mode")
+
+
+# --------------------------------------------------------------------------------------------------
+# Mode coverage
+# --------------------------------------------------------------------------------------------------
+
+RING8 = [[math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)] for i in range(8)]
+MODE_INFO = {"mixture": "ring8", "means": RING8, "std": 0.01, "n_samples": 2500}
+
+
+def test_mode_protocol_states_the_setting():
+    text = ModeCoverageReport().protocol(MODE_INFO)
+    for needle in ("PacGAN / VEEGAN", "`ring8`", "8 equal-weight Gaussians", "std 0.01", "2,500", "3 std"):
+        assert needle in text
+    assert "ln 8 = 2.08" in text
+    with pytest.raises(KeyError):
+        ModeCoverageReport().protocol({"mixture": "ring8"})  # what check_study_folder turns into one line
+
+
+def _mode_rows(labels, steps=(2, 4), members=2):
+    history = [
+        {"objective": lab, "member": k, "seed": k, "g_steps": g, "modes": 8.0 - i, "hq_fraction": 0.5,
+         "reverse_kl": 0.1, "js": 0.05}
+        for i, lab in enumerate(labels) for g in steps for k in range(members)
+    ]  # fmt: skip
+    return [r for r in history if r["g_steps"] == steps[-1]], history
+
+
+@pytest.mark.parametrize("prefix", ["", "mode_"])
+def test_mode_figures_are_drawn_from_the_run_folders_and_rows(tmp_path, prefix):
+    labels = ["hinge", "wasserstein"]
+    runs = []
+    for i, label in enumerate(labels):
+        run_dir = tmp_path / label
+        run_dir.mkdir()
+        np.save(run_dir / "final_samples.npy", np.asarray(RING8)[None].repeat(2, 0) + 0.001 * i)  # (2, 8, 2)
+        runs.append((label, run_dir))
+    results, history = _mode_rows(labels)
+    figures = ModeCoverageReport().figures(tmp_path, runs, results, history, MODE_INFO, file_prefix=prefix)
+    assert figures == [("final samples", f"{prefix}samples.png"), ("mode coverage", f"{prefix}coverage.png")]
+    for _, name in figures:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG" and (tmp_path / name).stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------------------------------
+# Super-resolution
+# --------------------------------------------------------------------------------------------------
+
+
+class FakePairs:
+    """What the SR evaluator reads of a datamodule: fixed validation pairs and a description."""
+
+    def __init__(self, n: int = 6, size: int = 32, scale: int = 4) -> None:
+        g = torch.Generator().manual_seed(1)
+        base = torch.rand(n, 3, size // 4, size // 4, generator=g) * 2 - 1
+        self.hr = F.interpolate(base, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+        self.lr = bicubic_downsample(self.hr, scale)
+
+    def validation_pairs(self):
+        return self.lr, self.hr
+
+    def describe(self) -> dict:
+        return {"dataset": "fake", "crop_size": 32, "scale": 4, "lr_size": 8, "channels": 3}
+
+
+def _sr_info() -> dict:
+    from types import SimpleNamespace
+
+    return SRMetricsEvaluator().info(SimpleNamespace(datamodule=FakePairs()))
+
+
+def test_sr_protocol_states_the_setting_and_the_bicubic_baseline():
+    info = _sr_info()
+    lr, hr = FakePairs().validation_pairs()
+    baseline = sr_metrics(upsample(lr, (32, 32), "bicubic"), hr)
+    assert info["bicubic_psnr"] == pytest.approx(float(baseline["psnr"].mean()))
+    text = SRMetricsReport().protocol(info)
+    for needle in ("×4", "32×32", "8×8", "6 fixed", "data range 1", "[0, 1]", "Sobel", "G_ema"):
+        assert needle in text
+    assert f"PSNR {info['bicubic_psnr']:.2f}" in text and f"SSIM {info['bicubic_ssim']:.3f}" in text
+
+
+@pytest.mark.parametrize("prefix", ["", "sr_"])
+def test_sr_figures_write_grids_and_the_psnr_curve(tmp_path, prefix):
+    lr, hr = FakePairs().validation_pairs()
+    runs, results, history = [], [], []
+    for i, label in enumerate(["pixel", "adv_ns"]):
+        run_dir = tmp_path / label / "seed0"
+        run_dir.mkdir(parents=True)
+        write_png(
+            make_sr_grid(lr[:2], upsample(lr[:2], (32, 32), "bicubic"), hr[:2]), str(run_dir / "grid.png")
+        )
+        runs.append((label, tmp_path / label))
+        for g in (0, 10, 20):
+            history.append({"objective": label, "member": 0, "seed": 0, "g_steps": g, "psnr": 20.0 + i + g / 10,
+                            "ssim": 0.5, "edge_error": 0.1})  # fmt: skip
+        results.append(history[-1])
+    figures = SRMetricsReport().figures(tmp_path, runs, results, history, _sr_info(), file_prefix=prefix)
+    assert [f for _, f in figures] == [f"{prefix}grids.png", f"{prefix}psnr.png"]
+    for _, name in figures:
+        assert (tmp_path / name).stat().st_size > 1000
