@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fake_sr import FakePairs as FakeData
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch.utils.data import DataLoader
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
@@ -40,22 +41,6 @@ def pair(seed: int = 0, n: int = 2, noise: float = 0.2) -> tuple[torch.Tensor, t
     target = F.interpolate(base, size=(32, 32), mode="bilinear", align_corners=False)
     output = (target + noise * torch.randn(target.shape, generator=g)).clamp(-1, 1)
     return output, target
-
-
-class FakeData:
-    """What the evaluator reads of a datamodule: fixed validation pairs and a description."""
-
-    def __init__(self, n: int = 6, size: int = 32, scale: int = 4) -> None:
-        g = torch.Generator().manual_seed(1)
-        base = torch.rand(n, 3, size // 4, size // 4, generator=g) * 2 - 1
-        self.hr = F.interpolate(base, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-        self.lr = bicubic_downsample(self.hr, scale)
-
-    def validation_pairs(self):
-        return self.lr, self.hr
-
-    def describe(self) -> dict:
-        return {"dataset": "fake", "crop_size": 32, "scale": 4, "lr_size": 8, "channels": 3}
 
 
 def fake_run(G, g_steps: int = 0):

@@ -8,14 +8,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
+from fake_sr import FakePairs
 from torchvision.io import write_png
 
 from gan_lab.callbacks import ModeCoverageEvaluator
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.callbacks.sr_eval import SRMetricsEvaluator, make_sr_grid, sr_metrics, upsample
-from gan_lab.data.paired import bicubic_downsample
 from gan_lab.study import REPORTS, EvaluatorReport
 from gan_lab.study.mode_report import ModeCoverageReport
 from gan_lab.study.report import report_for
@@ -100,22 +98,6 @@ def test_mode_figures_are_drawn_from_the_run_folders_and_rows(tmp_path, prefix):
 # --------------------------------------------------------------------------------------------------
 # Super-resolution
 # --------------------------------------------------------------------------------------------------
-
-
-class FakePairs:
-    """What the SR evaluator reads of a datamodule: fixed validation pairs and a description."""
-
-    def __init__(self, n: int = 6, size: int = 32, scale: int = 4) -> None:
-        g = torch.Generator().manual_seed(1)
-        base = torch.rand(n, 3, size // 4, size // 4, generator=g) * 2 - 1
-        self.hr = F.interpolate(base, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-        self.lr = bicubic_downsample(self.hr, scale)
-
-    def validation_pairs(self):
-        return self.lr, self.hr
-
-    def describe(self) -> dict:
-        return {"dataset": "fake", "crop_size": 32, "scale": 4, "lr_size": 8, "channels": 3}
 
 
 def _sr_info() -> dict:
