@@ -581,9 +581,13 @@ def fix_malloc_thresholds(mmap_bytes: int = 32 << 20, trim_bytes: int = 1 << 30)
 
 
 def quiet_lightning() -> None:
-    """Only Lightning's errors on the console (no GPU / TPU banners, tips or summaries per fit)."""
+    """Only Lightning's errors on the console: the commands' quiet set-up
+    (:func:`gan_lab.console.quiet_lightning`), and no summaries or warnings per fit either."""
     import logging
 
+    from gan_lab.console import quiet_lightning as quiet_commands
+
+    quiet_commands()
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -61,10 +61,10 @@ def load_checkpoint(path: str) -> dict:
     return ckpt
 
 
-def check_checkpoint_fits(ckpt_path: str, model) -> dict:
+def check_checkpoint_fits(ckpt_path: str, model, ckpt: dict | None = None) -> dict:
     """Refuse a checkpoint whose weights do not fit ``model`` (another config), before any work;
-    return the loaded checkpoint."""
-    ckpt = load_checkpoint(ckpt_path)
+    return the loaded checkpoint (``ckpt``: the file already read, not read again)."""
+    ckpt = load_checkpoint(ckpt_path) if ckpt is None else ckpt
     state, ours = ckpt["state_dict"], model.state_dict()
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))

@@ -37,11 +37,18 @@ def check_optimizers(model) -> None:
             raise ConfigError(f"model.{key} (the {player} optimizer) is refused by torch: {e}") from None
 
 
-def preflight(model, datamodule, trainer, ckpt_path: str | None = None, loggerless: bool = False) -> None:
+def preflight(
+    model,
+    datamodule,
+    trainer,
+    ckpt_path: str | None = None,
+    loggerless: bool = False,
+    ckpt: dict | None = None,
+) -> None:
     """Every check that can fail before training starts, each with a one-line ConfigError:
     missing pretrained weights, data that does not fit the nets, optimizer settings torch refuses,
     a checkpoint of another config, an output folder that cannot be written, a loggerless run
-    into a folder that already holds one."""
+    into a folder that already holds one. ``ckpt``: the checkpoint at ``ckpt_path`` already read."""
     from gan_lab.checkpoints import check_checkpoint_fits
     from gan_lab.errors import ConfigError
 
@@ -49,7 +56,7 @@ def preflight(model, datamodule, trainer, ckpt_path: str | None = None, loggerle
     model.check_data(datamodule)
     check_optimizers(model)
     if ckpt_path is not None and ckpt_path not in CHECKPOINT_ALIASES:
-        check_checkpoint_fits(ckpt_path, model)
+        check_checkpoint_fits(ckpt_path, model, ckpt)
     root = trainer.default_root_dir
     if not writable_folder(root):
         raise ConfigError(
@@ -119,7 +126,10 @@ def build_cli(args: Sequence[str], run: bool = True):
                 # in the folder that checkpoint records.
                 hpc = hpc_checkpoint(root)
                 resume = Resume.of(hpc) if hpc is not None else None
-            preflight(self.model, self.datamodule, self.trainer, ckpt_path, loggerless=not loggers)
+            read = resume.checkpoint if resume is not None else None
+            preflight(self.model, self.datamodule, self.trainer, ckpt_path, loggerless=not loggers, ckpt=read)
+            if resume is not None:
+                resume.checkpoint = None  # Lightning reads the file itself to restore it
             if loggers:
                 self.trainer.loggers = default_loggers(self.model, self.datamodule, root, resume)
             use_g_step_progress_bar(self.trainer)

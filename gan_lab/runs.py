@@ -22,7 +22,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning.pytorch.cli import SaveConfigCallback
@@ -34,28 +34,31 @@ _VERSION = re.compile(r"version_(\d+)$")
 _HPC = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Resume:
     """A checkpoint to resume from, the run folder it belongs to (None: not a ``version_N``
     folder, e.g. a checkpoint copied elsewhere; the run then gets a new folder) and the module's
-    counters in it."""
+    counters in it. ``checkpoint``: the file as read, for the check that it fits the model (read
+    once; the CLI drops it after that check)."""
 
     ckpt_path: str
     run_dir: Path | None
     g_steps: int = 0
     d_steps: int = 0
+    checkpoint: dict | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, ckpt_path: str) -> Resume:
         """Read the counters of ``ckpt_path`` (one line if it is no checkpoint)."""
         from gan_lab.checkpoints import load_checkpoint
 
-        state = load_checkpoint(ckpt_path).get("gan_lab") or {}
+        ckpt = load_checkpoint(ckpt_path)
+        state = ckpt.get("gan_lab") or {}
         g, d = int(state.get("g_steps", 0)), int(state.get("d_steps", 0))
         saved = state.get("run_dir")  # where the run was logging (also for files saved elsewhere)
         if isinstance(saved, str) and _VERSION.match(Path(saved).name) and Path(saved).is_dir():
-            return cls(ckpt_path, Path(saved).resolve(), g, d)
-        return cls(ckpt_path, run_dir_of(ckpt_path), g, d)
+            return cls(ckpt_path, Path(saved).resolve(), g, d, ckpt)
+        return cls(ckpt_path, run_dir_of(ckpt_path), g, d, ckpt)
 
 
 def versions(root: str | os.PathLike, name: str) -> list[tuple[int, Path]]:
