@@ -1,4 +1,4 @@
-"""Shared pytest set-up: doctest namespace, offline W&B, quiet Lightning."""
+"""Shared pytest set-up: doctest namespace, offline W&B, quiet Lightning, the lab's cache in a tmp folder."""
 
 import os
 
@@ -8,6 +8,19 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lab_cache(tmp_path_factory):
+    """The lab's cache (the digit classifier, reference features) in a folder of this session, never
+    in ~/.cache: trained once per session, shared by every test (and the studies' worker processes)."""
+    old = os.environ.get("GAN_LAB_CACHE")
+    os.environ["GAN_LAB_CACHE"] = str(tmp_path_factory.mktemp("gan_lab_cache"))
+    yield
+    if old is None:
+        os.environ.pop("GAN_LAB_CACHE", None)
+    else:
+        os.environ["GAN_LAB_CACHE"] = old
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,9 @@ alternation, and so that the CLI can run them before anything is written.
   nets' ensemble sizes and noise, n_critic, max_g_steps, EMA, gradient clipping.
 - :func:`check_trainer` (in ``setup``): DDP needs find_unused_parameters; SyncBatchNorm cannot go
   with an input-gradient penalty on D.
-- :func:`check_data` / :func:`check_ready` (before fit): data channels that fit the nets;
-  regularizers that have what they need (pretrained weights).
+- :func:`check_remedies` (at construction): packing and unrolled look-ahead settings.
+- :func:`check_data` / :func:`check_ready` (before fit): data channels that fit the nets (D reads
+  ``pack`` × the data's channels); regularizers that have what they need (pretrained weights).
 """
 
 from __future__ import annotations
@@ -73,11 +74,46 @@ def check_config(
             raise ConfigError(
                 f"lazy regularizers on {player} use different intervals {sorted(lazy)}; use one interval"
             )
+    input_grad = _d_penalties(regs, "needs_input_grad")
+    if input_grad and _mixes_samples(D):
+        rank_zero_warn(
+            f"D holds a minibatch standard deviation layer, so the input gradient of {input_grad[0]!r} is not "
+            "exactly per sample (each sample's logit depends on its group); ProGAN uses the two together"
+        )
     if objective.needs_lipschitz and not (has_clip or lipschitz):
         rank_zero_warn(
             f"objective {objective.name!r} without a Lipschitz constraint on D (wgan_gp, one_sided_gp or "
             "weight_clipping; r1, r2 and dragan do not bound the critic): its loss is not a Wasserstein estimate"
         )
+
+
+def _mixes_samples(D: nn.Module) -> bool:
+    from gan_lab.nets.layers import mixes_samples
+
+    return mixes_samples(D)
+
+
+def check_remedies(pack, unrolled_steps, conditional: bool) -> tuple[int, int]:
+    """``(pack, unrolled_steps)`` checked: packing degree ``m >= 1``, look-ahead steps ``k >= 0``;
+    neither in a paired (conditional) run, whose D judges ``(output, condition)`` pairs.
+
+    >>> check_remedies(2, 0, False)
+    (2, 0)
+    >>> check_remedies(0, 0, False)
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: pack must be an integer >= 1 (samples per pack judged by D; 1: no packing), got 0
+    """
+    check_int("pack", pack, hint=" (samples per pack judged by D; 1: no packing)")
+    check_int(
+        "unrolled_steps", unrolled_steps, minimum=0, hint=" (look-ahead steps of D in G's loss; 0: off)"
+    )
+    for name, value, off in (("pack", pack, 1), ("unrolled_steps", unrolled_steps, 0)):
+        if conditional and value != off:
+            raise ConfigError(
+                f"{name}={value} is not supported in a paired (conditional) run; set {name}={off} there"
+            )
+    return pack, unrolled_steps
 
 
 def check_gradient_clip_val(value) -> float | None:
@@ -134,17 +170,23 @@ def check_trainer(trainer, D: nn.Module, penalties) -> None:
         )
 
 
-def check_data(G: nn.Module, D: nn.Module, datamodule) -> None:
-    """Refuse data whose channels (or 2D dims) differ from what G makes and D reads."""
+def check_data(G: nn.Module, D: nn.Module, datamodule, pack: int = 1) -> None:
+    """Refuse data whose channels (or 2D dims) differ from what G makes and D reads (D reads packs
+    of ``pack`` samples: ``pack`` × the data's channels)."""
     data = getattr(datamodule, "channels", None)
     if data is None:
         return
-    for role, net, attrs in (
-        ("generator output", G, ("out_channels", "out_dim", "channels")),
-        ("discriminator input", D, ("in_channels", "in_dim", "channels")),
+    for role, net, attrs, want in (
+        ("generator output", G, ("out_channels", "out_dim", "channels"), data),
+        ("discriminator input", D, ("in_channels", "in_dim", "channels"), pack * data),
     ):
         size = next((getattr(net, a) for a in attrs if getattr(net, a, None) is not None), None)
-        if size is not None and size != data:
+        if size is not None and size != want:
+            if pack > 1 and net is D:
+                raise ConfigError(
+                    f"with pack={pack} the discriminator reads packs of {pack} samples of {data} channels, "
+                    f"{want} in all, but its input has {size}; set its in_dim / in_channels to {want}"
+                )
             raise ConfigError(
                 f"the data has {data} channels but the {role} has {size}; set the nets' channels to "
                 f"{data} or choose data with {size} channels"

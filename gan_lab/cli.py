@@ -1,9 +1,12 @@
-"""The ``gan-lab`` command: dispatch to ``fit`` (LightningCLI), ``study``, ``report``, ``sample``, ``bench``.
+"""The ``gan-lab`` command: dispatch to ``fit`` (LightningCLI), ``study``, ``report``, ``sample``, ``metrics``,
+``bench``, ``dashboard``.
 
     gan-lab fit --config experiments/toy/ring8.yaml --model.objective hinge
     gan-lab fit --config experiments/toy/ring8.yaml --print_config      # the resolved config
     gan-lab study experiments/studies/ring8.yaml
     gan-lab report runs/ring8-demo
+    gan-lab dashboard runs/ring8-demo          # the W&B workspace definition; --save pushes it
+    gan-lab metrics FAKE_DIR REAL_DIR --weights PATH                 # FID & co. between two folders
 
 Bad input (an unknown objective, regularizer or dataset, an impossible combination, a malformed
 argument) ends the command with exit code 2 and one line on stderr, before any training starts.
@@ -51,7 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gan_lab.sample import sample_main
 
         return sample_main(rest)
-    return fail(f"unknown command {command!r}; valid commands: fit, study, report, sample, bench")
+    if command == "metrics":
+        from gan_lab.metrics.compare import metrics_main
+
+        return metrics_main(rest)
+    if command == "dashboard":
+        from gan_lab.dashboard.workspace import dashboard_main
+
+        return dashboard_main(rest)
+    return fail(
+        f"unknown command {command!r}; valid commands: fit, study, report, sample, metrics, bench, dashboard"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,23 @@ With ``adversarial_weight = 0`` there is no D phase and G trains on its penaltie
 per sample and reduced by :func:`~gan_lab.losses.reduction.reduce_members` (Σ over members of each
 member's mean), so that the E members of a seed ensemble train exactly as E separate runs.
 ``d_steps`` / ``g_steps`` are the module's own counters (Lightning's ``global_step`` counts every
-optimizer step of both players). The checks, the optimizers' defaults and corrections, the
+optimizer step of both players).
+
+Mode-collapse remedies on D's side, for every objective, net and dataset:
+
+- ``pack = m`` (PacGAN, Lin et al. 2018): D judges packs of ``m`` samples
+  (:func:`gan_lab.nets.layers.pack`: features side by side for toy data, channels for images, so D
+  is built with ``in_dim = m·2`` / ``in_channels = m·C``). A batch of ``N`` real samples becomes
+  ``N/m`` packs, G makes ``N`` fakes a step (``m`` × the packs), real and fake are packed alike and
+  every penalty sees packs. The toy datamodule draws ``batch_size · m`` samples (``batch_size`` =
+  packs per step); ``m = 1`` is the plain run.
+- ``unrolled_steps = k`` (Metz et al. 2017): G's loss against D after ``k`` differentiable look-ahead
+  updates of D's own optimizer (:mod:`gan_lab.unrolled`); D is updated normally; ``k = 0`` is the
+  plain run.
+- Minibatch standard deviation (Karras et al. 2018) and LinearMaxout are layers of D
+  (:mod:`gan_lab.nets.layers`; ``ToyDiscriminator(minibatch_std=True, activation="maxout")``).
+
+The checks, the optimizers' defaults and corrections, the
 compiled nets and the random streams live in modules of their own (:mod:`gan_lab.checks`,
 :mod:`gan_lab.optim`, :mod:`gan_lab.compiled`, :mod:`gan_lab.seeding`).
 """
@@ -26,18 +42,27 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
-from gan_lab.checks import check_config, check_data, check_gradient_clip_val, check_ready, check_trainer
+from gan_lab.checks import (
+    check_config,
+    check_data,
+    check_gradient_clip_val,
+    check_ready,
+    check_remedies,
+    check_trainer,
+)
 from gan_lab.compiled import CompiledNets, channels_last
 from gan_lab.errors import ConfigError, check_int, check_weight
 from gan_lab.losses import Objective, get_objective
 from gan_lab.losses.reduction import reduce_members, term_means
 from gan_lab.nets.ema import ema_beta, ema_update_, make_ema
+from gan_lab.nets.layers import pack
 from gan_lab.nets.spec import net_spec
 from gan_lab.optim import ADAM_DEFAULTS, clip_unscaled_, correct_for_lazy_interval, default_adam
 from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
 from gan_lab.regularizers.base import full_precision
 from gan_lab.seeding import STREAMS, RunStreams, global_rng_state, member_seeds, set_global_rng_state
 from gan_lab.threads import use_cpu_threads
+from gan_lab.unrolled import check_optimizer, lookahead_critic, lookahead_parameters
 
 __all__ = ["ADAM_DEFAULTS", "GANModule", "correct_for_lazy_interval", "reduce_members", "term_means"]
 
@@ -74,6 +99,8 @@ class GANModule(L.LightningModule):
         channels_last: 4-D weights and batches in channels_last memory format.
         compile: train through ``torch.compile``'d G and D (:mod:`gan_lab.compiled`).
         cpu_threads: intra-op threads of a CPU run; None: the nets' choice (:mod:`gan_lab.threads`).
+        pack: PacGAN's packing degree ``m``: D judges packs of ``m`` samples (1: off).
+        unrolled_steps: Unrolled GAN's ``k``: G's loss through ``k`` look-ahead steps of D (0: off).
 
     Raises:
         ConfigError: for combinations that cannot work (:func:`gan_lab.checks.check_config`).
@@ -104,6 +131,8 @@ class GANModule(L.LightningModule):
         cpu_threads: int | None = None,
         ema_kimg: float | None = None,
         ema_rampup: float | None = 0.05,
+        pack: int = 1,
+        unrolled_steps: int = 0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -125,6 +154,7 @@ class GANModule(L.LightningModule):
         self.channels_last, self.use_compile = bool(channels_last), bool(compile)
         self.cpu_threads = None if cpu_threads is None else check_int("cpu_threads", cpu_threads)
         self.cpu_threads_reason: str | None = None  # why, once ``setup`` chose (CPU runs only)
+        self.pack, self.unrolled_steps = check_remedies(pack, unrolled_steps, conditional)
         self._compiled = CompiledNets()  # a plain holder, not a submodule
 
         self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
@@ -158,6 +188,7 @@ class GANModule(L.LightningModule):
                 **{"n_critic": n_critic, "ema_beta": ema_beta, "ema_kimg": ema_kimg, "seed": self.seed},
                 **{"members": self.members, "conditional": conditional, "d_conditional": d_conditional},
                 **{"channels_last": self.channels_last, "compile": self.use_compile},
+                **{"pack": self.pack, "unrolled_steps": self.unrolled_steps},
                 "generator": net_spec(generator),  # what `gan-lab sample` rebuilds G from
             }
         )
@@ -176,7 +207,7 @@ class GANModule(L.LightningModule):
         check_ready(self.penalties)
 
     def check_data(self, datamodule) -> None:
-        check_data(self.G, self.D, datamodule)
+        check_data(self.G, self.D, datamodule, self.pack)
 
     def check_trainer(self, trainer) -> None:
         check_trainer(trainer, self.D, self.penalties)
@@ -221,6 +252,11 @@ class GANModule(L.LightningModule):
         G = self.training_nets()[0]
         return G(z) if condition is None else G(condition, z)
 
+    def pack_batch(self, x: Tensor) -> Tensor:
+        """``x`` as D reads it: packs of ``pack`` samples (:func:`gan_lab.nets.layers.pack`); ``x``
+        itself when ``pack = 1``."""
+        return pack(x, self.pack, self.batch_ndim - 1)
+
     def critic(self, condition: Tensor | None = None, compiled: bool = True) -> Callable[[Tensor], Tensor]:
         """D as a function of its input (``D(x, condition)`` when D judges pairs); ``compiled=False``:
         the plain D (the penalties')."""
@@ -229,6 +265,8 @@ class GANModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt_g, opt_d = self.optimizer_g(self.G.parameters()), self.optimizer_d(self.D.parameters())
+        if self.unrolled_steps:
+            check_optimizer(opt_d)
         for player, opt in (("G", opt_g), ("D", opt_d)):
             lazy = {r.every for r in self._phase_regs[player, True]}
             if lazy:
@@ -265,7 +303,7 @@ class GANModule(L.LightningModule):
         with self.toggled_optimizer(opt_g):
             inputs = self.g_main(real, condition, opt_g, batch_size)
             if self._phase_regs["G", True]:
-                inputs.fake = self.generate_fake(batch_size, condition)
+                inputs.fake = self.pack_batch(self.generate_fake(batch_size, condition))
                 self.lazy_phase("G", inputs, opt_g, self.g_steps)
         self.g_steps += 1
         self._update_ema(batch_size)
@@ -278,6 +316,7 @@ class GANModule(L.LightningModule):
         D = self.critic(condition)
         with torch.no_grad():
             fake = self.generate_fake(batch_size, condition)
+        real, fake = self.pack_batch(real), self.pack_batch(fake)  # packs of `pack` samples (m = 1: as is)
         d_loss = self.objective.d_loss(full_precision(D(real)), full_precision(D(fake)))  # (E, B) or (B,)
         self.last_losses = logs = {"d/loss": d_loss.detach()}
         loss, inputs = reduce_members(d_loss), None
@@ -294,10 +333,11 @@ class GANModule(L.LightningModule):
     def g_main(self, real: Tensor, condition: Tensor | None, opt_g, batch_size: int) -> PenaltyInputs | None:
         """Gmain: the adversarial loss (× ``adversarial_weight``) + eager G penalties, one G step."""
         fake = self.generate_fake(batch_size, condition)
+        real, fake = self.pack_batch(real), self.pack_batch(fake)
         self.last_losses = logs = {}
         loss = inputs = None
         if self.adversarial_weight > 0:
-            D = self.critic(condition)
+            D = self.lookahead(real, fake, condition) if self.unrolled_steps else self.critic(condition)
             real_logits = full_precision(D(real)) if self.objective.needs_real_for_g else None
             g_loss = self.objective.g_loss(full_precision(D(fake)), real_logits)
             logs["g/loss"] = g_loss.detach()
@@ -314,6 +354,17 @@ class GANModule(L.LightningModule):
             self.manual_backward(loss)
             opt_g.step()
         return inputs
+
+    def lookahead(self, real: Tensor, fake: Tensor, condition: Tensor | None) -> Callable[[Tensor], Tensor]:
+        """Unrolled GAN: D after ``unrolled_steps`` differentiable updates of its optimizer on the
+        objective's D loss of this step's ``real`` and (attached) ``fake`` packs (:mod:`gan_lab.unrolled`)."""
+        opt_d = self.optimizers()[1]
+        opt_d = getattr(opt_d, "optimizer", opt_d)  # Lightning's wrapper
+
+        def d_loss(D: Callable[[Tensor], Tensor]) -> Tensor:
+            return reduce_members(self.objective.d_loss(full_precision(D(real)), full_precision(D(fake))))
+
+        return lookahead_critic(self.D, lookahead_parameters(self.D, opt_d, d_loss, self.unrolled_steps))
 
     def _add_penalties(
         self, player: str, inputs: PenaltyInputs, loss: Tensor | None, logs: dict
@@ -349,7 +400,9 @@ class GANModule(L.LightningModule):
     def _log_step(self, logs: dict[str, Tensor | float], batch_size: int) -> None:
         """Log the step's terms as means, with each lazy term's last value, on the steps the loggers
         write only (Lightning's per-key bookkeeping is ~1 ms a key); tensors stay on the device.
-        ``step`` is the loggers' x-axis (Lightning pops it): G steps, as everywhere the user looks."""
+        ``step`` is the loggers' x-axis (Lightning pops it): G steps, as everywhere the user looks.
+        A per-seed logger (``log_member_metrics``) of an ensemble also gets each member's own terms
+        (:func:`~gan_lab.losses.reduction.member_terms`); nothing per member for a single net."""
         trainer = self._trainer
         if trainer is not None and not trainer._logger_connector.should_update_logs:
             return
@@ -360,6 +413,20 @@ class GANModule(L.LightningModule):
         }
         terms = {**self._lazy_logs, **term_means(logs), **counters}
         self.log_dict(terms, on_step=True, on_epoch=False, batch_size=batch_size)
+        # The per-seed W&B runs of an ensemble (gan_lab.dashboard.SeedRunsLogger) get each member's
+        # own terms: one transfer to the host for all of them, only on log steps, only for them.
+        members = self.members or 1
+        per_seed = [lg for lg in trainer.loggers if hasattr(lg, "log_member_metrics")] if trainer else []
+        if members > 1 and per_seed:
+            from gan_lab.losses.reduction import member_terms
+
+            per = member_terms({**self._lazy_logs, **logs}, members)
+            if per:
+                values = torch.stack([v.float() for v in per.values()]).cpu().tolist()
+                for logger in per_seed:
+                    logger.log_member_metrics(
+                        dict(zip(per, values)), step=self.g_steps, shared={"d_steps": float(self.d_steps)}
+                    )
 
     @torch.no_grad()
     def generate(self, *inputs: Tensor | None, ema: bool = True) -> Tensor:

@@ -25,37 +25,67 @@ def _summary(rows: list[dict]) -> str:
     return f"modes {mean:.1f}{se_txt}, HQ {100 * hq:.0f}%"
 
 
-def save_samples_figure(panels: dict, path: str, max_cols: int = 3) -> None:
-    """One panel per entry: every member's samples (one colour each) over the mixture means.
+def _seed_summary(row: dict | None) -> str:
+    if row is None:
+        return ""
+    return f"{row['modes']:.0f} modes, HQ {100 * row['hq_fraction']:.0f}%"
+
+
+def save_samples_figure(panels: dict, path: str, max_seeds: int = 10) -> list[list[str]]:
+    """One row per entry, one panel per seed: each seed's samples over the mixture means, so that one
+    seed's collapse shows (an ensemble's mean can hide it).
 
     Args:
-        panels: ``title -> (samples (E, N, 2), means (K, 2), final metric rows)``.
+        panels: ``title -> (samples (E, N, 2), means (K, 2), final metric rows)``; the rows, one per
+            seed in member order, give each panel's seed and its modes / HQ % (none: no numbers).
         path: where to write the PNG.
+        max_seeds: panels per row at most; further seeds are drawn into the last panel, one colour each.
+
+    Returns:
+        the panels' titles, one list per entry (``"seed 3: 8 modes, HQ 91%"``).
     """
     n = len(panels)
-    cols = min(max_cols, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
-    for ax, (title, (samples, means, final)) in zip(axes.flat, panels.items()):
+    seeds = max(
+        np.asarray(samples).reshape(-1, *np.asarray(samples).shape[-2:]).shape[0]
+        for samples, _, _ in panels.values()
+    )
+    cols = min(max_seeds, seeds)
+    fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols + 0.6, 2.4 * n), squeeze=False)
+    n_samples, titles = 0, []
+    for r, (title, (samples, means, final)) in enumerate(panels.items()):
+        titles.append([])
         samples, means = np.asarray(samples), np.asarray(means)
-        if samples.ndim == 2:
-            samples = samples[None]
+        samples = samples[None] if samples.ndim == 2 else samples
+        n_samples = samples.shape[1]
         lim = 1.35 * float(np.abs(means).max())
+        final = list(final)
         for k, member in enumerate(samples):
+            ax = axes[r, min(k, cols - 1)]
             inside = member[np.all(np.isfinite(member), axis=1)]
-            ax.scatter(inside[:, 0], inside[:, 1], s=2, alpha=0.35, color=f"C{k % 10}", label=f"seed {k}")
-        ax.scatter(means[:, 0], means[:, 1], marker="x", s=40, color="black", label="means")
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_title(f"{title}\n{_summary(final)}", fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.suptitle(f"{samples.shape[1]} samples per seed (colour = seed); x = means", fontsize=9)
+            ax.scatter(inside[:, 0], inside[:, 1], s=1.5, alpha=0.35, color=f"C{k % 10}")
+            row = final[k] if k < len(final) else None
+            if k < cols:
+                seed = row["seed"] if row is not None and "seed" in row else k
+                titles[-1].append(f"seed {seed}: {_seed_summary(row)}")
+                ax.set_title(titles[-1][-1], fontsize=7)
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.scatter(means[:, 0], means[:, 1], marker="x", s=20, color="black", lw=0.8)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= samples.shape[0]:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(f"{title}\n{_summary(final)}", fontsize=8)
+    fig.suptitle(
+        f"final samples, {n_samples} per seed (one panel per seed); x = the mixture's means", fontsize=9
+    )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+    return titles
 
 
 def mean_se_curve(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list[int], np.ndarray, np.ndarray]:

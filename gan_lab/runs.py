@@ -4,7 +4,9 @@ A fit with the default loggers writes ``<default_root_dir>/<data>/version_N/`` (
 ``metrics.csv``, ``checkpoints/``, ``wandb/``); with ``--trainer.logger false`` it writes into
 ``<default_root_dir>`` itself. Resuming (``--ckpt_path last`` or a path) continues *in the run's
 own folder*: the same ``version_N``, its ``metrics.csv`` continued (rows the checkpoint had not yet
-reached are dropped, so the file reads as if the run had never stopped) and the same W&B run id.
+reached are dropped, so the file reads as if the run had never stopped) and the same W&B runs (one
+per seed, :class:`gan_lab.dashboard.SeedRunsLogger`; each member's run id is found again in the
+folder, :func:`wandb_run_ids`).
 
 ``--ckpt_path last`` means the ``checkpoints/last.ckpt`` of the newest ``version_N`` of this data
 under ``default_root_dir`` (or ``<default_root_dir>/checkpoints/last.ckpt`` without loggers); when
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger
 
 from gan_lab.errors import ConfigError
 
@@ -108,13 +110,24 @@ def hpc_checkpoint(root: str) -> str | None:
     return str(max(found)[1]) if found else None
 
 
-def wandb_run_id(run_dir: Path) -> str | None:
-    """The id of the W&B run logged into ``run_dir/wandb`` (its ``run-*-<id>`` or
-    ``offline-run-*-<id>`` folders), the newest when there are several; None when there is none."""
+_MEMBER_ID = re.compile(r"m(\d+)$")
+
+
+def wandb_run_ids(run_dir: Path) -> dict[int, str]:
+    """``member -> run id`` of the per-seed W&B runs logged into ``run_dir/wandb`` (ids
+    ``<base>m<k>``, :class:`gan_lab.dashboard.SeedRunsLogger`), of the newest base when there are
+    several; empty when there is none."""
     runs = [p for p in (run_dir / "wandb").glob("*run-*-*") if p.is_dir()]
-    if not runs:
-        return None
-    return max(runs, key=lambda p: p.name.split("-")[-2]).name.rsplit("-", 1)[-1]
+    by_base: dict[str, tuple[str, dict[int, str]]] = {}
+    for p in runs:
+        stamp, run_id = p.name.split("-")[-2], p.name.rsplit("-", 1)[-1]
+        m = _MEMBER_ID.search(run_id)
+        if m is None:
+            continue
+        newest, ids = by_base.setdefault(run_id[: m.start()], (stamp, {}))
+        ids[int(m.group(1))] = run_id
+        by_base[run_id[: m.start()]] = (max(newest, stamp), ids)
+    return max(by_base.values(), key=lambda v: v[0])[1] if by_base else {}
 
 
 class RunCSVLogger(CSVLogger):
@@ -166,21 +179,6 @@ def _rows_until(path: Path, g_steps: int, d_steps: int) -> tuple[list[dict], lis
     return [r for r in rows if reached(r)], header
 
 
-class RunWandbLogger(WandbLogger):
-    """Lightning's :class:`WandbLogger` without its ``anonymous=None`` init argument.
-
-    Lightning always passes ``anonymous`` to ``wandb.init`` (None unless asked for), and wandb
-    >= 0.19 warns at every run that "the anonymous setting has no effect". The argument is dropped
-    from Lightning's private ``_wandb_init`` dict when it is None; ``tests/test_runs.py`` fails when
-    Lightning stops passing it, so that this class can go.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if self._wandb_init.get("anonymous", "") is None:
-            del self._wandb_init["anonymous"]
-
-
 class SaveConfigToLoggers(SaveConfigCallback):
     """LightningCLI's :class:`SaveConfigCallback` (``config.yaml`` in the run folder) that also logs
     the resolved config to every logger, as Lightning's docs show: W&B's run config and the CSV
@@ -207,10 +205,14 @@ def data_name(datamodule) -> str:
 
 
 def default_loggers(model, datamodule, root: str, resume=None) -> list:
-    """CSV and W&B loggers in ``root/<data>/version_N`` (W&B offline unless logged in; the group is
-    the data's name, the tags the objective and regularizers). A resumed run (``resume``, a
-    :class:`gan_lab.runs.Resume` in a ``version_N`` folder) continues that folder and W&B run."""
-    from gan_lab.runs import RunCSVLogger, RunWandbLogger, wandb_run_id
+    """CSV and per-seed W&B loggers in ``root/<data>/version_N`` (W&B offline unless logged in; one
+    run per seed, grouped by the data's name, tagged by the objective and regularizers: see
+    :class:`gan_lab.dashboard.SeedRunsLogger`). A resumed run (``resume``, a
+    :class:`gan_lab.runs.Resume` in a ``version_N`` folder) continues that folder and its W&B runs."""
+    from gan_lab.dashboard.facts import run_facts
+    from gan_lab.dashboard.media import MediaSettings
+    from gan_lab.dashboard.seed_runs import SeedRunsLogger
+    from gan_lab.runs import RunCSVLogger, wandb_run_ids
 
     data = data_name(datamodule)
     run_dir = resume.run_dir if resume is not None else None
@@ -225,36 +227,44 @@ def default_loggers(model, datamodule, root: str, resume=None) -> list:
         csv = RunCSVLogger(root, name=data)
     _ = csv.experiment  # the run folder exists (and is empty) before W&B writes into it
     tags = [model.objective.name, *model.regularizer_names]
-    run_id = wandb_run_id(run_dir) if run_dir is not None else None
-    wandb = RunWandbLogger(
-        save_dir=csv.log_dir,
-        project="gan_lab",
+    wandb = SeedRunsLogger(
+        csv.log_dir,
+        seeds=[model.seed + k for k in range(model.members or 1)],
+        facts=run_facts(model, data),
         group=data,
-        tags=tags,
         name=f"{data}/{'+'.join(tags)}",
-        **({"id": run_id, "resume": "allow"} if run_id else {}),
+        tags=tags,
+        ids=wandb_run_ids(run_dir) if run_dir is not None else None,
+        media=MediaSettings.from_env(),
     )
     return [csv, wandb]
 
 
+def wandb_logged_in() -> bool:
+    """Whether W&B has credentials here (``WANDB_API_KEY``, or ``api.wandb.ai`` in ``~/.netrc``)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        with open(os.path.expanduser("~/.netrc")) as f:
+            return "api.wandb.ai" in f.read()
+    except OSError:
+        return False
+
+
 def configure_wandb_mode() -> None:
     """Log to W&B offline unless the user is logged in or chose a mode (``WANDB_MODE``)."""
-    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+    if os.environ.get("WANDB_MODE") or wandb_logged_in():
         return
-    netrc = os.path.expanduser("~/.netrc")
-    try:
-        with open(netrc) as f:
-            if "api.wandb.ai" in f.read():
-                return
-    except OSError:
-        pass
     os.environ["WANDB_MODE"] = "offline"
 
 
 def finish_wandb(trainer) -> None:
-    """Close the W&B run of a finished fit, so that its (offline) files are complete."""
+    """Close the W&B runs of a finished fit, so that their (offline) files are complete."""
     from lightning.pytorch.loggers import WandbLogger
 
+    for logger in trainer.loggers:
+        if hasattr(logger, "finish") and hasattr(logger, "log_member_metrics"):  # per-seed runs
+            logger.finish()
     if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
         import wandb
 
@@ -262,8 +272,11 @@ def finish_wandb(trainer) -> None:
 
 
 def finish_stopped_wandb_run(status: int) -> None:
-    """Close the W&B run of a fit stopped by a signal, marked as preempted (resumable) with the
-    process's exit status, so that its files are complete and a resume can attach to its id."""
+    """Close the W&B runs of a fit stopped by a signal, marked as preempted (resumable) with the
+    process's exit status, so that their files are complete and a resume can attach to their ids."""
+    seed_runs = sys.modules.get("gan_lab.dashboard.seed_runs")
+    if seed_runs is not None:
+        seed_runs.finish_open_runs(status)
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.run.mark_preempting()

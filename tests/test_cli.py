@@ -108,7 +108,9 @@ def test_unknown_command(capsys):
 
 
 def test_default_loggers_write_csv_and_offline_wandb_in_the_run_folder(tmp_path, monkeypatch):
-    from wandb_offline import read_run
+    """A fit's default loggers: metrics.csv and one offline W&B run per seed (2 members here), grouped
+    by the data, tagged by objective and regularizers, with the seed's facts in the config."""
+    from wandb_offline import inspect_run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     args = [a for a in fit_args(tmp_path) if a != "--trainer.logger=false"]
@@ -116,6 +118,29 @@ def test_default_loggers_write_csv_and_offline_wandb_in_the_run_folder(tmp_path,
     run = tmp_path / "ring8" / "version_0"
     assert (run / "metrics.csv").is_file() and (run / "config.yaml").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
-    (record,) = [read_run(f) for f in run.glob("wandb/offline-run-*/run-*.wandb")]
-    assert record["run"].run_group == "ring8" and list(record["run"].tags) == ["non_saturating", "r1"]
-    assert any("d/r1" in row for row in record["history"])
+    records = sorted(
+        (inspect_run(f) for f in run.glob("wandb/offline-run-*/run-*.wandb")),
+        key=lambda r: r["config"]["seed"],
+    )
+    seed = records[0]["config"]["config"]["model"]["seed"]
+    assert [r["config"]["seed"] for r in records] == [seed, seed + 1]  # member k is seed + k
+    for r in records:
+        assert r["group"] == "ring8" and r["tags"] == ["non_saturating", "r1"] and r["job_type"] == "seed"
+        assert r["config"]["objective"] == "non_saturating" and r["config"]["regularizers"] == "r1"
+        assert r["config"]["study"] is None and r["config"]["data"] == "ring8"
+        assert any("d/loss" in row for row in r["history"]) and r["state"] == "finished"
+
+
+def test_a_one_seed_fit_logs_every_term_to_its_run(tmp_path, monkeypatch):
+    """With one member the W&B run is the seed: the module's means are its values, penalties included."""
+    from wandb_offline import inspect_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    one = [a.replace("members=2", "members=1") for a in fit_args(tmp_path) if a != "--trainer.logger=false"]
+    assert main([*one, "--trainer.log_every_n_steps=1", "--model.regularizers=[r1]"]) == 0
+    (record,) = [
+        inspect_run(f) for f in (tmp_path / "ring8" / "version_0").glob("wandb/offline-run-*/run-*.wandb")
+    ]
+    keys = set().union(*record["history"])
+    assert {"d/loss", "g/loss", "d/r1", "mode/modes", "mode/samples", "g_steps"} <= keys
+    assert "mode/modes_se" not in keys  # the evaluators hand a per-seed logger the seed's values

@@ -31,7 +31,9 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _wandb(run: Path) -> dict:
-    (record,) = [read_run(f) for f in run.glob("wandb/offline-run-*/run-*.wandb")]
+    """The W&B run of member 0 (a fit logs one run per seed: per ensemble member)."""
+    records = [read_run(f) for f in run.glob("wandb/offline-run-*/run-*.wandb")]
+    (record,) = [r for r in records if r["config"].get("member", 0) == 0]
     return record
 
 
@@ -83,7 +85,7 @@ def test_g_steps_everywhere_for_a_wgan_gp_fit(tmp_path, capsys):
     rows = [r for r in _rows(run / "metrics.csv") if r["d_steps"]]  # the training rows
     assert len(rows) == 18 and [int(r["step"]) for r in rows] == [int(float(r["g_steps"])) for r in rows]
     assert max(int(r["step"]) for r in rows) == 6 and max(float(r["d_steps"]) for r in rows) == 18
-    w_steps = [row["trainer/global_step"] for row in _wandb(run)["history"] if "trainer/global_step" in row]
+    w_steps = [row["g_steps"] for row in _wandb(run)["history"] if "g_steps" in row]
     assert max(w_steps) == 6
     summary = [line for line in out.splitlines() if line.startswith("gan-lab fit:")]
     assert len(summary) == 1 and "6 G steps and 18 D steps" in summary[0]

@@ -79,3 +79,31 @@ def test_csv_logger_holds_its_writer_in_experiment(tmp_path, attribute):
     assert getattr(logger, attribute) is None
     writer = logger.experiment
     assert getattr(logger, attribute) is writer and isinstance(writer.metrics_keys, list)
+
+
+def test_wandb_builds_sweep_arguments_as_the_agent_does():
+    """tests/dashboard/test_sweeps.py expands a sweep's ``${args}`` with wandb's own
+    ``create_sweep_command_args`` (public name, deep in wandb's SDK): ``--key=value`` per parameter."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    args = create_sweep_command_args({"args": {"model.n_critic": {"value": 5}, "a.b": {"value": 0.5}}})[
+        "args"
+    ]
+    assert sorted(args) == ["--a.b=0.5", "--model.n_critic=5"]
+
+
+def test_wandb_leet_inspect_reads_an_offline_run_as_json_lines(tmp_path, monkeypatch):
+    """tests/wandb_offline.py reads offline runs with ``wandb leet inspect --json`` (wandb 0.31 has
+    no Python reader): one JSON object per record, the run's config and history among them."""
+    import wandb
+    from wandb_offline import inspect_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = wandb.init(dir=str(tmp_path), project="guard", config={"objective": "hinge"}, reinit="create_new")
+    run.log({"x": 1.5, "g_steps": 3})
+    run.finish()
+    (path,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    record = inspect_run(path)
+    assert record["config"]["objective"] == "hinge"
+    assert any(row.get("x") == 1.5 for row in record["history"])

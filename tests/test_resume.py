@@ -85,3 +85,37 @@ def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
     assert any(k.startswith("G_ema.") for k in ckpt["state_dict"])
     assert len(ckpt["optimizer_states"]) == 2
     assert "ToyMixtureDataModule" in ckpt and len(ckpt["ToyMixtureDataModule"]["generators"]) == 3
+
+
+def test_fixed_training_set_resumes_mid_epoch_exactly(tmp_path):
+    """PacGAN's protocol: a fixed set of 10 packs of 2, 3 batches of 3 packs an epoch; stopping after
+    4 G steps (one batch into the second epoch) and resuming gives the uninterrupted run's weights."""
+
+    def data():
+        return ToyMixtureDataModule("ring8", batch_size=3, train_size=10)
+
+    def module(steps):
+        G = ToyGenerator(members=2, hidden=8, layers=2)
+        D = ToyDiscriminator(members=2, hidden=8, layers=2, in_dim=4, activation="maxout", init="normal")
+        return GANModule(G, D, max_g_steps=steps, seed=1, pack=2)
+
+    def run(m, ckpt_dir, ckpt_path=None):
+        L.seed_everything(0)
+        trainer = L.Trainer(
+            max_steps=-1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True)],
+        )
+        trainer.fit(m, data(), ckpt_path=ckpt_path)
+        return trainer
+
+    full = module(8)
+    t_full = run(full, tmp_path / "full")
+    first = module(4)  # 4 = one epoch of 3 batches and one batch into the second
+    run(first, tmp_path / "split")
+    resumed = module(8)
+    t_res = run(resumed, tmp_path / "split2", ckpt_path=str(tmp_path / "split" / "last.ckpt"))
+    assert resumed.g_steps == full.g_steps == 8
+    assert_same_state(full, resumed, t_full, t_res)

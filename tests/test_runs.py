@@ -10,7 +10,7 @@ from tiny_fit import TINY_RING8, training_steps
 
 from gan_lab.cli import main
 from gan_lab.errors import ConfigError
-from gan_lab.runs import RunWandbLogger, _rows_until, resolve_resume, run_dir_of, wandb_run_id
+from gan_lab.runs import _rows_until, resolve_resume, run_dir_of, wandb_run_ids
 
 SMALL = [
     *TINY_RING8,
@@ -72,21 +72,43 @@ def test_rows_past_the_checkpoint_are_dropped(tmp_path):
     assert [(r["d_steps"], r["step"]) for r in kept] == [("1", "1"), ("2", "1"), ("3", "2"), ("", "2")]
 
 
-def test_wandb_run_id_from_the_run_folder(tmp_path):
-    assert wandb_run_id(tmp_path) is None
-    for name in ("offline-run-20261201_080000-abc123", "offline-run-20261201_090000-abc123"):
+def test_wandb_run_ids_from_the_run_folder(tmp_path):
+    """Each member's run id (``<base>m<k>``), of the newest base; older sessions of a run share its id."""
+    assert wandb_run_ids(tmp_path) == {}
+    for name in (
+        "offline-run-20261201_070000-old00001m0",  # an earlier fit's runs in the same folder
+        "offline-run-20261201_080000-abc123m0",
+        "offline-run-20261201_080001-abc123m1",
+        "offline-run-20261201_090000-abc123m0",  # a resumed session of member 0
+        "offline-run-20261201_080000-nomember",  # not a per-seed run
+    ):
         (tmp_path / "wandb" / name).mkdir(parents=True)
     (tmp_path / "wandb" / "latest-run").mkdir()
-    assert wandb_run_id(tmp_path) == "abc123"
+    assert wandb_run_ids(tmp_path) == {0: "abc123m0", 1: "abc123m1"}
 
 
-def test_lightning_still_passes_anonymous_to_wandb(tmp_path):
-    """Guard of RunWandbLogger's use of WandbLogger._wandb_init: when this fails, Lightning no longer
-    passes ``anonymous=None`` and RunWandbLogger can be replaced by WandbLogger."""
-    from lightning.pytorch.loggers import WandbLogger
+def test_a_resumed_fit_continues_every_seeds_wandb_run(tmp_path, monkeypatch):
+    """Two members, stopped at G step 3 and resumed to 5: still two W&B runs (two sessions each),
+    whose histories read back with wandb's reader continue at G step 4."""
+    from wandb_offline import inspect_run
 
-    assert WandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init["anonymous"] is None
-    assert "anonymous" not in RunWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = ["fit", *SMALL, f"--trainer.default_root_dir={tmp_path}"]
+    assert main([*args, "--model.max_g_steps=3"]) == 0
+    run = tmp_path / "ring8" / "version_0"
+    assert main([*args, "--model.max_g_steps=5", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]) == 0
+    sessions = [inspect_run(p) for p in sorted(run.glob("wandb/offline-run-*/run-*.wandb"))]
+    assert len(sessions) == 4 and len({s["run_id"] for s in sessions}) == 2
+    for run_id in {s["run_id"] for s in sessions}:
+        first, second = sorted(
+            (s for s in sessions if s["run_id"] == run_id), key=lambda s: s["history"][0]["g_steps"]
+        )
+        assert {r["g_steps"] for r in first["history"]} <= {0, 1, 2, 3}
+        assert (
+            min(r["g_steps"] for r in second["history"]) >= 3
+            and max(r["g_steps"] for r in second["history"]) == 5
+        )
+        assert first["config"]["seed"] == second["config"]["seed"]
 
 
 def test_an_hpc_checkpoint_continues_the_run_folder_it_records(tmp_path, monkeypatch):

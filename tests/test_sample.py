@@ -369,3 +369,45 @@ def test_every_accepted_format_is_written(run, tmp_path, monkeypatch, suffix):
             assert b"<svg" in head or b"<?xml" in head, (kind, head[:40])
         else:
             assert head.startswith(MAGIC[suffix.lower()]), (kind, head[:8])
+
+
+# ----------------------------------------------------------------------------------------------
+# Image checkpoints of the lab's image nets (DCGAN, SN-ResNet), written by a real fit
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("net", "channels", "size"),
+    [("dcgan", 1, 28), ("dcgan", 3, 16), ("snresnet", 3, 16), ("snresnet", 1, 28)],
+)
+def test_image_net_checkpoint_samples_a_png_grid(tmp_path, net, channels, size):
+    """A checkpoint of a short GANModule fit of an image net: `gan-lab sample` rebuilds G from the
+    stored spec and writes a PNG grid of the right size whose first tile is the first sample."""
+    from PIL import Image
+    from random_images import tiny_fit
+
+    from gan_lab.nets import DCGANDiscriminator, DCGANGenerator, SNResNetDiscriminator, SNResNetGenerator
+
+    if net == "dcgan":
+        G = DCGANGenerator(z_dim=8, ngf=4, out_channels=channels, size=size)
+        D = DCGANDiscriminator(in_channels=channels, ndf=4, size=size, spectral_norm=True)
+    else:
+        G = SNResNetGenerator(z_dim=8, ngf=8, out_channels=channels, size=size)
+        D = SNResNetDiscriminator(in_channels=channels, ndf=8, size=size)
+    module, _, trainer = tiny_fit(G, D, batches=2, default_root_dir=tmp_path, objective="hinge", ema_beta=0.5)
+    ckpt = trainer.checkpoint_callback.best_model_path
+    spec = torch.load(ckpt, weights_only=True)["hyper_parameters"]["generator"]
+    assert spec["class_path"] == f"gan_lab.nets.{'dcgan' if net == 'dcgan' else 'resnet'}.{type(G).__name__}"
+    assert spec["init_args"]["size"] == size and spec["init_args"]["out_channels"] == channels
+
+    got = _sample(ckpt, tmp_path, "--n", "9", "--seed", "4")
+    assert got["samples"].shape == (9, channels, size, size) and bool(got["ema"])
+    np.testing.assert_array_equal(
+        got["samples"], module.generate(torch.from_numpy(got["z"]), ema=True).numpy()
+    )
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.size == (2 + 3 * (size + 2),) * 2  # 3 x 3 tiles, 2-px padding
+        tile = np.asarray(im.convert("RGB"))[2 : 2 + size, 2 : 2 + size].astype(int)  # (s, s, 3)
+    first = got["samples"][0].transpose(1, 2, 0)  # (s, s, C) in [-1, 1]
+    expected = np.floor((first.clip(-1, 1) + 1) / 2 * 255 + 0.5)
+    assert np.abs(tile - np.broadcast_to(expected, tile.shape)).max() <= 1  # gray: the same in R, G, B

@@ -66,3 +66,108 @@ def read_run(path: Path) -> dict:
                 row[key] = json.loads(item.value_json)
             out["history"].append(row)
     return out
+
+
+# -- wandb's own reader ----------------------------------------------------------------------------
+# `wandb leet inspect --json FILE` (wandb's CLI, its Go core) prints the records of a .wandb
+# transaction log, one JSON object a line; `--summary --json` the run's state, summary, config and
+# tags. wandb 0.31 has no Python reader of offline runs (its `sdk.internal.datastore` is gone and
+# `wandb.Api` reads only the server), so this is the public way to read them.
+
+
+def _inspect(path: Path, *flags: str):
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("wandb", path=str(Path(sys.executable).parent)) or "wandb"
+    proc = subprocess.run(
+        [exe, "leet", "inspect", "--json", *flags, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return proc.stdout
+
+
+def _unflatten(item: dict) -> dict:
+    """A history row as W&B keeps it (``{"img._type": ...}``) -> ``{"img": {"_type": ...}}`` for
+    media values; scalar keys (``mode/modes``) stay as they are."""
+    row: dict = {}
+    for key, value in item.items():
+        head, dot, rest = key.partition(".")
+        if dot and (f"{head}._type" in item):
+            row.setdefault(head, {})[rest] = value
+        else:
+            row[key] = value
+    return row
+
+
+def inspect_run(path: Path) -> dict:
+    """An offline run read with wandb's reader (``wandb leet inspect``): ``run_id``, ``group``,
+    ``job_type``, ``name``, ``tags``, ``config`` (the latest value of every key), ``metrics``
+    (``define_metric`` records), ``history`` (rows), ``summary``, ``state``, ``exit_code`` and
+    ``files`` (the media files saved, relative to the run folder)."""
+    out = {"config": {}, "metrics": [], "history": [], "files": [], "run_id": None}
+    for line in _inspect(Path(path)).splitlines():
+        record = json.loads(line)
+        kind = record.get("type")
+        if kind == "run":
+            run = record["run"]
+            out.update(
+                run_id=run["run_id"],
+                group=run.get("run_group"),
+                job_type=run.get("job_type"),
+                name=run.get("display_name"),
+                tags=list(run.get("tags", [])),
+            )
+            out["config"].update(run.get("config", {}).get("update", {}))
+        elif kind == "config":
+            out["config"].update(record["config"].get("update", {}))
+        elif kind == "metric":
+            out["metrics"].append(record["metric"])
+        elif kind == "history":
+            out["history"].append(_unflatten(record["history"]["item"]))
+        elif kind == "files":
+            out["files"] += [f["path"] for f in record["files"].get("files", [])]
+    summary = json.loads(_inspect(Path(path), "--summary"))
+    out.update(
+        summary=summary["summary"],
+        state=summary["state"],
+        exit_code=summary.get("exit_code"),
+        tags=summary["tags"],
+    )
+    out["config"].pop("_wandb", None)
+    return out
+
+
+def offline_runs(folder: Path) -> list[dict]:
+    """Every offline run under ``folder`` (``**/wandb/offline-run-*/run-*.wandb``), read by :func:`inspect_run`."""
+    return [inspect_run(p) for p in sorted(Path(folder).rglob("offline-run-*/run-*.wandb"))]
+
+
+def matches(tree, run: dict) -> bool:
+    """Whether ``run`` (from :func:`inspect_run`) passes a ``wandb_workspaces`` filter tree
+    (``expr.expr_to_filters``): AND / OR nodes, ``=`` / ``!=`` / ``IN`` / ``NIN`` leaves on the
+    run's group and job type, its tags, and its config keys."""
+    if tree.op in ("AND", "OR"):
+        results = [matches(f, run) for f in tree.filters or []]
+        return all(results) if tree.op == "AND" else any(results)
+    section, name = tree.key.section, tree.key.name
+    if section == "run":
+        value = {"group": run.get("group"), "jobType": run.get("job_type"), "tags": run.get("tags")}[name]
+    elif section == "config":
+        value = run["config"].get(name.removesuffix(".value"))
+    elif section == "summary":
+        value = run["summary"].get(name)
+    else:
+        raise ValueError(f"filter section {section!r} is not read by this test helper")
+    if tree.op == "=":
+        return value == tree.value
+    if tree.op == "!=":
+        return value != tree.value
+    if tree.op in ("IN", "NIN"):
+        inside = any(v in tree.value for v in value) if isinstance(value, list) else value in tree.value
+        return inside if tree.op == "IN" else not inside
+    raise ValueError(f"filter op {tree.op!r} is not read by this test helper")

@@ -13,6 +13,24 @@ API), so that metrics.csv and W&B show them in a row of their own at that step. 
 ``pl_module.log_dict`` Lightning would write them at its own log steps instead: at the next one
 after the evaluation, and again at every later one until the next evaluation.)
 
+**Per seed.** A study's W&B runs are one per seed, also for the members of an ensemble
+(:class:`gan_lab.dashboard.SeedRunsLogger`). Such a logger has ``log_member_metrics(values, step,
+shared=None, media=None)``, and :meth:`ScheduledEvaluator.log_metrics` hands it the values *per
+member* instead of the mean and s.e.: pass ``per_member={"<NAME>/<metric>": [v_0, ..., v_E-1]}``
+(the CSV logger still gets ``values``, the means and ``_se`` columns). Media go the same way:
+``media={"<NAME>/<what>": [img_0, ..., img_E-1]}``, each a uint8 ``(H, W, 3)`` array (or
+``(array, caption)``), logged under the same key at every evaluation so that a W&B media panel
+steps through training. Draw them only when :meth:`ScheduledEvaluator.media_settings` returns
+settings (None: no per-seed logger, or media off), at its ``size`` and ``count``, with
+:func:`gan_lab.dashboard.media.scatter_image` (toy samples over the mixture means) or
+:func:`gan_lab.dashboard.media.image_grid` (generated images)::
+
+    settings = self.media_settings(trainer)
+    media = None
+    if settings is not None:
+        media = {f"{self.NAME}/samples": [image_grid(x[k], settings.size, settings.count) for k in range(E)]}
+    self.log_metrics(trainer, pl_module, means_and_se, per_member=per_member, media=media)
+
 A subclass sets :attr:`NAME` (the namespace of its logged keys, ``<NAME>/<metric>``, and of its
 columns in a study of several evaluators), :attr:`METRICS` (the per-member metrics of each history
 row) and :attr:`PRIMARY`, and implements :meth:`evaluate` (score, append rows, call
@@ -22,13 +40,17 @@ row) and :attr:`PRIMARY`, and implements :meth:`evaluate` (score, append rows, c
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from lightning.pytorch.callbacks import Callback
 
 from gan_lab.errors import check_int
+
+if TYPE_CHECKING:
+    from gan_lab.dashboard.media import MediaSettings
 
 
 class ScheduledEvaluator(Callback):
@@ -41,6 +63,9 @@ class ScheduledEvaluator(Callback):
     METRICS: ClassVar[tuple[str, ...]] = ()
     #: the headline metric (the study's curves)
     PRIMARY: ClassVar[str] = ""
+    #: the section of the study's W&B workspace that shows the metrics (``gan-lab dashboard``):
+    #: "mode coverage" or "image metrics"
+    SECTION: ClassVar[str] = "image metrics"
     #: also evaluate the untrained G (step 0)
     EVALUATE_AT_START: ClassVar[bool] = False
 
@@ -70,8 +95,21 @@ class ScheduledEvaluator(Callback):
 
     # -- logging --------------------------------------------------------------------------------
 
-    def log_metrics(self, trainer, pl_module, values: dict[str, float]) -> None:
+    def log_metrics(
+        self,
+        trainer,
+        pl_module,
+        values: dict[str, float],
+        per_member: Mapping[str, Sequence[float]] | None = None,
+        media: Mapping[str, Sequence] | None = None,
+    ) -> None:
         """Log one evaluation's ``values`` to every logger, once, at the module's G step.
+
+        Args:
+            values: what every logger gets (the means over members and their ``_se``).
+            per_member: ``key -> one value per member``: what a per-seed logger gets instead of
+                ``values`` (see the module doc); None: it gets ``values``.
+            media: ``key -> one uint8 (H, W, 3) image per member``, for per-seed loggers only.
 
         The values also go into ``trainer.callback_metrics`` (what the fit's summary line prints
         and a ``ModelCheckpoint(monitor=...)`` reads). Nothing is logged inside
@@ -80,11 +118,25 @@ class ScheduledEvaluator(Callback):
             return
         step = int(pl_module.g_steps)
         for logger in trainer.loggers:
-            logger.log_metrics(values, step=step)
+            if per_member is not None and hasattr(logger, "log_member_metrics"):
+                logger.log_member_metrics(per_member, step=step, media=media)
+            else:
+                logger.log_metrics(values, step=step)
             logger.save()
         callback_metrics = getattr(trainer, "callback_metrics", None)  # absent on a stand-in trainer
         if callback_metrics is not None:
             callback_metrics.update({k: torch.tensor(float(v)) for k, v in values.items()})
+
+    def media_settings(self, trainer) -> MediaSettings | None:
+        """The media settings of the first per-seed logger, or None (no such logger, media off,
+        or inside :meth:`evaluate_without_logging`): draw media only when this is not None."""
+        if not self._logging:
+            return None
+        for logger in getattr(trainer, "loggers", ()):
+            settings = getattr(logger, "media", None)
+            if hasattr(logger, "log_member_metrics") and settings is not None:
+                return settings if settings.enabled else None
+        return None
 
     def evaluate_without_logging(self, trainer, pl_module) -> dict:
         """Evaluate without logging (a study's diverged run, after its loggers were closed)."""

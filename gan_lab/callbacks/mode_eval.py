@@ -46,12 +46,14 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
     After training, ``history`` holds one dict per (evaluation, member) with ``g_steps``,
     ``member``, ``seed`` and the four metrics, and ``last_samples`` the final samples ``(E, N, 2)``.
     Logged (once per evaluation, at its G step): the mean and s.e. over members, ``mode/<metric>``
-    and ``mode/<metric>_se``.
+    and ``mode/<metric>_se``; to a per-seed logger each member's ``mode/<metric>`` and its scatter
+    ``mode/samples`` (:meth:`media`).
     """
 
     NAME = "mode"
     METRICS: ClassVar[tuple[str, ...]] = ("modes", "hq_fraction", "reverse_kl", "js")
     PRIMARY = "modes"
+    SECTION = "mode coverage"
 
     def __init__(
         self,
@@ -90,10 +92,22 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         for name in self.METRICS:
             mean, se = mean_and_se(result[name])
             logs[f"{self.NAME}/{name}"], logs[f"{self.NAME}/{name}_se"] = mean, se
-        self.log_metrics(trainer, pl_module, logs)
+        per_member = {f"{self.NAME}/{name}": result[name].tolist() for name in self.METRICS}
+        self.log_metrics(trainer, pl_module, logs, per_member, self.media(trainer, samples, mixture.means))
         self.last_samples = samples.cpu()
         self._last_eval = pl_module.g_steps
         return result
+
+    def media(self, trainer, samples: torch.Tensor, means: torch.Tensor) -> dict | None:
+        """``{"mode/samples": [one scatter per member]}`` (each member's samples over the mixture
+        means, :func:`~gan_lab.dashboard.media.scatter_image`), or None when no media are logged."""
+        settings = self.media_settings(trainer)
+        if settings is None:
+            return None
+        from gan_lab.dashboard.media import scatter_image
+
+        images = [scatter_image(member, means, settings.size, settings.count) for member in samples]
+        return {f"{self.NAME}/samples": images}
 
     def finish(self, trainer, pl_module) -> None:
         if self.plot and self.last_samples is not None:

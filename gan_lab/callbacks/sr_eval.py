@@ -116,7 +116,8 @@ class SRMetricsEvaluator(ScheduledEvaluator):
     ``history`` holds one dict per evaluation with ``g_steps``, ``member`` (0: SR nets are not
     seed ensembles), ``seed`` and the metrics of :attr:`METRICS`; ``baseline`` the bicubic
     baseline's metrics; ``last_grid`` the final grid (uint8 ``(3, H, W)``). Logged (once per
-    evaluation, at its G step): ``sr/<metric>`` and the baseline's ``sr/bicubic_<metric>``.
+    evaluation, at its G step): ``sr/<metric>`` and the baseline's ``sr/bicubic_<metric>``; to a
+    per-seed logger also the grid ``sr/grid`` (:meth:`media`).
     """
 
     NAME = "sr"
@@ -198,11 +199,24 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         self.history.append(row)
         logs = {f"{self.NAME}/{k}": v for k, v in result.items()}
         logs.update({f"{self.NAME}/bicubic_{k}": v for k, v in baseline.items()})
-        self.log_metrics(trainer, pl_module, logs)
         rows = self.grid_indices(hr)
         self.last_grid = make_sr_grid(lr[rows], output[rows], hr[rows])
+        self.log_metrics(trainer, pl_module, logs, {k: [v] for k, v in logs.items()}, self.media(trainer))
         self._last_eval = pl_module.g_steps
         return result
+
+    def media(self, trainer) -> dict | None:
+        """``{"sr/grid": [the grid]}`` (LR | bicubic | output | target), its longest side resized to
+        the media size (count: the grid's rows are ``grid_rows``), or None when no media are logged."""
+        settings = self.media_settings(trainer)
+        if settings is None or self.last_grid is None:
+            return None
+        grid = self.last_grid.float()[None] / 255
+        scale = settings.size / max(grid.shape[-2:])
+        size = [max(1, round(s * scale)) for s in grid.shape[-2:]]
+        grid = F.interpolate(grid, size=size, mode="bilinear", antialias=scale < 1, align_corners=False)[0]
+        image = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return {f"{self.NAME}/grid": [(image, " | ".join(GRID_COLUMNS))]}
 
     def grid_indices(self, hr: Tensor) -> Tensor:
         """The ``grid_rows`` validation crops with the most detail (largest mean Sobel magnitude

@@ -10,6 +10,18 @@ The mixtures follow the PacGAN / VEEGAN protocol as docs/DESIGN.md fixes it:
 :class:`ToyMixtureDataModule` yields no data through its training loader: each item is a step index,
 and ``transfer_batch_to_device`` draws the real batch ``(E, B, 2)`` on the device, member ``k``
 from its own generator (seed ``seed + k + offset``, see :mod:`gan_lab.seeding`).
+
+Two ways to draw, per member:
+
+- fresh draws (``train_size`` None, the default): every batch is new samples from the mixture;
+- a fixed training set (``train_size = S``, PacGAN's protocol: 100,000): ``S · pack`` samples drawn
+  once from the member's data seed, iterated in epochs of ``S // batch_size`` batches, each epoch in
+  its own random order (a permutation seeded by the member's data seed and the epoch), so within an
+  epoch no sample is seen twice. The position is a counter of batches drawn, kept in checkpoints: a
+  run resumed mid-epoch continues with the very batch it would have drawn.
+
+With ``GANModule(pack=m)`` a batch holds ``batch_size · m`` samples: ``batch_size`` is the number of
+packs D judges per step (PacGAN's "batch 100" is 100 packs), and the fixed set holds ``S`` packs.
 """
 
 from __future__ import annotations
@@ -21,8 +33,9 @@ import torch
 from torch import Tensor
 
 from gan_lab.data.steps import DrawnDataModule
-from gan_lab.errors import check_int
+from gan_lab.errors import ConfigError, check_int
 from gan_lab.registry import Registry
+from gan_lab.seeding import RANK_SEED_STRIDE, member_generators
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,11 @@ class ToyMixtureDataModule(DrawnDataModule):
         batch_size: samples per member per step.
         members: ensemble size E; ``None`` takes it from the LightningModule being fitted.
         seed: base seed; ``None`` takes the LightningModule's ``seed``.
-        steps_per_epoch: length of one (synthetic) epoch.
+        steps_per_epoch: length of one (synthetic) epoch of fresh draws.
+        pack: samples per pack (``batch_size · pack`` samples a batch); ``None`` takes the
+            LightningModule's ``pack`` (1 without one).
+        train_size: a fixed training set of this many packs (samples when ``pack = 1``) per member,
+            iterated in epochs of ``train_size // batch_size`` batches; None: fresh draws every step.
     """
 
     def __init__(
@@ -131,14 +148,29 @@ class ToyMixtureDataModule(DrawnDataModule):
         members: int | None = None,
         seed: int | None = None,
         steps_per_epoch: int = 1000,
+        pack: int | None = None,
+        train_size: int | None = None,
     ) -> None:
+        for label, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
+            check_int(f"data {label}", v)
+        if pack is not None:
+            check_int("data pack", pack, hint=" or null (the model's)")
+        if train_size is not None:
+            check_int("data train_size", train_size, hint=" or null (fresh draws every step)")
+            if train_size < batch_size:
+                raise ConfigError(
+                    f"data train_size {train_size} is smaller than one batch ({batch_size}); "
+                    "use a training set of at least batch_size packs"
+                )
+            steps_per_epoch = train_size // batch_size  # Lightning's epochs are the data's epochs
         super().__init__(steps_per_epoch)
         self.mixture = get_mixture(name)
         self._device_mixture = self.mixture  # the mixture with its means on the training device
-        for label, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
-            check_int(f"data {label}", v)
         self.name, self.batch_size = name, batch_size
-        self.members, self.seed = members, seed
+        self.members, self.seed, self.pack, self.train_size = members, seed, pack, train_size
+        self.draws = 0  # batches drawn so far (the fixed set's position), kept in checkpoints
+        self._fixed: Tensor | None = None  # the fixed set (E, train_size · pack, 2) on the device
+        self._order: tuple[int, Tensor] | None = None  # (epoch, its permutations (E, S))
 
     @property
     def channels(self) -> int:
@@ -151,15 +183,69 @@ class ToyMixtureDataModule(DrawnDataModule):
             self.members = getattr(module, "members", None) or 1
         if self.seed is None:
             self.seed = int(getattr(module, "seed", 0))
+        if self.pack is None:
+            self.pack = int(getattr(module, "pack", 1) or 1)
 
     @property
     def stream_members(self) -> int:
         return self.members or 1
 
+    @property
+    def samples_per_batch(self) -> int:
+        """``batch_size · pack``: the real samples of one step."""
+        return self.batch_size * (self.pack or 1)
+
     def sample(self, device: torch.device) -> Tensor:
-        """One real batch ``(E, B, 2)``; member ``k`` from its own generator."""
+        """One real batch ``(E, B·pack, 2)``; member ``k`` from its own generator (or fixed set)."""
+        if self.train_size is not None:
+            return self._fixed_batch(device)
         gens = self.streams().generators(device, self.rank)
         self._device_mixture = self._device_mixture.to(device)  # moved once per device
         return torch.stack(
-            [self._device_mixture.sample(self.batch_size, g, device) for g in gens]
+            [self._device_mixture.sample(self.samples_per_batch, g, device) for g in gens]
         )  # (E, B, 2)
+
+    def _member_seeds(self) -> list[int]:
+        return [s + RANK_SEED_STRIDE * self.rank for s in self.streams().seeds]
+
+    def fixed_set(self, device) -> Tensor:
+        """The fixed training set ``(E, train_size · pack, 2)``: member ``k``'s from a fresh generator
+        of its data seed (the same set whenever it is made again, e.g. after resuming)."""
+        device = torch.device(device)
+        if self._fixed is None or self._fixed.device != device:
+            size = self.train_size * (self.pack or 1)
+            gens = member_generators(self._member_seeds(), device)
+            mixture = self._device_mixture = self._device_mixture.to(device)
+            self._fixed = torch.stack([mixture.sample(size, g, device) for g in gens])
+            self._order = None
+        return self._fixed
+
+    def epoch_order(self, epoch: int, device) -> Tensor:
+        """Each member's order of the fixed set in ``epoch``: ``(E, S)`` permutations, member ``k``'s
+        from a generator seeded by its data seed and the epoch alone."""
+        if self._order is None or self._order[0] != epoch or self._order[1].device != torch.device(device):
+            size = self.train_size * (self.pack or 1)
+            perms = [
+                torch.randperm(size, generator=g, device=device)
+                for g in member_generators([s * 1_000_003 + epoch for s in self._member_seeds()], device)
+            ]
+            self._order = (epoch, torch.stack(perms))
+        return self._order[1]
+
+    def _fixed_batch(self, device) -> Tensor:
+        """Batch ``draws mod (S // B)`` of epoch ``draws // (S // B)``, then ``draws += 1``."""
+        data = self.fixed_set(device)
+        n = self.samples_per_batch
+        per_epoch = data.shape[1] // n
+        epoch, i = divmod(self.draws, per_epoch)
+        idx = self.epoch_order(epoch, device)[:, i * n : (i + 1) * n]  # (E, n)
+        self.draws += 1
+        return torch.gather(data, 1, idx.unsqueeze(-1).expand(-1, -1, data.shape[-1]))  # (E, n, 2)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        return {**state, "draws": self.draws} if self.train_size is not None else state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.draws = int(state.get("draws", 0))

@@ -14,6 +14,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+#: Weight initialisations of :class:`EnsembleLinear` (see ``reset_parameters``).
+INITS = ("uniform", "normal")
+
 
 class EnsembleLinear(nn.Module):
     """E stacked affine maps ``y_e = x_e W_e + b_e``.
@@ -32,15 +35,28 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(members, 1, out_features)) if bias else None
 
     @torch.no_grad()
-    def reset_parameters(self, generators: list[torch.Generator]) -> None:
-        """Draw member ``k``'s weight then bias from ``generators[k]``."""
+    def reset_parameters(self, generators: list[torch.Generator], init: str = "uniform") -> None:
+        """Draw member ``k``'s weight then bias from ``generators[k]``.
+
+        ``init``: ``"uniform"`` (``nn.Linear``'s ``U(-1/sqrt(in), 1/sqrt(in))`` for weight and bias)
+        or ``"normal"`` (PacGAN's / DCGAN's: weight ``N(0, 0.02)``, bias 0; nothing drawn for it).
+        """
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
         bound = 1.0 / math.sqrt(self.in_features)
         for k, g in enumerate(generators):
-            w = torch.empty(self.in_features, self.out_features).uniform_(-bound, bound, generator=g)
+            w = torch.empty(self.in_features, self.out_features)
+            w = (
+                w.uniform_(-bound, bound, generator=g)
+                if init == "uniform"
+                else w.normal_(0.0, 0.02, generator=g)
+            )
             self.weight[k].copy_(w)
             if self.bias is not None:
-                b = torch.empty(1, self.out_features).uniform_(-bound, bound, generator=g)
-                self.bias[k].copy_(b)
+                if init == "uniform":
+                    self.bias[k].copy_(torch.empty(1, self.out_features).uniform_(-bound, bound, generator=g))
+                else:
+                    self.bias[k].zero_()
 
     def forward(self, x: Tensor) -> Tensor:
         if self.out_features == 1:
@@ -71,7 +87,7 @@ class EnsembleBatchNorm(nn.Module):
         self.members, self.features = members, features
         self.bn = nn.BatchNorm1d(members * features, momentum=momentum, eps=eps)
 
-    def reset_parameters(self, generators: list[torch.Generator]) -> None:
+    def reset_parameters(self, generators: list[torch.Generator], init: str = "uniform") -> None:
         self.bn.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:

@@ -7,6 +7,8 @@
                      write_report, merge_parts, report_main (`gan-lab report`), REPORTS
     mode_report.py   how the report shows mode coverage (protocol, samples.png, coverage.png)
     sr_report.py     how the report shows the SR metrics (protocol, grids.png, psnr.png)
+    image_report.py  how the report shows image metrics and the stacked-digits mode count
+                     (protocols with the feature network, samples.png, fd.png, modes.png, kl.png)
 
 Output, in ``runs/<name>/`` (``runs/<name>-2/`` ... when it exists, so that no earlier study is
 overwritten): ``results.csv``, ``history.csv``, ``study.json``, ``report.md``, the evaluators'
@@ -14,7 +16,7 @@ figures, and one folder per run (config, checkpoint, metrics.csv, W&B files, art
 :mod:`gan_lab.study.report`.
 """
 
-from gan_lab.study import mode_report, sr_report  # noqa: F401  (register the evaluators' reports)
+from gan_lab.study import image_report, mode_report, sr_report  # noqa: F401  (register the evaluators' reports)
 from gan_lab.study.jobs import run_study, study_main
 from gan_lab.study.report import (
     REPORTS,

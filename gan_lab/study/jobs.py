@@ -79,26 +79,35 @@ def job_name(spec, job) -> str:
     return job.label if job.seed_index is None else f"{job.label}/seed{spec.seed + job.seed_index}"
 
 
-def fit_job(spec, job, cli, study_dir, wandb: bool, lead: bool, advance, say, known=()) -> JobResult:
-    """Fit ``job`` (its ``cli`` built with ``run=False``) with the study's CSV and W&B loggers and
-    return its rows. A run that diverges is a result (its rows say where), not a crash. ``known``:
-    pretrained files already hashed for the study (not read again)."""
-    from gan_lab.runs import RunCSVLogger, RunWandbLogger, finish_wandb
+def fit_job(
+    spec, job, cli, study_dir, wandb: bool, lead: bool, advance, say, known=(), media=None
+) -> JobResult:
+    """Fit ``job`` (its ``cli`` built with ``run=False``) with the study's CSV logger and, with
+    ``wandb``, one W&B run per seed (:class:`gan_lab.dashboard.SeedRunsLogger`, media as ``media``
+    says), and return its rows. A run that diverges is a result (its rows say where, its W&B runs
+    are marked), not a crash. ``known``: pretrained files already hashed for the study (not read again)."""
+    from gan_lab.runs import RunCSVLogger, data_name, finish_wandb
 
     model, trainer = cli.model, cli.trainer
     name = job_name(spec, job)
     loggers = [RunCSVLogger(str(job.run_dir), name="", version="")]
+    seed_runs = None
     if wandb:
-        loggers.append(
-            RunWandbLogger(
-                save_dir=str(job.run_dir),
-                project="gan_lab",
-                group=spec.name,
-                name=f"{spec.name}/{name}",
-                tags=[job.run.objective, *model.regularizer_names],
-                config={"study": spec.name, "label": job.label, "args": job.args, **model.hparams},
-            )
+        from gan_lab.dashboard.facts import run_facts
+        from gan_lab.dashboard.seed_runs import SeedRunsLogger
+        from gan_lab.dashboard.workspace import study_group
+
+        facts = run_facts(model, data_name(cli.datamodule), study=spec.name, objective=job.label)
+        seed_runs = SeedRunsLogger(
+            job.run_dir,
+            seeds=[model.seed + k for k in range(model.members or 1)],
+            facts={**facts, "args": job.args},
+            group=study_group(study_dir),
+            name=f"{study_group(study_dir)}/{job.label}",
+            tags=[job.run.objective, *model.regularizer_names],
+            media=media,
         )
+        loggers.append(seed_runs)
     trainer.loggers = loggers
     trainer.callbacks.append(StudyProgress(advance, name))
     t0 = time.perf_counter()
@@ -109,15 +118,17 @@ def fit_job(spec, job, cli, study_dir, wandb: bool, lead: bool, advance, say, kn
         status = f"diverged at g_steps={model.g_steps}"
         say(f"{name}: {e}")
     wall = time.perf_counter() - t0
-    for logger in loggers:
-        logger.finalize("success")
-    finish_wandb(trainer)
     evaluators = find_evaluators(trainer)
     for evaluator in evaluators:
         if not evaluator.history:  # diverged before its first evaluation
             evaluator.evaluate_without_logging(trainer, model)
         if lead:
             evaluator.save_artifacts(job.run_dir)
+    if seed_runs is not None:
+        final_summary(seed_runs, evaluators, status, wall, model.g_steps)
+    for logger in loggers:
+        logger.finalize("success")
+    finish_wandb(trainer)
     every, final = evaluation_rows(evaluators)
     regs = "+".join(model.regularizer_names) or "-"
 
@@ -150,6 +161,23 @@ def fit_job(spec, job, cli, study_dir, wandb: bool, lead: bool, advance, say, kn
     }
     infos = [evaluator.info(trainer) for evaluator in evaluators]
     return JobResult(history, results, run, infos, pretrained_weights(model, known))
+
+
+def final_summary(seed_runs, evaluators: Sequence, status: str, wall: float, g_steps: int) -> None:
+    """Each seed's W&B summary: its final metrics under their logged keys (``<NAME>/<metric>``,
+    the values of its ``results.csv`` row), ``status`` and ``wall_time_s``; a diverged job's runs
+    are marked (:meth:`~gan_lab.dashboard.SeedRunsLogger.mark_diverged`)."""
+    values: dict[str, list] = {}
+    for evaluator in evaluators:
+        last = max(r["g_steps"] for r in evaluator.history)
+        rows = sorted((r for r in evaluator.history if r["g_steps"] == last), key=lambda r: r["member"])
+        for m in evaluator.METRICS:
+            values[f"{evaluator.NAME}/{m}"] = [r[m] for r in rows]
+    n = seed_runs.members
+    values = {k: v for k, v in values.items() if len(v) == n}
+    seed_runs.set_summary({**values, "status": [status] * n, "wall_time_s": [round(wall, 2)] * n})
+    if status != "ok":
+        seed_runs.mark_diverged(status, g_steps)
 
 
 def evaluation_rows(evaluators: Sequence) -> tuple[list[dict], list[dict]]:
@@ -273,7 +301,7 @@ def _cost(cli) -> int:
     return (cli.model.max_g_steps or 0) * cli.model.n_critic
 
 
-def _worker_fit(spec, job, study_dir, wandb: bool, progress) -> JobResult:
+def _worker_fit(spec, job, study_dir, wandb: bool, progress, media=None) -> JobResult:
     """In a worker process: parse, seed and build the job as ``gan-lab fit`` would, then fit it."""
     from gan_lab.console import quiet_lightning
     from gan_lab.fit import build_cli
@@ -289,11 +317,22 @@ def _worker_fit(spec, job, study_dir, wandb: bool, progress) -> JobResult:
         lead=True,
         advance=lambda label, n: progress.put(("advance", label, n)),
         say=lambda line: progress.put(("say", line, 0)),
+        media=media,
     )
 
 
 def run_jobs(
-    spec, jobs: Sequence, clis: Sequence, study_dir, wandb: bool, lead: bool, workers: int, bar, done, known
+    spec,
+    jobs: Sequence,
+    clis: Sequence,
+    study_dir,
+    wandb: bool,
+    lead: bool,
+    workers: int,
+    bar,
+    done,
+    known,
+    media=None,
 ):
     """Fit every job, ``workers`` at a time, and call ``done(index, JobResult)`` in job order as
     the results come in (a job's results wait for those of the jobs before it). ``known``: the
@@ -305,7 +344,7 @@ def run_jobs(
 
     if workers <= 1:
         for i, (job, cli) in enumerate(zip(jobs, clis)):
-            done(i, fit_job(spec, job, cli, study_dir, wandb, lead, advance, bar.write, known))
+            done(i, fit_job(spec, job, cli, study_dir, wandb, lead, advance, bar.write, known, media))
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -329,7 +368,8 @@ def run_jobs(
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 order = sorted(range(len(jobs)), key=lambda i: -_cost(clis[i]))  # longest first
                 futures = {
-                    i: pool.submit(_worker_fit, spec, jobs[i], study_dir, wandb, progress) for i in order
+                    i: pool.submit(_worker_fit, spec, jobs[i], study_dir, wandb, progress, media)
+                    for i in order
                 }
                 for i in range(len(jobs)):
                     done(i, futures[i].result())
@@ -357,9 +397,15 @@ def run_study(
     wandb: bool = True,
     study_dir: Path | None = None,
     jobs_setting: int | None = None,
+    media=None,
 ) -> Path:
     """Validate every run, then fit them (one after another, or side by side on a CPU: see
     :func:`run_jobs`; ``jobs_setting``: ``--jobs``) and write the report. Returns the folder.
+
+    With ``wandb``, every seed is a W&B run (media as ``media``, a
+    :class:`~gan_lab.dashboard.media.MediaSettings`, says; default: on), and after the report the
+    study's closing run (results table, figures) is logged and ``dashboard.json`` written
+    (:mod:`gan_lab.dashboard`).
 
     ``study_dir`` (default: a new folder under ``spec.out``) must not exist yet: a study never
     writes into an earlier one."""
@@ -447,12 +493,19 @@ def run_study(
             write_csv(study_dir / "results.csv", result_fields, results)
             write_csv(study_dir / "history.csv", history_fields, history)
 
-    run_jobs(spec, jobs, clis, study_dir, wandb, lead, workers, bar, done, meta.setdefault("weights", {}))
+    weights = meta.setdefault("weights", {})
+    run_jobs(spec, jobs, clis, study_dir, wandb, lead, workers, bar, done, weights, media)
     bar.close()
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     if lead:
         (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
         write_report(study_dir)
+        if wandb:
+            from gan_lab.dashboard.study_run import log_study_run
+            from gan_lab.dashboard.workspace import study_group, write_definition
+
+            log_study_run(study_dir, study_group(study_dir), spec.name)
+            write_definition(study_dir)
     return study_dir
 
 
@@ -462,6 +515,16 @@ def study_main(argv: list[str]) -> int:
     parser.add_argument("--out", default=None, help="parent folder of the study folder (default: runs)")
     parser.add_argument(
         "--no-wandb", action="store_true", help="skip W&B logging (CSV is written regardless)"
+    )
+    parser.add_argument(
+        "--no-media", action="store_true", help="no W&B media at the evaluations (scatters, image grids)"
+    )
+    parser.add_argument("--media-size", type=int, default=256, help="W&B media: longest side, pixels")
+    parser.add_argument(
+        "--media-count",
+        type=int,
+        default=None,
+        help="W&B media: samples per scatter / images per grid (default: all samples, 64 images)",
     )
     parser.add_argument(
         "overrides", nargs="*", help="extra arguments for every run, e.g. --model.max_g_steps=200"
@@ -483,6 +546,9 @@ def study_main(argv: list[str]) -> int:
     try:
         if args.study_dir and not args.only:
             raise ConfigError("--study-dir goes with --only (one entry of a job array); without it use --out")
+        from gan_lab.dashboard.media import MediaSettings
+
+        media = MediaSettings(not args.no_media, args.media_size, args.media_count)
         spec = select(load_study(args.study_file, args.out), args.only)
         target = Path(args.study_dir) / "parts" / args.only if args.study_dir else None
         study_dir = run_study(
@@ -491,8 +557,14 @@ def study_main(argv: list[str]) -> int:
             wandb=not args.no_wandb,
             study_dir=target,
             jobs_setting=args.jobs,
+            media=media,
         )
     except ConfigError as e:
         return fail(e)
     print(f"study written to {study_dir}/ (report.md, results.csv, history.csv, figures)")
+    definition = study_dir / "dashboard.json"
+    if not args.no_wandb and definition.is_file():
+        from gan_lab.dashboard.workspace import describe, read_definition
+
+        print(describe(read_definition(definition), definition))
     return 0

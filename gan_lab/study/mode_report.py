@@ -5,10 +5,16 @@ objective over the mixture means) and ``coverage.png`` (modes covered and HQ % a
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import ClassVar
 
 from gan_lab.study.report import REPORTS, EvaluatorReport
+
+
+def _natural(path: Path) -> list:
+    """A sort key that orders the numbers in a path by value (``seed2`` before ``seed10``)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
 @REPORTS.register(name="mode")
@@ -22,6 +28,9 @@ class ModeCoverageReport(EvaluatorReport):
         "reverse_kl": ("reverse KL (nats)", 1.0, 3),
         "js": ("JS (nats)", 1.0, 3),
     }
+    #: changes over the last quarter of training that count as "still moving" (see ``still_moving``):
+    #: half a mode, 2 points of HQ %, 0.05 nats of reverse KL, 0.02 nats of JS
+    SETTLED: ClassVar[dict[str, float]] = {"modes": 0.5, "hq_fraction": 0.02, "reverse_kl": 0.05, "js": 0.02}
 
     def protocol(self, info: dict) -> str:
         k = len(info["means"])
@@ -48,9 +57,10 @@ class ModeCoverageReport(EvaluatorReport):
         means = np.array(info["means"])
         panels = {}
         for label, run_dir in runs:
-            files = sorted(Path(run_dir).glob("**/final_samples.npy"))
+            files = sorted(Path(run_dir).glob("**/final_samples.npy"), key=_natural)  # seed2 before seed10
             samples = np.concatenate([np.load(f) for f in files])  # (seeds, N, 2)
-            panels[label] = (samples, means, [r for r in results if r["objective"] == label])
+            rows = sorted((r for r in results if r["objective"] == label), key=lambda r: r["member"])
+            panels[label] = (samples, means, rows)
         samples_png, coverage_png = f"{file_prefix}samples.png", f"{file_prefix}coverage.png"
         save_samples_figure(panels, str(study_dir / samples_png))
         save_coverage_figure(

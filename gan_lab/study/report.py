@@ -19,7 +19,11 @@ evaluator did not evaluate hold NaN in its columns.
 How the report shows an evaluator (its table's headers and scales, the protocol paragraph, its
 figures) is an :class:`EvaluatorReport`, registered in :data:`REPORTS` under the evaluator's
 ``NAME`` (:mod:`gan_lab.study.mode_report`, :mod:`gan_lab.study.sr_report`); an evaluator without
-one is shown with its metrics by name and no figures. The report is computed from the files alone,
+one is shown with its metrics by name and no figures. Beside each evaluator's table the report prints the published rows of the study file's
+``published`` key (:func:`published_table`: the source's values and ours side by side, flagging rows
+whose ``mean ± s.e.`` intervals do not overlap) and flags every configuration whose metrics are still
+moving at the end of training (:func:`still_moving`: "not converged", beside its row). A study
+file's ``note`` is printed under the title. The report is computed from the files alone,
 never from W&B: ``gan-lab report DIR`` (:func:`report_main`) checks them
 (:func:`check_study_folder`) and rewrites it, after merging the ``parts/<label>/`` folders of a
 job-array study (:func:`merge_parts`).
@@ -57,6 +61,9 @@ class EvaluatorReport:
 
     #: metric -> (report header, display scale, digits), in table order; empty: every metric by name
     TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {}
+    #: metric -> the smallest change (in the metric's units) over the last quarter of training that
+    #: counts as "still moving" (:func:`still_moving`); a metric not listed: 5 % of its value
+    SETTLED: ClassVar[dict[str, float]] = {}
 
     def table(self, metrics: Sequence[str]) -> dict[str, tuple[str, float, int]]:
         """The table's columns for an evaluator of ``metrics``."""
@@ -350,7 +357,10 @@ def check_study_folder(study_dir: Path) -> None:
     study_dir = Path(study_dir)
     meta_path = study_dir / "study.json"
     meta = read_meta(meta_path)
-    columns = [c for entry in study_evaluators(meta, meta_path) for c in entry.columns]
+    entries = study_evaluators(meta, meta_path)
+    columns = [c for entry in entries for c in entry.columns]
+    published, _ = study_file_extras(meta)
+    check_published_metrics(entries, published, meta_path)
     runs = {r["label"]: r["run_dir"] for r in meta["runs"]}
     for name, keys in (("results.csv", RESULT_KEYS), ("history.csv", HISTORY_KEYS)):
         path = study_dir / name
@@ -398,13 +408,86 @@ def fmt_mean_se(values: list[float], scale: float = 1.0, digits: int = 2) -> str
     return text
 
 
-def _table(entry: StudyEvaluator, labels: list[str], results: list[dict], meta: dict) -> list[str]:
-    """The evaluator's objective table: mean ± s.e. over seeds of each metric, wall time."""
+#: The share of training over which :func:`still_moving` looks back: the last quarter.
+LOOK_BACK = 0.25
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    import torch
+
+    from gan_lab.metrics import mean_and_se
+
+    mean, se = mean_and_se(torch.tensor(values, dtype=torch.float64))
+    return float(mean), (float(se) if math.isfinite(se) else 0.0)
+
+
+def still_moving(
+    history: list[dict], metric: str, settled: float | None = None
+) -> tuple[int, int, float] | None:
+    """``(from_step, to_step, change)`` when ``metric``'s mean over seeds still moves at the end of
+    training, else None.
+
+    The mean over seeds at the last evaluation is compared with the one at the last evaluation at or
+    before ``(1 − LOOK_BACK)`` of the final G step (the start of the last quarter). It is "still
+    moving" when the change exceeds both twice its standard error (from the s.e. over seeds at the two
+    points) and ``settled`` (in the metric's units; None: 5 % of the larger magnitude of the two
+    means). Fewer than two evaluations, or non-finite means: None (nothing to judge).
+
+    >>> rows = [{"g_steps": g, "seed": s, "hq": v + 0.01 * s} for g, v in ((100, 0.2), (300, 0.5), (400, 0.8)) for s in (0, 1)]
+    >>> still_moving(rows, "hq", settled=0.02)
+    (300, 400, 0.30000000000000004)
+    >>> still_moving(rows, "hq", settled=0.5) is None
+    True
+    """
+    by_step: dict[int, list[float]] = {}
+    for r in history:
+        value = float(r[metric])
+        if math.isfinite(value):
+            by_step.setdefault(int(r["g_steps"]), []).append(value)
+    steps = sorted(by_step)
+    if len(steps) < 2:
+        return None
+    end = steps[-1]
+    start = max((s for s in steps[:-1] if s <= (1 - LOOK_BACK) * end), default=steps[-2])
+    (m1, se1), (m0, se0) = _mean_se(by_step[end]), _mean_se(by_step[start])
+    change = m1 - m0
+    tolerance = settled if settled is not None else 0.05 * max(abs(m0), abs(m1))
+    if not math.isfinite(change) or abs(change) <= max(2 * math.hypot(se0, se1), tolerance):
+        return None
+    return start, end, change
+
+
+def convergence_note(entry: StudyEvaluator, history: list[dict]) -> str:
+    """ "not converged: HQ % +12.3 over G steps 1125→1500" for one configuration's evaluation rows
+    (the evaluator's metrics under their own names), "unknown (one evaluation)" with fewer than two
+    evaluations, or "" when every table metric has settled."""
+    report = entry.report
+    if len({int(r["g_steps"]) for r in history}) < 2:
+        return "unknown (one evaluation)"
+    moving = []
+    for metric, (header, scale, digits) in report.table(entry.metrics).items():
+        found = still_moving(history, metric, report.SETTLED.get(metric))
+        if found is not None:
+            start, end, change = found
+            moving.append((header, f"{change * scale:+.{digits}f}", start, end))
+    if not moving:
+        return ""
+    start, end = moving[0][2], moving[0][3]
+    return "not converged: " + ", ".join(f"{h} {c}" for h, c, _, _ in moving) + f" over G steps {start}→{end}"
+
+
+def _table(
+    entry: StudyEvaluator, labels: list[str], results: list[dict], history: list[dict], meta: dict
+) -> list[str]:
+    """The evaluator's objective table: mean ± s.e. over seeds of each metric, wall time, and
+    "not converged" beside a configuration whose metrics still move at the end."""
     table = entry.report.table(entry.metrics)
     headers = [h for h, _, _ in table.values()]
     lines = [
-        "| objective | regularizers | n_critic | G steps | " + " | ".join(headers) + " | wall time (s) |",
-        "|---" * (5 + len(headers)) + "|",
+        "| objective | regularizers | n_critic | G steps | "
+        + " | ".join(headers)
+        + " | wall time (s) | converged |",
+        "|---" * (6 + len(headers)) + "|",
     ]
     for lab in labels:
         rows = [r for r in results if r["objective"] == lab]
@@ -414,12 +497,118 @@ def _table(entry: StudyEvaluator, labels: list[str], results: list[dict], meta: 
         ]
         wall = sum(x["wall_time_s"] for x in meta["runs"] if x["label"] == lab)
         first = rows[0]
+        note = convergence_note(entry, [r for r in history if r["objective"] == lab]) or "yes"
         lines.append(
             f"| {lab} | {first['regularizers']} | {first['n_critic']} | {first['g_steps']} | "
             + " | ".join(cells)
-            + f" | {wall:.1f} |"
+            + f" | {wall:.1f} | {note} |"
         )
     return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# Published rows beside ours
+# --------------------------------------------------------------------------------------------------
+
+
+def study_file_extras(meta: dict) -> tuple[list[dict], str]:
+    """``(published, note)`` of the study: study.json's ``published`` / ``note`` when it holds them,
+    else the study file's (study.json's ``source``) when that file still exists and parses."""
+    import yaml
+
+    from gan_lab.study.spec import check_published
+
+    if "published" in meta or "note" in meta:
+        return meta.get("published") or [], meta.get("note") or ""
+    source = Path(str(meta.get("source", "")))
+    if not source.is_file():
+        return [], ""
+    try:
+        raw = yaml.safe_load(source.read_text())
+        published = check_published(raw.get("published"), str(source)) if isinstance(raw, dict) else []
+    except (yaml.YAMLError, ConfigError, OSError):
+        return [], ""
+    note = raw.get("note") if isinstance(raw, dict) else ""
+    return published, " ".join(note.split()) if isinstance(note, str) else ""
+
+
+def published_metrics(entry: StudyEvaluator, row: dict) -> dict[str, float | list]:
+    """The values of a published row that belong to ``entry``, under the metric's own name."""
+    return {m: row[entry.prefix + m] for m in entry.metrics if entry.prefix + m in row}
+
+
+def check_published_metrics(entries: Sequence[StudyEvaluator], published: list[dict], where) -> None:
+    """Refuse (one line) a published value whose key is no evaluator's column."""
+    columns = {c for e in entries for c in e.columns}
+    for source in published:
+        for row in source["rows"]:
+            unknown = [k for k in row if k not in ("label", "compare") and k not in columns]
+            if unknown:
+                raise ConfigError(
+                    f"{where}: published row {row['label']!r} of {source['source']!r} has {unknown[0]!r}, which is "
+                    f"not a metric column of this study ({', '.join(sorted(columns))})"
+                )
+
+
+def _interval(value) -> tuple[float, float]:
+    mean, se = (value[0], value[1]) if isinstance(value, (list, tuple)) else (value, 0.0)
+    return float(mean) - float(se), float(mean) + float(se)
+
+
+def intervals_overlap(a, b) -> bool:
+    """Whether ``mean ± s.e.`` intervals overlap (a bare number is a point).
+
+    >>> intervals_overlap([6.3, 0.5], [7.0, 0.25]), intervals_overlap([6.3, 0.5], 7.0), intervals_overlap(1, 1)
+    (True, False, True)
+    """
+    (lo_a, hi_a), (lo_b, hi_b) = _interval(a), _interval(b)
+    return max(lo_a, lo_b) <= min(hi_a, hi_b)
+
+
+def _fmt_published(value, scale: float, digits: int) -> str:
+    if isinstance(value, (list, tuple)):
+        return f"{value[0] * scale:.{digits}f} ± {value[1] * scale:.{digits}f}"
+    return f"{value * scale:.{digits}f}"
+
+
+def published_table(entry: StudyEvaluator, source: dict, labels: list[str], results: list[dict]) -> list[str]:
+    """One source's rows that belong to ``entry``, each followed by our row it compares with
+    (``compare``, else the study entry of the same label), and a last column naming the metrics
+    whose intervals do not overlap. ``results``: the final rows with ``entry``'s metrics under their
+    own names (:meth:`StudyEvaluator.rows`). Empty when no row of the source has this evaluator's metrics."""
+    table = entry.report.table(entry.metrics)
+    rows = [(row, published_metrics(entry, row)) for row in source["rows"]]
+    rows = [(row, values) for row, values in rows if values]
+    if not rows:
+        return []
+    lines = [
+        f"Published: {source['source']}, beside this study (published values as the source gives them, "
+        "mean ± s.e.; ours: mean ± s.e. over seeds at the final evaluation).",
+        "",
+        "| row | " + " | ".join(h for h, _, _ in table.values()) + " | intervals |",
+        "|---" * (2 + len(table)) + "|",
+    ]
+    for row, values in rows:
+        cells = [
+            _fmt_published(values[m], scale, digits) if m in values else "—"
+            for m, (_, scale, digits) in table.items()
+        ]
+        ours_label = row.get("compare", row["label"])
+        ours = [r for r in results if r["objective"] == ours_label] if ours_label in labels else []
+        flag = "" if ours else "(no row of ours to compare)"
+        lines.append(f"| {row['label']} (published) | " + " | ".join(cells) + f" | {flag} |")
+        if not ours:
+            continue
+        our_cells, apart = [], []
+        for m, (header, scale, digits) in table.items():
+            values_m = [r[m] for r in ours]
+            our_cells.append(fmt_mean_se(values_m, scale=scale, digits=digits))
+            finite = [v for v in values_m if math.isfinite(v)]
+            if m in values and finite and not intervals_overlap(values[m], list(_mean_se(finite))):
+                apart.append(header)
+        flag = f"**do not overlap: {', '.join(apart)}**" if apart else "overlap"
+        lines.append(f"| {row['label']} (ours: `{ours_label}`) | " + " | ".join(our_cells) + f" | {flag} |")
+    return [*lines, ""]
 
 
 def write_report(study_dir: Path) -> Path:
@@ -429,6 +618,7 @@ def write_report(study_dir: Path) -> Path:
     results = read_rows(study_dir / "results.csv")
     history = read_rows(study_dir / "history.csv")
     entries = study_evaluators(meta)
+    published, note = study_file_extras(meta)
     labels = list(dict.fromkeys(r["objective"] for r in results))
     run_dirs = {}
     for r in meta["runs"]:
@@ -447,6 +637,7 @@ def write_report(study_dir: Path) -> Path:
         f"Command: `{meta['command']}`; started {meta['started']}, finished {meta['finished']}; "
         f"torch {meta['torch']}, python {meta['python']}.",
         "",
+        *([note, ""] if note else []),
         f"Each configuration trains {n} seed{'s' if n > 1 else ''} ({seeds}) {how}. "
         + (
             "Figures are the mean ± standard error over seeds at the final evaluation"
@@ -468,7 +659,11 @@ def write_report(study_dir: Path) -> Path:
             file_prefix=entry.file_prefix,
         )
         figure_lines = [line for caption, name in figures for line in (f"![{caption}]({name})", "")]
-        sections.append((entry, _table(entry, labels, results, meta), figure_lines))
+        table = _table(entry, labels, results, entry.rows(history, evaluated_only=True), meta)
+        for source in published:
+            extra = published_table(entry, source, labels, entry.rows(results))
+            table += ["", *extra[:-1]] if extra else []
+        sections.append((entry, table, figure_lines))
     diverged = sorted({(r["objective"], r["status"]) for r in results if r.get("status", "ok") != "ok"})
     diverged_lines = []
     if diverged:

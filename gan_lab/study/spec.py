@@ -13,6 +13,27 @@ configs and arguments), the number of seeds and the arguments common to every ru
       - objective: wasserstein
         configs: [../toy/objectives/wasserstein.yaml]
 
+Two optional keys put a study beside the literature:
+
+- ``note``: a paragraph the report prints first, under the title: how this schedule relates to the
+  paper's protocol (e.g. "a 10-minute CPU schedule, NOT PacGAN's protocol").
+- ``published``: rows of published tables, printed in the report beside ours::
+
+      published:
+        - source: "Lin et al., PacGAN (NeurIPS 2018), Table 1, ring"
+          rows:
+            - {label: GAN, compare: GAN, modes: [6.3, 0.5], hq_fraction: [0.982, 0.002], reverse_kl: [0.45, 0.09]}
+            - {label: PacGAN2, modes: [7.9, 0.1], hq_fraction: [0.956, 0.020], reverse_kl: [0.07, 0.03]}
+
+  Each row has a ``label`` (the paper's name), optionally ``compare`` (the label of the study entry
+  it is compared with; default: the entry of the same label, if any), and metric values in the
+  metric's own units (``hq_fraction`` 0.982, not 98.2 %): ``[mean, s.e.]``, or a bare number when the
+  source gives no standard error. Metric keys are the evaluator's metric names (``modes``,
+  ``hq_fraction``, ``reverse_kl``, ``js`` for mode coverage), prefixed ``<evaluator NAME>/`` when the
+  study has several evaluators (``mode/modes``), as the report names its columns. The report shows
+  each source's rows in the table of the evaluator they belong to, and flags a published row whose
+  ``mean ± s.e.`` interval does not overlap ours (:mod:`gan_lab.study.report`).
+
 :func:`load_study` reads and checks it (one-line :class:`~gan_lab.errors.ConfigError` otherwise),
 :func:`select` keeps one entry (a job-array task), and :func:`plan_jobs` turns it into jobs: one
 ``gan-lab fit`` per objective (seed-ensemble nets, ``ensemble: true``, the default, train all
@@ -49,6 +70,8 @@ class StudySpec:
     out: str
     source: str
     ensemble: bool = True
+    note: str = ""
+    published: list[dict] = field(default_factory=list)
 
 
 def _as_str_list(value, what: str) -> list[str]:
@@ -74,7 +97,7 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         raise ConfigError(f"study file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"study file {path!r} must be a mapping with name, base, seeds, objectives")
-    known = {"name", "base", "seeds", "seed", "args", "objectives", "out", "ensemble"}
+    known = {"name", "base", "seeds", "seed", "args", "objectives", "out", "ensemble", "note", "published"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(
@@ -123,8 +146,21 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         raise ConfigError(
             f"study runs need distinct labels, got {labels}; add 'label:' to repeated objectives"
         )
+    published = check_published(raw.get("published"), str(p))
+    for entry in published:
+        for row in entry["rows"]:
+            if "compare" in row and row["compare"] not in labels:
+                raise ConfigError(
+                    f"published row {row['label']!r} of {entry['source']!r} compares with {row['compare']!r}, "
+                    f"which is not an entry of {path} (its labels: {', '.join(labels)})"
+                )
+    note = raw.get("note") or ""
+    if not isinstance(note, str):
+        raise ConfigError(f"study note must be a string (a paragraph), got {note!r:.60}")
     return StudySpec(
         name=name,
+        note=" ".join(note.split()),
+        published=published,
         base=resolve(raw["base"]),
         seeds=seeds,
         seed=seed,
@@ -134,6 +170,63 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         source=str(p),
         ensemble=ensemble,
     )
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_published(value, where: str = "the study file") -> list[dict]:
+    """The ``published`` key checked (see the module docstring): a list of ``{source, rows}``, each
+    row a ``label``, an optional ``compare`` and metric values ``[mean, s.e.]`` or a number.
+
+    >>> check_published([{"source": "S", "rows": [{"label": "GAN", "modes": [6.3, 0.5], "js": 0.1}]}])
+    [{'source': 'S', 'rows': [{'label': 'GAN', 'modes': [6.3, 0.5], 'js': 0.1}]}]
+    >>> check_published([{"source": "S", "rows": [{"label": "GAN", "modes": "6.3"}]}])
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: published row 'GAN' of 'S' in the study file: 'modes' must be [mean, s.e.] or a number, got '6.3'
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"'published' in {where} must be a list of {{source, rows}}, got {value!r:.60}")
+    out = []
+    for entry in value:
+        if not isinstance(entry, dict) or set(entry) != {"source", "rows"}:
+            raise ConfigError(
+                f"each 'published' entry in {where} needs exactly 'source' and 'rows', got {entry!r:.80}"
+            )
+        source, rows = entry["source"], entry["rows"]
+        if not isinstance(source, str) or not source.strip():
+            raise ConfigError(f"a 'published' source in {where} must be a non-empty string, got {source!r}")
+        if not isinstance(rows, list) or not rows:
+            raise ConfigError(f"'published' rows of {source!r} in {where} must be a non-empty list")
+        checked = []
+        for row in rows:
+            if not isinstance(row, dict) or not isinstance(row.get("label"), str):
+                raise ConfigError(
+                    f"each published row of {source!r} in {where} needs a 'label', got {row!r:.80}"
+                )
+            if "compare" in row and not isinstance(row["compare"], str):
+                raise ConfigError(
+                    f"published row {row['label']!r} of {source!r}: 'compare' must be a study label"
+                )
+            metrics = {k: v for k, v in row.items() if k not in ("label", "compare")}
+            if not metrics:
+                raise ConfigError(
+                    f"published row {row['label']!r} of {source!r} in {where} has no metric values"
+                )
+            for key, v in metrics.items():
+                pair = isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v) and v[1] >= 0
+                if not (pair or _is_number(v)):
+                    raise ConfigError(
+                        f"published row {row['label']!r} of {source!r} in {where}: {key!r} must be "
+                        f"[mean, s.e.] or a number, got {v!r}"
+                    )
+            checked.append(dict(row))
+        out.append({"source": source, "rows": checked})
+    return out
 
 
 def select(spec: StudySpec, only: str | None) -> StudySpec:

@@ -7,6 +7,7 @@ import csv
 from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
@@ -119,3 +120,63 @@ def test_log_metrics_writes_to_every_logger_once_at_the_g_step():
     assert all(len(logger.logged) == 1 for logger in loggers) and len(ev.history) == 2
     ev.evaluate(trainer, module)  # logging is back on
     assert loggers[0].logged[-1] == (9, {"const/value": 1.5})
+
+
+class MemberLogger(CSVLogger):
+    """A stand-in per-seed logger: records what it gets per member (and is also a CSV logger)."""
+
+    def __init__(self, *args, media=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.media, self.member_rows = media, []
+
+    def log_member_metrics(self, values, step, shared=None, media=None):
+        self.member_rows.append((step, dict(values), dict(shared or {}), dict(media or {})))
+
+
+@pytest.mark.parametrize("media", [True, False])
+def test_a_per_seed_logger_gets_each_members_values_and_media(tmp_path, media):
+    """Beside a plain CSV logger (means and s.e.), a logger with log_member_metrics gets each
+    member's own metrics (the evaluator's history) and one scatter per member, or none with media off;
+    the module's loss terms come per member too (averaging to the CSV's mean)."""
+    from gan_lab.dashboard.media import MediaSettings
+
+    model = GANModule(
+        ToyGenerator(members=2, hidden=8, layers=2),
+        ToyDiscriminator(members=2, hidden=8, layers=2),
+        max_g_steps=4,
+    )
+    evaluator = ModeCoverageEvaluator(every_n_g_steps=2, n_samples=100, plot=False)
+    member = MemberLogger(str(tmp_path / "m"), name="", version="", media=MediaSettings(media, size=32))
+    trainer = L.Trainer(
+        max_steps=-1,
+        max_epochs=-1,
+        logger=[CSVLogger(str(tmp_path), name="", version=""), member],
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[evaluator],
+    )
+    trainer.fit(model, ToyMixtureDataModule("ring8", batch_size=16))
+    evaluations = [r for r in member.member_rows if "mode/modes" in r[1]]
+    assert [step for step, *_ in evaluations] == [2, 4]
+    for step, values, _, images in evaluations:
+        for name in ModeCoverageEvaluator.METRICS:
+            np.testing.assert_array_equal(
+                values[f"mode/{name}"], [r[name] for r in evaluator.history if r["g_steps"] == step]
+            )
+        assert not any(k.endswith("_se") for k in values)
+        if media:
+            assert [img.shape for img in images["mode/samples"]] == [(32, 32, 3)] * 2
+        else:
+            assert images == {}
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        means = {float(r["d_steps"]): float(r["d/loss"]) for r in csv.DictReader(f) if r.get("d/loss")}
+    losses = [
+        (shared["d_steps"], values["d/loss"])
+        for _, values, shared, _ in member.member_rows
+        if "d/loss" in values
+    ]
+    assert len(losses) == len(means) == 4
+    for d_steps, per_member in losses:
+        assert len(per_member) == 2 and sum(per_member) / 2 == pytest.approx(means[d_steps], rel=1e-6)

@@ -233,7 +233,8 @@ def test_stopped_cli_fit_resumes_with_ckpt_path_last_in_its_own_folder(tmp_path,
     resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert training_steps(run / "metrics.csv") == list(range(1, total + 1))  # no step twice, none missing
     ids = {read_run(f)["run"].run_id for f in run.glob("wandb/offline-run-*/run-*.wandb")}
-    assert len(list(run.glob("wandb/offline-run-*"))) == 2 and len(ids) == 1  # two sessions, one run
+    # two sessions, and in each one run per seed (2 members): the same 2 runs continued
+    assert len(list(run.glob("wandb/offline-run-*"))) == 4 and len(ids) == 2
 
     straight_args = [*SMALL, f"--config={cfg}", f"--trainer.default_root_dir={tmp_path / 's'}"]
     assert main(["fit", *straight_args, f"--model.max_g_steps={total}", "--trainer.logger=false"]) == 0

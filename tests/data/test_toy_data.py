@@ -209,3 +209,60 @@ def test_bad_steps_per_epoch_raises_config_error(steps):
 def test_unknown_name_in_datamodule_raises_config_error():
     with pytest.raises(ConfigError, match="valid datasets: grid25, ring8, ring8_veegan"):
         ToyMixtureDataModule("nope")
+
+
+# --------------------------------------------------------------------------------------------------
+# Packs and a fixed training set iterated in epochs (PacGAN's protocol)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_packed_batch_holds_batch_size_times_pack_samples():
+    dm = ToyMixtureDataModule("ring8", batch_size=5, members=2, seed=0, pack=3)
+    assert dm.sample(CPU).shape == (2, 15, 2)
+    dm = ToyMixtureDataModule("ring8", batch_size=5)
+    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(members=2, seed=1, pack=4), global_rank=0)
+    dm.setup("fit")
+    assert dm.pack == 4 and dm.sample(CPU).shape == (2, 20, 2)
+
+
+def test_fixed_set_epochs_visit_every_sample_once_in_a_new_order_each_epoch():
+    S, B, m = 12, 4, 2  # 12 packs of 2 = 24 samples, 3 batches of 4 packs (8 samples) an epoch
+    dm = ToyMixtureDataModule("ring8", batch_size=B, members=2, seed=0, pack=m, train_size=S)
+    assert len(dm.train_dataloader()) == S // B
+    data = dm.fixed_set(CPU)
+    assert data.shape == (2, S * m, 2)
+    epochs = [torch.cat(_stream(dm, S // B), dim=1) for _ in range(2)]  # (E, 24, 2) each
+    for e in range(2):
+        for epoch in epochs:  # each epoch: a permutation of the member's fixed set
+            assert torch.equal(epoch[e].sort(dim=0).values, data[e].sort(dim=0).values)
+            assert torch.unique(epoch[e], dim=0).shape[0] == S * m  # no sample twice
+        assert not torch.equal(epochs[0][e], epochs[1][e])  # reshuffled between epochs
+    assert not torch.equal(data[0], data[1])  # members have their own sets
+
+
+def test_fixed_set_member_k_is_the_single_run_with_seed_plus_k():
+    ens = _stream(ToyMixtureDataModule("grid25", batch_size=4, members=3, seed=7, train_size=10), 6)
+    for k in range(3):
+        single = _stream(
+            ToyMixtureDataModule("grid25", batch_size=4, members=1, seed=7 + k, train_size=10), 6
+        )
+        for a, b in zip(ens, single):
+            assert torch.equal(a[k : k + 1], b)
+
+
+def test_fixed_set_resumes_mid_epoch_exactly():
+    kw = {"batch_size": 3, "members": 2, "seed": 5, "train_size": 9}  # 3 batches an epoch
+    dm = ToyMixtureDataModule("ring8", **kw)
+    _stream(dm, 4)  # one epoch and one batch into the next
+    state = dm.state_dict()
+    assert state["draws"] == 4
+    expected = _stream(dm, 4)
+    resumed = ToyMixtureDataModule("ring8", **kw)
+    resumed.load_state_dict(state)
+    for a, b in zip(_stream(resumed, 4), expected):
+        assert torch.equal(a, b)
+
+
+def test_fixed_set_smaller_than_a_batch_is_refused():
+    with pytest.raises(ConfigError, match="train_size 5 is smaller than one batch"):
+        ToyMixtureDataModule("ring8", batch_size=8, train_size=5)

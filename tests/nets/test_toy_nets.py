@@ -350,9 +350,17 @@ def test_per_sample_gradient_check_detects_batchnorm():
         ({"members": 0}, "'members' must be an integer >= 1"),
         ({"members": True}, "'members' must be an integer >= 1"),
         ({"hidden": 2.5}, "'hidden' must be an integer >= 1"),
-        ({"activation": "nope"}, "unknown activation 'nope'; valid activations: leaky_relu, relu, tanh"),
+        ({"activation": "nope"}, "unknown activation 'nope'; valid activations: leaky_relu, "),
+        ({"init": "xavier"}, "unknown init 'xavier'; valid inits: normal, uniform"),
     ],
 )
 def test_bad_config_raises_config_error(cls, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         cls(**kwargs)
+
+
+def test_maxout_is_a_discriminator_activation_only():
+    with pytest.raises(ConfigError, match="valid activations: leaky_relu, maxout, relu, tanh"):
+        ToyDiscriminator(activation="nope")
+    with pytest.raises(ConfigError, match="valid activations: leaky_relu, relu, tanh"):
+        ToyGenerator(activation="maxout")

@@ -23,7 +23,7 @@ EVALUATORS = [ModeCoverageEvaluator, SRMetricsEvaluator]
 
 
 def test_each_evaluator_has_a_report_registered_under_its_name():
-    assert sorted(REPORTS) == ["mode", "sr"]
+    assert {"mode", "sr"} <= set(REPORTS)  # (image evaluators register theirs too)
     assert isinstance(report_for(ModeCoverageEvaluator), ModeCoverageReport)
     assert isinstance(report_for(SRMetricsEvaluator), SRMetricsReport)
     for cls in EVALUATORS:

@@ -1,0 +1,322 @@
+"""Kernel distance between two sets of features: the unbiased MMD² with a cubic polynomial kernel
+(KID when the features are Inception-v3 pool3; Bińkowski et al., 2018, "Demystifying MMD GANs").
+
+With the kernel ``k(x, y) = (γ xᵀy + c)^p`` (defaults ``p = 3``, ``γ = 1/d``, ``c = 1``) and two
+subsets ``X = {x_1..x_m}`` (real) and ``Y = {y_1..y_m}`` (fake) of ``m`` samples each, the
+unbiased estimator of MMD² is
+
+    MMD²_u = 1/(m(m−1)) Σ_{i≠j} k(x_i, x_j) + 1/(m(m−1)) Σ_{i≠j} k(y_i, y_j) − 2/m² Σ_{i,j} k(x_i, y_j)
+
+It is averaged over ``subsets`` random draws of ``m = subset_size`` samples per side, each draw
+without replacement (``randperm(n)[:m]``, real then fake, as torchmetrics' ``KernelInceptionDistance``
+draws them); the result is ``(mean, std)`` over the draws, std with ddof 0 as torchmetrics and
+torch-fidelity report it. Being unbiased, the estimate can be slightly negative for two samples of
+one distribution. Kernels and sums are float64.
+
+The draws come from a ``torch.Generator`` (CPU, so the same seed draws the same subsets on every
+device). :class:`KernelDistance` first puts the samples of each side in a canonical order
+(:func:`canonical_sort`), so its result does not depend on the order in which batches arrived
+(e.g. the rank order of a DDP gather).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
+
+from gan_lab.errors import ConfigError, check_int
+
+__all__ = [
+    "KernelDistance",
+    "canonical_sort",
+    "gather_features",
+    "kernel_inception_distance",
+    "polynomial_mmd2",
+]
+
+
+def _direction(d: int, device: torch.device) -> Tensor:
+    """The fixed random direction ``(d,)`` (float64) of :func:`canonical_sort`'s keys."""
+    return torch.randn(d, generator=torch.Generator().manual_seed(20180101), dtype=torch.float64).to(device)
+
+
+def canonical_sort(x: Tensor) -> Tensor:
+    """The rows of ``x`` in an order that depends only on the multiset of rows, not on their order.
+
+    Rows are sorted by their projection on a fixed random direction (float64). Where two
+    different rows have keys within ``1e-10 · max |key|`` of each other (a tie, or a near tie that
+    rounding could turn around depending on where a row sits in the matrix), all rows are sorted
+    lexicographically instead: exact, and rare for continuous features. Equal rows are
+    interchangeable, so their ties do not matter.
+
+    Args:
+        x: ``(N, d)``.
+
+    Returns:
+        ``(N, d)``, a permutation of the rows.
+
+    >>> canonical_sort(torch.tensor([[2.0, 0.0], [1.0, 0.0]])).equal(canonical_sort(torch.tensor([[1.0, 0.0], [2.0, 0.0]])))
+    True
+    """
+    n, d = x.shape
+    if n < 2:
+        return x
+    key = x.to(torch.float64) @ _direction(d, x.device)  # (N,)
+    order = torch.argsort(key, stable=True)
+    xs, ks = x[order], key[order]
+    tol = 1e-10 * float(ks.abs().max()) if bool(torch.isfinite(ks).all()) else 0.0
+    tied = torch.nonzero(ks[1:] - ks[:-1] <= tol).flatten()  # sorted positions i, i + 1 (near) tied
+    if tied.numel() and bool((xs[tied] != xs[tied + 1]).any()):
+        rows = x.detach().cpu().to(torch.float64).numpy()
+        order = torch.from_numpy(np.lexsort(rows.T[::-1]).copy()).to(x.device)  # first column primary
+        return x[order]
+    return xs
+
+
+_GATHER_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32)
+
+
+def gather_features(x: Tensor, group: Any = None) -> list[Tensor]:
+    """``torchmetrics``' ``gather_all_tensors`` for ``(N, d)`` feature states (a Metric's
+    ``dist_sync_fn``), also when some rank holds no samples of a side.
+
+    torchmetrics hands a rank's empty list state over as a 1-D ``tensor([])`` of the metric's
+    dtype, which ``gather_all_tensors`` cannot gather with the other ranks' ``(N, d)`` tensors (a
+    collective mismatch). So each rank first shares whether it has samples, their ``d`` and dtype,
+    and an empty rank sends a ``(0, d)`` tensor of the others' dtype instead (e.g. the evaluator's
+    real features, updated on one rank only).
+    """
+    empty = x.dim() == 1 and x.numel() == 0
+    code = _GATHER_DTYPES.index(x.dtype) if x.dtype in _GATHER_DTYPES else -1
+    meta = torch.tensor([0 if empty else 1, 0 if empty else x.shape[-1], code], device=x.device)
+    metas = [torch.zeros_like(meta) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(metas, meta, group=group)
+    full = [m for m in metas if int(m[0]) == 1]
+    if empty and full:
+        d, code = int(full[0][1]), int(full[0][2])
+        x = x.reshape(0, d).to(_GATHER_DTYPES[code] if code >= 0 else x.dtype)
+    return gather_all_tensors(x, group)
+
+
+def _kernel(a: Tensor, b: Tensor, degree: int, gamma: float, coef0: float) -> Tensor:
+    return (gamma * (a @ b.T) + coef0) ** degree
+
+
+def polynomial_mmd2(
+    real: Tensor, fake: Tensor, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
+) -> Tensor:
+    """The unbiased MMD² (module docstring) between two sets of ``m`` samples with the polynomial
+    kernel ``(γ xᵀy + c)^degree``, in float64.
+
+    Args:
+        real, fake: ``(m, d)`` each, ``m ≥ 2``.
+        degree, gamma, coef0: the kernel; ``gamma=None`` means ``1/d``.
+
+    Returns:
+        float64 scalar.
+
+    >>> x = torch.tensor([[1.0], [-1.0]])
+    >>> polynomial_mmd2(x, x, degree=1, gamma=1.0, coef0=0.0)  # k = xy: -2/2 - 2/2 - 2·0/4
+    tensor(-2., dtype=torch.float64)
+    """
+    x, y = real.to(torch.float64), fake.to(torch.float64)
+    m = x.shape[0]
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    k_xx = _kernel(x, x, degree, gamma, coef0)
+    k_yy = _kernel(y, y, degree, gamma, coef0)
+    k_xy = _kernel(x, y, degree, gamma, coef0)
+    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    return within - 2 * k_xy.sum() / (m * m)
+
+
+def _check_kernel(subsets: int, subset_size: int, degree: int, gamma: float | None, coef0: float) -> None:
+    check_int("KID subsets", subsets)
+    check_int("KID subset_size", subset_size, minimum=2)
+    check_int("KID degree", degree)
+    if gamma is not None and (
+        isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0
+    ):
+        raise ConfigError(f"KID gamma must be a number > 0 or None (1/d), got {gamma!r}")
+    if isinstance(coef0, bool) or not isinstance(coef0, (int, float)) or not 0 <= coef0 < math.inf:
+        raise ConfigError(f"KID coef0 must be a number >= 0, got {coef0!r}")
+
+
+def _check_counts(n_real: int, n_fake: int, subset_size: int) -> None:
+    if n_real < subset_size or n_fake < subset_size:
+        raise ConfigError(
+            f"KID needs at least {subset_size} samples per side, got {n_real} real / {n_fake} fake; "
+            "lower subset_size or raise n"
+        )
+
+
+def kernel_inception_distance(
+    real: Tensor,
+    fake: Tensor,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    degree: int = 3,
+    gamma: float | None = None,
+    coef0: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """KID: mean and std (ddof 0) of the unbiased polynomial-kernel MMD² over random subsets
+    (Bińkowski et al., 2018; module docstring).
+
+    Args:
+        real, fake: features ``(N, d)`` and ``(M, d)``, ``N, M ≥ subset_size``.
+        subsets: number of subset draws.
+        subset_size: ``m``, samples per side in each draw (without replacement).
+        degree, gamma, coef0: the kernel ``(γ xᵀy + c)^degree``; ``gamma=None`` means ``1/d``.
+        generator: a CPU ``torch.Generator`` for the draws (default: torch's global one).
+
+    Returns:
+        ``(mean, std)``, float64 scalars; NaN when any feature is not finite.
+
+    Raises:
+        ConfigError: bad kernel arguments, or fewer than ``subset_size`` samples on a side (before
+            any work).
+        ValueError: features that are not 2-D or of different dims.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(200, 8, generator=g)
+    >>> mean, std = kernel_inception_distance(x, x + 2, subsets=10, subset_size=100, generator=g)
+    >>> bool(mean > 10 * std)
+    True
+    """
+    _check_kernel(subsets, subset_size, degree, gamma, coef0)
+    real, fake = torch.as_tensor(real).detach(), torch.as_tensor(fake).detach()
+    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(
+            f"real and fake features must be (N, d) and (M, d), got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
+    _check_counts(real.shape[0], fake.shape[0], subset_size)
+    if not bool(torch.isfinite(real).all() and torch.isfinite(fake).all()):
+        nan = torch.tensor(math.nan, dtype=torch.float64)
+        return nan, nan.clone()
+    scores = torch.empty(subsets, dtype=torch.float64)
+    for s in range(subsets):
+        real_idx = torch.randperm(real.shape[0], generator=generator)[:subset_size]
+        fake_idx = torch.randperm(fake.shape[0], generator=generator)[:subset_size]
+        x, y = real[real_idx.to(real.device)], fake[fake_idx.to(fake.device)]
+        scores[s] = polynomial_mmd2(x, y, degree, gamma, coef0).cpu()
+    return scores.mean(), scores.std(correction=0)
+
+
+class KernelDistance(Metric):
+    """KID (on Inception pool3 features; a kernel distance on any features) as a torchmetrics Metric.
+
+    States: the real and fake features, lists concatenated across processes
+    (``dist_reduce_fx="cat"``). The real side may instead be a fixed reference tensor
+    (constructor ``reference=`` or :meth:`set_reference`), a buffer kept across ``reset``.
+    ``compute`` sorts each side canonically (:func:`canonical_sort`) and draws the subsets with a
+    generator seeded ``seed`` each time, so it is deterministic and independent of the order of
+    the samples (and of the DDP rank order).
+
+    Args:
+        subsets, subset_size, degree, gamma, coef0: as :func:`kernel_inception_distance`.
+        seed: seed of the subset draws.
+        reference: fixed real features ``(N, d)``.
+        kwargs: passed to ``torchmetrics.Metric``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> metric = KernelDistance(subsets=5, subset_size=50)
+    >>> metric.update(torch.randn(100, 4, generator=g), real=True)
+    >>> metric.update(torch.randn(100, 4, generator=g) + 3)
+    >>> mean, std = metric.compute()
+    >>> bool(mean > 10 * std)
+    True
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    real: list[Tensor]
+    fake: list[Tensor]
+    ref_features: Tensor | None
+
+    def __init__(
+        self,
+        subsets: int = 100,
+        subset_size: int = 1000,
+        degree: int = 3,
+        gamma: float | None = None,
+        coef0: float = 1.0,
+        seed: int = 0,
+        reference: Tensor | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("dist_sync_fn", gather_features)
+        super().__init__(**kwargs)
+        _check_kernel(subsets, subset_size, degree, gamma, coef0)
+        check_int("KID seed", seed, minimum=0)
+        self.subsets, self.subset_size, self.degree = subsets, subset_size, degree
+        self.gamma, self.coef0, self.seed = gamma, coef0, seed
+        self.add_state("real", default=[], dist_reduce_fx="cat")
+        self.add_state("fake", default=[], dist_reduce_fx="cat")
+        self.register_buffer("ref_features", None, persistent=False)
+        if reference is not None:
+            self.set_reference(reference)
+
+    def set_reference(self, features: Tensor) -> None:
+        """Fix the real features ``(N, d)`` (kept across ``reset``)."""
+        features = torch.as_tensor(features).detach()
+        if features.dim() != 2:
+            raise ConfigError(f"KID reference features must be (N, d), got {tuple(features.shape)}")
+        self.ref_features = features.to(self.device).clone()
+
+    def update(self, features: Tensor, real: bool = False) -> None:
+        """Add a batch of features ``(B, d)``: fake by default, real with ``real=True``.
+
+        Raises:
+            ValueError: for another shape, or real features when a fixed reference is set.
+        """
+        x = torch.as_tensor(features).detach()
+        if x.dim() != 2:
+            raise ValueError(f"features must be (B, d), got {tuple(x.shape)}")
+        if real and self.ref_features is not None:
+            raise ValueError(
+                "this KernelDistance has a fixed reference (set_reference); do not update it with real=True"
+            )
+        (self.real if real else self.fake).append(x)
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        """``(mean, std)`` over the subsets, float64 scalars.
+
+        Raises:
+            ConfigError: no real features, or fewer than ``subset_size`` samples on a side.
+        """
+        if self.ref_features is not None:
+            real = self.ref_features
+        elif isinstance(self.real, Tensor) or len(self.real) > 0:
+            real = dim_zero_cat(self.real)
+        else:
+            raise ConfigError(
+                "KernelDistance has no real features: call set_reference or update(features, real=True)"
+            )
+        fake = dim_zero_cat(self.fake) if isinstance(self.fake, Tensor) or len(self.fake) > 0 else real[:0]
+        _check_counts(real.shape[0], fake.shape[0], self.subset_size)
+        generator = torch.Generator().manual_seed(self.seed)
+        return kernel_inception_distance(
+            canonical_sort(real),
+            canonical_sort(fake),
+            self.subsets,
+            self.subset_size,
+            self.degree,
+            self.gamma,
+            self.coef0,
+            generator,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"subsets={self.subsets}, subset_size={self.subset_size}, degree={self.degree}, seed={self.seed}"
+        )
