@@ -30,6 +30,17 @@ nets (:func:`gan_lab.threads.choose_cpu_threads`: one for the toy MLPs, torch's 
 ``threads`` and ``threads_reason``; on a GPU the count is left as the process found it (or
 ``--threads``).
 
+Seed ensembles (named only, ``--cases toy_ens_e1 toy_ens_e64 toy_ens_e512``): PacGAN-size toy nets
+(G 4 × 400 with BatchNorm, D 3 × 200), batch 100 per member, non-saturating, E = 1, 64 and 512;
+``lab_member_steps_per_s`` is the ensemble's throughput. In every toy case both loops draw the data,
+G's noise and the penalty points from the same counter-based streams of :mod:`gan_lab.seeding`
+(seed 0), all members in one op each, so ``ratio`` compares the loops on the same work.
+
+``eval`` (in the default run; :mod:`gan_lab.metrics.bench`): the image metrics: features/s of each
+feature network (Inception-v3, VGG16 fc2, the digit classifier; random weights of their
+architectures) and the seconds of one FD + precision/recall + density/coverage evaluation at
+N = 10,000 on 2,048-d features.
+
 ``toy_e1_busy`` (CPU only; in the default CPU run): a shared machine. The lab loop of ``toy_e1``
 timed quiet and with one competing CPU-bound process that the bench starts (and kills: also on an
 error or Ctrl-C), in ABBA order, medians of ``quiet_steps_per_s`` and ``busy_steps_per_s``, and
@@ -70,6 +81,8 @@ from torch import Tensor, nn
 from gan_lab.threads import TORCH_DEFAULT_THREADS, ThreadChoice, apply_cpu_threads, choose_cpu_threads
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+#: the image metrics' case: features/s of each feature net and one FD + PRDC evaluation at N = 10,000
+EVAL_CASE = "eval"
 
 
 @dataclass
@@ -86,6 +99,7 @@ class Case:
     width: int = 0  # toy: G hidden (D: half); dcgan: ngf = ndf
     steps: dict[str, int] = field(default_factory=dict)  # timed steps per device type (none: not run)
     busy: bool = False  # the lab loop quiet and with a competing process, not lab against hand
+    default: bool = True  # in the default run (False: only when named with --cases)
 
     @property
     def samples_per_step(self) -> int:
@@ -102,6 +116,12 @@ def cases(quick: bool) -> dict[str, Case]:
                 "dcgan32_wgan_gp", "dcgan", 4, None, "wasserstein", ["wgan_gp"], 5, 4, {"cpu": 2, "cuda": 2}
             ),
             "toy_e1_busy": Case("toy_e1_busy", "toy", 32, 1, width=32, steps={"cpu": 4}, busy=True),
+            **{
+                f"toy_ens_e{e}": Case(
+                    f"toy_ens_e{e}", "toy", 8, m, width=8, steps={"cpu": 2, "cuda": 2}, default=False
+                )
+                for e, m in ((1, 1), (64, 4), (512, 8))
+            },
         }
     return {
         "toy_e1": Case("toy_e1", "toy", 512, 1, width=400, steps={"cpu": 300, "cuda": 300}),
@@ -112,6 +132,16 @@ def cases(quick: bool) -> dict[str, Case]:
         ),
         # CPU only: on a GPU the host threads only launch kernels (and a GPU host has cores to spare)
         "toy_e1_busy": Case("toy_e1_busy", "toy", 512, 1, width=400, steps={"cpu": 30}, busy=True),
+        # seed ensembles at PacGAN's size (G 4 x 400 with BatchNorm, D 3 x 200; batch 100 per member):
+        # member-steps/s, E = 1, 64, 512 (named with --cases only: E = 512 is minutes a step on a CPU)
+        **{
+            f"toy_ens_e{e}": Case(f"toy_ens_e{e}", "toy", 100, e, width=400, steps=steps, default=False)
+            for e, steps in (
+                (1, {"cpu": 60, "cuda": 300}),
+                (64, {"cpu": 4, "cuda": 200}),
+                (512, {"cpu": 1, "cuda": 100}),
+            )
+        },
     }
 
 
@@ -166,13 +196,22 @@ def _image_datamodule(batch: int, steps: int):
     return RandomImagesDataModule()
 
 
-def _toy_sampler(case: Case, device: torch.device):
+def _toy_streams(case: Case) -> dict:
+    """The lab's counter-based streams of a toy case (:mod:`gan_lab.seeding`), for the hand loop:
+    the data, noise and penalty streams of a GANModule and ToyMixtureDataModule of seed 0, so that
+    both loops draw the same numbers with the same ops."""
+    from gan_lab.seeding import CounterStream, run_seeds
+
+    seeds = run_seeds(0, case.members or 1)
+    return {name: CounterStream(seeds, name) for name in ("data", "noise", "penalty")}
+
+
+def _toy_sampler(case: Case, device: torch.device, stream):
     from gan_lab.data.toy import get_mixture
-    from gan_lab.seeding import member_generators
 
     mixture = get_mixture("ring8").to(device)
-    gens = member_generators(list(range(case.members or 1)), device)
-    return lambda: torch.stack([mixture.sample(case.batch, g, device) for g in gens])  # (E, B, 2)
+    n = case.batch * mixture.words_per_sample
+    return lambda: mixture.from_words(stream.words(n, device))  # (E, B, 2), all members at once
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,8 +246,11 @@ def hand_loop(
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+    streams = _toy_streams(case) if case.kind == "toy" else None
     sample_real = (
-        _toy_sampler(case, device) if case.kind == "toy" else RandomImages(case.batch, device).sample
+        _toy_sampler(case, device, streams["data"])
+        if case.kind == "toy"
+        else RandomImages(case.batch, device).sample
     )
     if channels_last and case.kind != "toy":
         sample_images = sample_real
@@ -218,6 +260,12 @@ def hand_loop(
 
     noise = torch.Generator(device=device).manual_seed(1)
     z_shape = (case.members, case.batch, G.z_dim) if case.kind == "toy" else (case.batch, G.z_dim)
+
+    def sample_noise() -> Tensor:
+        if streams is not None:  # toy: the lab's counter-based noise streams
+            return streams["noise"].normal(z_shape[1:], device)
+        return torch.randn(z_shape, generator=noise, device=device)
+
     gp_weight = 10.0 if "wgan_gp" in case.regularizers else 0.0
 
     def autocast():
@@ -235,7 +283,11 @@ def hand_loop(
 
     def gradient_penalty(real: Tensor, fake: Tensor) -> Tensor:
         bnd = 2 if case.kind == "toy" else 1
-        eps = torch.rand(real.shape[:bnd] + (1,) * (real.dim() - bnd), device=device)
+        shape = real.shape[:bnd] + (1,) * (real.dim() - bnd)
+        if streams is not None:  # toy: the lab's counter-based penalty streams
+            eps = streams["penalty"].uniform(shape[1:], device)
+        else:
+            eps = torch.rand(shape, device=device)
         x = (eps * real + (1 - eps) * fake.float()).requires_grad_(True)
         out = D(x).float().sum()
         # the lab's cap: at 2^16 (the scaler's start) float16 logits overflow (see MAX_PENALTY_SCALE)
@@ -252,7 +304,7 @@ def hand_loop(
         real = sample_real()
         with autocast():
             with torch.no_grad():
-                fake = G_main(torch.randn(z_shape, generator=noise, device=device))
+                fake = G_main(sample_noise())
             d_loss = objective.d_loss(D_main(real).float(), D_main(fake).float()).mean(-1).sum()
             if gp_weight:
                 d_loss = d_loss + gp_weight * gradient_penalty(real, fake)
@@ -261,7 +313,7 @@ def hand_loop(
             for p in D.parameters():
                 p.requires_grad_(False)
             with autocast():
-                fake = G_main(torch.randn(z_shape, generator=noise, device=device))
+                fake = G_main(sample_noise())
                 g_loss = objective.g_loss(D_main(fake).float(), None).mean(-1).sum()
             backward_step(g_loss, opt_g)
             for p in D.parameters():
@@ -616,7 +668,9 @@ def run_bench(
 
     check_choice("device", device, ("cpu", "cuda"))
     table = cases(quick)
-    names = names or [n for n, c in table.items() if device in c.steps]
+    eval_case = names is None or EVAL_CASE in names  # the image metrics' case (gan_lab.metrics.bench)
+    names = [n for n in names if n != EVAL_CASE] if names is not None else None
+    names = names if names is not None else [n for n, c in table.items() if device in c.steps and c.default]
     for n in names:
         check_choice("case", n, table)
         if device not in table[n].steps:
@@ -648,6 +702,10 @@ def run_bench(
                 results.extend(run_busy_case(case, *args))
             else:
                 results.append(run_case(case, *args))
+        if eval_case:
+            from gan_lab.metrics.bench import run_eval_bench
+
+            results.append(run_eval_bench(device, quick=quick))
     return {
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "precision": precision,
@@ -678,7 +736,8 @@ def bench_main(argv: list[str]) -> int:
         "--cases",
         nargs="*",
         default=None,
-        help="subset of: toy_e1 toy_e64 dcgan32_ns dcgan32_wgan_gp toy_e1_busy (CPU only)",
+        help="subset of: toy_e1 toy_e64 dcgan32_ns dcgan32_wgan_gp toy_e1_busy (CPU only) eval; "
+        "named only: toy_ens_e1 toy_ens_e64 toy_ens_e512",
     )
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per loop and case (median)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each timed run")

@@ -56,7 +56,7 @@ from gan_lab.losses import Objective, get_objective
 from gan_lab.losses.reduction import reduce_members, term_means
 from gan_lab.nets.ema import ema_beta, ema_update_, make_ema
 from gan_lab.nets.layers import pack
-from gan_lab.nets.spec import net_spec
+from gan_lab.nets.spec import net_spec, with_seed
 from gan_lab.optim import ADAM_DEFAULTS, clip_unscaled_, correct_for_lazy_interval, default_adam
 from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
 from gan_lab.regularizers.base import full_precision
@@ -88,7 +88,9 @@ class GANModule(L.LightningModule):
         ema_kimg: keep ``G_ema`` with StyleGAN2's β: a half-life of this many thousand samples,
             ramped up over ``ema_rampup · samples seen`` (:func:`~gan_lab.nets.ema.ema_beta`).
         ema_rampup: StyleGAN2's ramp-up (0.05); None: no ramp-up.
-        seed: member ``k`` draws its initial weights and noise from seed ``seed + k``.
+        seed: member ``k`` draws its initial weights and noise from seed ``seed + k``; a net with a
+            ``seed`` argument of its own and no members (DCGAN, SN-ResNet) is built again with ``seed``
+            (:func:`~gan_lab.nets.spec.with_seed`).
         max_g_steps: stop after this many G steps (None: the Trainer's limits only).
         conditional: paired run: batches are ``(condition, target)``, G maps ``(condition, z)``
             (``z`` None when ``G.z_dim == 0``); regularizers that need a target become allowed.
@@ -141,6 +143,8 @@ class GANModule(L.LightningModule):
         check_config(
             generator, discriminator, self.objective, regs, n_critic, ema_beta, max_g_steps, conditional
         )
+        # image nets (a `seed` argument, no ensemble) are built again with the run's seed
+        generator, discriminator = with_seed(generator, int(seed)), with_seed(discriminator, int(seed))
         self.G, self.D = generator, discriminator
         self.members: int | None = getattr(generator, "members", None)
         self.batch_ndim = 2 if self.members is not None else 1
@@ -215,15 +219,15 @@ class GANModule(L.LightningModule):
     # -- what a step draws and feeds -----------------------------------------------------------
 
     def sample_noise(self, batch_size: int) -> Tensor:
-        """``z ~ N(0, I)``: ``(E, B, z_dim)`` for an ensemble, ``(B, z_dim)`` otherwise."""
-        return self.streams.draw(
-            self.streams.noise, (batch_size, self.G.z_dim), self.device, self.global_rank
-        )
+        """``z ~ N(0, I)``: ``(E, B, z_dim)`` for an ensemble, ``(B, z_dim)`` otherwise; all members at
+        once from the counter-based ``noise`` streams (:class:`~gan_lab.seeding.CounterStream`)."""
+        return self.streams.normal((batch_size, self.G.z_dim), self.device, self.global_rank)
 
     def sample_uniform(self, shape: tuple[int, ...]) -> Tensor:
-        """``U[0, 1)`` of ``shape`` (leading ``(E, B)`` or ``(B,)``) for the penalties' points."""
+        """``U[0, 1)`` of ``shape`` (leading ``(E, B)`` or ``(B,)``) for the penalties' points, from the
+        counter-based ``penalty`` streams."""
         rest = shape[self.batch_ndim - 1 :]
-        return self.streams.draw(self.streams.penalty, rest, self.device, self.global_rank, torch.rand)
+        return self.streams.uniform(rest, self.device, self.global_rank)
 
     @property
     def grad_scaler(self):
@@ -448,7 +452,7 @@ class GANModule(L.LightningModule):
         checkpoint["gan_lab"] = {
             "d_steps": self.d_steps,
             "g_steps": self.g_steps,
-            **self.streams.state(),
+            **self.streams.state(),  # counters, the same on every rank: each rank resumes its own keys
             "rng": global_rng_state(),
             "config": self.resolved_config,
             "run_dir": trainer.log_dir

@@ -1,16 +1,26 @@
 """Per-member random streams of a seed ensemble.
 
 Member ``k`` of a run with base seed ``s`` draws everything (G's and D's initial weights, the data
-it sees, the noise fed to G) from streams seeded ``s + k + stream_offset``. Because the seed is
-linear in ``k``, member ``k`` of an E-member run starts and trains exactly like a 1-member run
-with base seed ``s + k``: an ensemble of E seeds *is* E single runs, only faster.
+it sees, the noise fed to G) from streams of its own seed ``s + k``. Because the seed is linear in
+``k``, member ``k`` of an E-member run starts and trains exactly like a 1-member run with base seed
+``s + k``: an ensemble of E seeds *is* E single runs, only faster.
+
+Two kinds of streams:
+
+- the nets' initial weights (``G``, ``D``) and the image / paired datamodules: one
+  ``torch.Generator`` per member seeded ``s + k + stream_offset`` (:class:`MemberStreams`);
+- the training step's draws (the toy data, G's noise, the penalties' points): counter-based
+  streams (:class:`CounterStream`), a keyed hash of (key, counter) computed for all members in
+  one vectorised op, whose state is the counter (:func:`counter_words`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
+from torch import Tensor
 
 # Distinct offsets keep the streams of one member apart (far larger than any ensemble).
 STREAMS = {"G": 0, "D": 1_000_003, "data": 2_000_006, "noise": 3_000_009}
@@ -165,23 +175,226 @@ def fixed_noise(n: int, z_dim: int, seed: int, members: int | None = None) -> to
     return z if members is None else z.expand(int(members), -1, -1)  # (E, n, z_dim)
 
 
+# ----------------------------------------------------------------------------------------------
+# Counter-based streams: a keyed hash of (key, counter), for all members in one vectorised op
+# ----------------------------------------------------------------------------------------------
+
+_M32, _M64 = 0xFFFF_FFFF, (1 << 64) - 1
+
+#: Stream ids of the counter-based streams (part of each stream's key, next to the seed and rank).
+STREAM_IDS = {"data": 1, "noise": 2, "penalty": 3, "order": 4}
+
+#: prospector32 of skeeto/hash-prospector (C. Wellons 2018), ``[15 2c1b3c6d 12 297a2d39 15]``: a
+#: bijective 32-bit mixer whose two multipliers are both below 2^31, so that on 32-bit words held in
+#: int64 every product stays below 2^63 (no signed overflow on any device; results are exact integers).
+_PROSPECTOR32 = (15, 0x2C1B3C6D, 12, 0x297A2D39, 15)
+
+
+def splitmix64(x: int) -> int:
+    """SplitMix64's output function (Steele, Lea & Flood 2014) on a Python int: the key derivation.
+
+    >>> hex(splitmix64(0))
+    '0xe220a8397b1dcdaf'
+    """
+    z = (int(x) + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def stream_keys(seeds: list[int], stream: str, rank: int = 0) -> list[tuple[int, int]]:
+    """Each member's 64-bit key ``(k0, k1)`` (two 32-bit halves) of one stream: SplitMix64 chained over
+    the member's run seed (``seed + k``: member ``k`` of an ensemble has the key of the single run
+    with seed ``seed + k``), the stream's id and the DDP rank. Pure host arithmetic.
+
+    >>> stream_keys([3], "noise") == stream_keys([0, 3], "noise")[1:]
+    True
+    >>> stream_keys([3], "noise") != stream_keys([3], "noise", rank=1)
+    True
+    """
+    keys = []
+    for s in seeds:
+        h = splitmix64(splitmix64(splitmix64(int(s) & _M64) ^ STREAM_IDS[stream]) ^ int(rank))
+        keys.append((h & _M32, h >> 32))
+    return keys
+
+
+def mix32(x: Tensor) -> Tensor:
+    """prospector32 on int64 tensors of 32-bit words: ``x ^= x >> 15; x *= 0x2c1b3c6d; x ^= x >> 12;
+    x *= 0x297a2d39; x ^= x >> 15`` (mod 2^32). In place on ``x``; a bijection of ``[0, 2^32)``.
+
+    >>> mix32(torch.tensor([0, 1])).tolist()
+    [0, 3979630085]
+    """
+    s1, c1, s2, c2, s3 = _PROSPECTOR32
+    x.bitwise_xor_(x >> s1).mul_(c1).bitwise_and_(_M32)
+    x.bitwise_xor_(x >> s2).mul_(c2).bitwise_and_(_M32)
+    return x.bitwise_xor_(x >> s3)
+
+
+def counter_words(keys: tuple[Tensor, Tensor], start: int, n: int) -> Tensor:
+    """Words ``start .. start + n - 1`` of every member's stream: ``(E, n)`` int64 in ``[0, 2^32)``,
+
+        w(c) = mix32(mix32(lo(c) ^ k0) ^ hi(c) ^ k1),   lo, hi: the low and high 32 bits of c,
+
+    a two-round keyed counter hash (the shape of an Even–Mansour cipher over prospector32): for a
+    fixed key a bijection of the low 32 bits of the counter, the key entering both rounds.
+    ``keys``: ``(k0, k1)``, each ``(E, 1)`` int64 on the device. The same ~25 ops whatever E.
+    """
+    k0, k1 = keys
+    c = torch.arange(start, start + n, device=k0.device, dtype=torch.int64)  # (n,)
+    x = mix32(c.bitwise_and(_M32) ^ k0)  # (E, n)
+    return mix32(x.bitwise_xor_(k1).bitwise_xor_(c >> 32))
+
+
+def uniform_from_words(words: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``U[0, 1)`` from 32-bit words, as ``torch.rand``: ``⌊w / 2^8⌋ · 2^-24`` in float32 (24 bits,
+    exact; the largest value ``1 − 2^-24``), ``w · 2^-32`` in float64; bfloat16 / float16 are the
+    float32 values rounded (which may round up to 1).
+
+    >>> uniform_from_words(torch.tensor([0, 2**32 - 1])).tolist() == [0.0, 1 - 2**-24]
+    True
+    """
+    dtype = dtype or torch.get_default_dtype()
+    if dtype == torch.float64:
+        return words.to(dtype).mul_(2.0**-32)
+    u = (words >> 8).to(torch.float32).mul_(2.0**-24)
+    return u if dtype == torch.float32 else u.to(dtype)
+
+
+def normal_from_words(words: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``N(0, 1)`` by the inverse CDF, one word a number: ``z = √2 erfinv(2u − 1)`` with
+    ``u = (w + ½) 2^-32``, in float64 (``2u − 1`` exact), then cast to ``dtype``. Tails reach
+    ``|z| ≈ 6.3`` (u = 2^-33). Monotone in ``w``: the uniformity of the words is that of ``z``.
+
+    >>> z = normal_from_words(torch.tensor([2**31]), torch.float64).item()  # u = ½ + 2^-33
+    >>> abs(z - math.sqrt(math.pi / 2) * 2**-32) < 1e-25  # √2 erfinv(t) ≈ √(π/2) t for small t
+    True
+    """
+    dtype = dtype or torch.get_default_dtype()
+    t = words.to(torch.float64).mul_(2.0**-31).add_(2.0**-32 - 1.0)  # 2u - 1, in (-1, 1)
+    return t.erfinv_().mul_(math.sqrt(2.0)).to(dtype)
+
+
+def below_from_words(words: Tensor, high: int) -> Tensor:
+    """Integers uniform on ``0 .. high - 1`` from 32-bit words: ``⌊w · high / 2^32⌋`` (Lemire's
+    multiply-shift; bias at most ``high / 2^32``), exact integer arithmetic for ``high < 2^31``.
+
+    >>> below_from_words(torch.tensor([0, 2**31, 2**32 - 1]), 8).tolist()
+    [0, 4, 7]
+    """
+    if not 0 < high < 2**31:
+        raise ValueError(f"high must be in 1 .. 2^31 - 1, got {high}")
+    return (words * high) >> 32
+
+
+class CounterStream:
+    """One counter-based random stream per ensemble member, of one kind (``data``, ``noise``, ...).
+
+    Member ``k`` is keyed by its run seed ``seeds[k]``, the stream and the DDP rank
+    (:func:`stream_keys`); every draw takes the next words ``counter .. counter + n - 1`` of every
+    member at once (:func:`counter_words`) and advances the shared ``counter`` by ``n``. The state is
+    that one int: the members draw in lockstep, and so do DDP ranks (the same shapes every step),
+    so a checkpoint's counter resumes every member on every rank, each with its own key — on the
+    same device type bit for bit; on another one the integers are the same and only the float
+    rounding of ``erfinv`` may differ in the last bits.
+
+    >>> s = CounterStream([0, 1], "noise")
+    >>> s.normal((3,), "cpu").shape, s.counter
+    (torch.Size([2, 3]), 3)
+    """
+
+    def __init__(self, seeds: list[int], stream: str) -> None:
+        if stream not in STREAM_IDS:
+            raise ValueError(f"unknown stream {stream!r}; valid: {', '.join(STREAM_IDS)}")
+        self.seeds, self.stream = [int(s) for s in seeds], stream
+        self.counter = 0
+        self._keys: tuple[Tensor, Tensor] | None = None
+        self._device, self._rank = None, None  # the arguments of the last keys() call
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
+
+    def keys(self, device, rank: int = 0) -> tuple[Tensor, Tensor]:
+        """``(k0, k1)``, each ``(E, 1)`` int64 on ``device``: made once per device and rank."""
+        if self._keys is not None and device is self._device and rank == self._rank:
+            return self._keys  # the step's path: the same device object as last time
+        target = torch.device(device)
+        if self._keys is None or self._rank != rank or self._keys[0].device != target:
+            k = torch.tensor(stream_keys(self.seeds, self.stream, rank), dtype=torch.int64)  # (E, 2)
+            k = k.to(target)
+            self._keys = (k[:, :1], k[:, 1:])
+        self._device, self._rank = device, rank
+        return self._keys
+
+    def words(self, n: int, device, rank: int = 0) -> Tensor:
+        """The next ``n`` words of every member, ``(E, n)``; advances the counter by ``n``."""
+        words = counter_words(self.keys(device, rank), self.counter, n)
+        self.counter += n
+        return words
+
+    def words_at(self, start: int, n: int, device, rank: int = 0) -> Tensor:
+        """Words ``start .. start + n - 1`` of every member, ``(E, n)``, leaving the counter alone."""
+        return counter_words(self.keys(device, rank), start, n)
+
+    def normal(self, shape: tuple[int, ...], device, rank: int = 0, dtype=None) -> Tensor:
+        """``(E, *shape)`` standard normal (:func:`normal_from_words`)."""
+        shape = tuple(shape)
+        return normal_from_words(self.words(math.prod(shape), device, rank), dtype).view(-1, *shape)
+
+    def uniform(self, shape: tuple[int, ...], device, rank: int = 0, dtype=None) -> Tensor:
+        """``(E, *shape)`` in ``U[0, 1)`` (:func:`uniform_from_words`)."""
+        shape = tuple(shape)
+        return uniform_from_words(self.words(math.prod(shape), device, rank), dtype).view(-1, *shape)
+
+    def state(self) -> int:
+        return self.counter
+
+    def load(self, counter: int | None) -> None:
+        if counter is not None:
+            self.counter = int(counter)
+
+
+def run_seeds(seed: int, members: int) -> list[int]:
+    """The run seeds ``seed + k`` of an ensemble's members (the counter streams' first key field).
+
+    >>> run_seeds(10, 3)
+    [10, 11, 12]
+    """
+    return [int(seed) + k for k in range(members)]
+
+
 class RunStreams:
-    """A run's random streams of the training step, one generator per member (and DDP rank):
-    ``noise`` (G's input z) and ``penalty`` (WGAN-GP's ε, DRAGAN's α and u), kept in checkpoints."""
+    """A run's random streams of the training step, counter-based (:class:`CounterStream`):
+    ``noise`` (G's input z) and ``penalty`` (WGAN-GP's ε, DRAGAN's α and u); their counters go into
+    checkpoints (``noise_counter``, ``penalty_counter``)."""
 
     def __init__(self, seed: int, members: int | None) -> None:
         self.members = members
-        self.noise = MemberStreams(member_seeds(seed, members or 1, "noise"))
-        self.penalty = MemberStreams(member_seeds(seed, members or 1, "penalty"))
+        self.noise = CounterStream(run_seeds(seed, members or 1), "noise")
+        self.penalty = CounterStream(run_seeds(seed, members or 1), "penalty")
 
-    def draw(self, stream: MemberStreams, shape: tuple[int, ...], device, rank: int, draw=torch.randn):
-        """``(E, *shape)`` for an ensemble, ``shape`` for a plain run; member k from its own stream."""
-        x = randn_members(stream.generators(device, rank), shape, device, draw=draw)
+    def _shaped(self, x: Tensor) -> Tensor:
         return x if self.members is not None else x[0]
 
+    def normal(self, shape: tuple[int, ...], device, rank: int = 0) -> Tensor:
+        """G's noise: ``(E, *shape)`` for an ensemble, ``shape`` for a plain run."""
+        return self._shaped(self.noise.normal(shape, device, rank))
+
+    def uniform(self, shape: tuple[int, ...], device, rank: int = 0) -> Tensor:
+        """The penalties' points: ``(E, *shape)`` for an ensemble, ``shape`` for a plain run."""
+        return self._shaped(self.penalty.uniform(shape, device, rank))
+
     def state(self) -> dict:
-        return {"noise_generators": self.noise.state(), "penalty_generators": self.penalty.state()}
+        return {"noise_counter": self.noise.state(), "penalty_counter": self.penalty.state()}
 
     def load(self, state: dict) -> None:
-        self.noise.load(state.get("noise_generators"))
-        self.penalty.load(state.get("penalty_generators"))
+        if "noise_counter" not in state and "noise_generators" in state:
+            warnings.warn(
+                "the checkpoint holds torch.Generator streams of an older gan_lab; this run continues with "
+                "the counter-based streams from their start, so it will not repeat an uninterrupted run",
+                stacklevel=2,
+            )
+        self.noise.load(state.get("noise_counter"))
+        self.penalty.load(state.get("penalty_counter"))

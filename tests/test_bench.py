@@ -57,8 +57,21 @@ def test_quick_bench_prints_json_for_every_case(capsys):
     assert result["device"] == "cpu" and result["quick"] is True
     assert result["malloc"] == "as the process found it"  # a smoke run leaves the allocator alone
     names = [c["case"] for c in result["cases"]]
-    assert names == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp", "toy_e1_busy", "toy_e1_busy"]
-    lab_vs_hand, busy = result["cases"][:4], result["cases"][4:]
+    assert names == [
+        "toy_e1",
+        "toy_e64",
+        "dcgan32_ns",
+        "dcgan32_wgan_gp",
+        "toy_e1_busy",
+        "toy_e1_busy",
+        "eval",
+    ]
+    lab_vs_hand, busy, (evaluation,) = result["cases"][:4], result["cases"][4:6], result["cases"][6:]
+    # the image metrics' case: features/s per net, and one evaluation's seconds and values
+    assert [f["net"] for f in evaluation["features"]] == ["digit_classifier"]  # quick: no big weights files
+    assert all(f["features_per_s"] > 0 for f in evaluation["features"])
+    ev = evaluation["evaluation"]
+    assert ev["total_s"] == pytest.approx(ev["fd_s"] + ev["prdc_s"], abs=0.02) and ev["fd"] > 0
     # the busy case: the lab's thread count (as toy_e1's), then torch's default
     assert [(b["threads_from"], b["threads"]) for b in busy] == [
         ("lab", lab_vs_hand[0]["threads"]),
@@ -500,3 +513,21 @@ def test_busy_case_reports_medians_and_the_slowdown_under_the_labs_and_torchs_th
     assert lab["summary"].startswith("with 1 thread (the lab's choice): a step takes 2.00x as long")
     assert torch_default["summary"].startswith("with 4 threads (torch's default): a step takes 5.00x")
     assert torch.get_num_threads() == 3  # put back
+
+
+@pytest.mark.parametrize("name", ["toy_ens_e64", "toy_e1"])
+def test_toy_hand_loop_draws_the_labs_streams_and_trains_the_same_nets(name):
+    """Toy cases: both loops draw the data and G's noise from the same counter-based streams
+    (``gan_lab.seeding``, seed 0), so without any patching 6 steps leave the same weights (within
+    1e-6: fused vs for-loop Adam); a hand loop with other streams (the old torch.Generator ones)
+    would be far outside."""
+    case = cases(quick=True)[name]
+    G0, D0 = make_nets(case)
+    nets = {loop: (copy.deepcopy(G0), copy.deepcopy(D0)) for loop in ("lab", "hand")}
+    cpu = torch.device("cpu")
+    lab_loop(case, *nets["lab"], cpu, "32-true", warmup=3, steps=3, threads=1)
+    hand_loop(case, *nets["hand"], cpu, "32-true", warmup=3, steps=3, threads=1)
+    for lab, hand, start in zip(nets["lab"], nets["hand"], (G0, D0)):
+        assert any(not torch.equal(p, p0) for p, p0 in zip(lab.parameters(), start.parameters()))
+        for key, value in lab.state_dict().items():
+            torch.testing.assert_close(value, hand.state_dict()[key], rtol=0, atol=1e-6, msg=key)

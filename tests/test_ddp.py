@@ -4,7 +4,8 @@ ranks' batches concatenated.
 Why the equivalence is exact: each rank reduces its loss as the mean over its batch of B (per
 member), DDP averages the gradients over the 2 ranks, and the mean of two means over B is the mean
 over the 2B samples. Every random draw of a step (data, G's noise, WGAN-GP's ε, DRAGAN's α and u)
-comes from per-member streams seeded by rank (``seed + 7919 · rank``), so :class:`TwoRanks` below, one
+comes from per-member counter streams keyed by rank (:class:`~gan_lab.seeding.CounterStream`), so
+:class:`TwoRanks` below, one
 process whose every draw is rank 0's draw followed by rank 1's along the batch dim, sees exactly
 the 2B samples that the two ranks see together.
 
@@ -27,10 +28,10 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
-from gan_lab.module import PENALTY_STREAM_OFFSET, GANModule
+from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.regularizers import R1
-from gan_lab.seeding import RANK_SEED_STRIDE, member_generators, member_seeds, randn_members
+from gan_lab.seeding import CounterStream, run_seeds
 
 WORLD = 2
 B = 8  # per rank
@@ -65,37 +66,36 @@ def make_module(config, cls=GANModule):
     objective, regs, n_critic = config
     G = ToyGenerator(members=MEMBERS, hidden=16, layers=2, batch_norm=False)
     D = ToyDiscriminator(members=MEMBERS, hidden=16, layers=2)
-    return cls(G, D, objective=objective, regularizers=_regs(regs), n_critic=n_critic, seed=5)
+    return cls(G, D, objective=objective, regularizers=_regs(regs), n_critic=n_critic, seed=7)
 
 
 class TwoRanks(GANModule):
-    """One process drawing, at every draw, rank 0's numbers followed by rank 1's (batch dim)."""
+    """One process drawing, at every draw, rank 0's numbers followed by rank 1's (batch dim): each
+    rank's counter-based streams keyed by its rank, the counters advancing in lockstep."""
 
-    def _rank_gens(self, offset: int) -> list[list[torch.Generator]]:
-        if not hasattr(self, "_two_rank_gens"):
-            self._two_rank_gens = {}
-        if offset not in self._two_rank_gens:
-            seeds = member_seeds(self.seed, self.members or 1, "noise")
-            self._two_rank_gens[offset] = [
-                member_generators([s + offset + RANK_SEED_STRIDE * r for s in seeds]) for r in range(WORLD)
-            ]
-        return self._two_rank_gens[offset]
+    def _rank_streams(self, stream: str) -> list[CounterStream]:
+        if not hasattr(self, "_two_rank_streams"):
+            self._two_rank_streams = {}
+        if stream not in self._two_rank_streams:
+            seeds = run_seeds(self.seed, self.members or 1)
+            self._two_rank_streams[stream] = [CounterStream(seeds, stream) for _ in range(WORLD)]
+        return self._two_rank_streams[stream]
 
     def sample_noise(self, batch_size: int) -> torch.Tensor:
         half = batch_size // WORLD
-        z = torch.cat([randn_members(g, (half, self.G.z_dim), "cpu") for g in self._rank_gens(0)], dim=1)
+        parts = [
+            s.normal((half, self.G.z_dim), "cpu", rank=r) for r, s in enumerate(self._rank_streams("noise"))
+        ]
+        z = torch.cat(parts, dim=1)
         return z if self.members is not None else z[0]
 
     def sample_uniform(self, shape):
         dim = self.batch_ndim - 1
         half = list(shape)
         half[dim] //= WORLD
-        parts = []
-        for gens in self._rank_gens(PENALTY_STREAM_OFFSET):
-            if self.members is None:
-                parts.append(torch.rand(half, generator=gens[0]))
-            else:
-                parts.append(torch.stack([torch.rand(half[1:], generator=g) for g in gens]))
+        rest = half[dim:]
+        parts = [s.uniform(rest, "cpu", rank=r) for r, s in enumerate(self._rank_streams("penalty"))]
+        parts = parts if self.members is not None else [p[0] for p in parts]
         return torch.cat(parts, dim=dim)
 
 
@@ -103,16 +103,13 @@ class TwoRanksData(ToyMixtureDataModule):
     """Real batches ``(E, 2B, 2)``: rank 0's ``(E, B, 2)`` then rank 1's."""
 
     def sample(self, device):
-        seeds = member_seeds(self.seed, self.members, "data")
         if not hasattr(self, "_rank_streams"):
             self._rank_streams = [
-                member_generators([s + RANK_SEED_STRIDE * r for s in seeds]) for r in range(WORLD)
+                CounterStream(run_seeds(self.seed, self.members), "data") for _ in range(WORLD)
             ]
+        n = self.batch_size * self.mixture.words_per_sample
         return torch.cat(
-            [
-                torch.stack([self.mixture.sample(self.batch_size, g) for g in gens])
-                for gens in self._rank_streams
-            ],
+            [self.mixture.from_words(s.words(n, "cpu", rank=r)) for r, s in enumerate(self._rank_streams)],
             dim=1,
         )
 

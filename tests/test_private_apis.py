@@ -107,3 +107,24 @@ def test_wandb_leet_inspect_reads_an_offline_run_as_json_lines(tmp_path, monkeyp
     record = inspect_run(path)
     assert record["config"]["objective"] == "hinge"
     assert any(row.get("x") == 1.5 for row in record["history"])
+
+
+def test_torch_dispatch_mode_sees_every_aten_op_forward_and_backward():
+    """tests/test_streams.py counts the ops of a training step with the private
+    `torch.utils._python_dispatch.TorchDispatchMode`: each aten op (forward, and backward on the
+    calling thread on CPU) reaches `__torch_dispatch__` once, with `func` an OpOverload."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x = torch.ones(3, requires_grad=True)
+    with Record():
+        (x * 2).sum().backward()
+    assert torch.ops.aten.mul.Tensor in seen and torch.ops.aten.sum.default in seen
+    assert len(seen) >= 4  # mul, sum, and the backward's ops
+    assert torch.equal(x.grad, torch.full((3,), 2.0))

@@ -80,11 +80,13 @@ def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
     state = ckpt["gan_lab"]
     assert state["g_steps"] == 2 and state["d_steps"] == 2
-    assert len(state["noise_generators"]) == 3
+    # the streams' state is their counters: 2 steps x (D's and G's 32 x 2 normals), no penalty drawn
+    assert (state["noise_counter"], state["penalty_counter"]) == (2 * 2 * 32 * 2, 0)
     assert {"torch", "python", "numpy"} <= set(state["rng"])
     assert any(k.startswith("G_ema.") for k in ckpt["state_dict"])
     assert len(ckpt["optimizer_states"]) == 2
-    assert "ToyMixtureDataModule" in ckpt and len(ckpt["ToyMixtureDataModule"]["generators"]) == 3
+    # 2 batches x 32 samples x (a component and 2 normals) of every member's data stream
+    assert "ToyMixtureDataModule" in ckpt and ckpt["ToyMixtureDataModule"]["data_counter"] == 2 * 32 * 3
 
 
 def test_fixed_training_set_resumes_mid_epoch_exactly(tmp_path):

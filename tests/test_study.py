@@ -84,7 +84,7 @@ def test_report_command_rewrites_the_same_report(finished, capsys):
 
 def test_wandb_offline_runs_carry_group_tags_and_metrics(finished):
     files = sorted(finished.glob("*/wandb/offline-run-*/run-*.wandb"))
-    assert len(files) == 2
+    assert len(files) == 6  # one run per (objective, seed): 2 objectives × 3 seeds
     runs = [read_run(f) for f in files]
     assert {r["run"].run_group for r in runs} == {"tiny"}
     tags = {tuple(r["run"].tags) for r in runs}

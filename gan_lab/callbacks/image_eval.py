@@ -85,7 +85,7 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
             count when that is smaller, and the report says so).
         is_splits: Inception Score's splits.
         k_pr, k_dc: the k of precision/recall (3) and of density/coverage (5).
-        chunk: rows × columns of each block of pairwise distances (memory ~ 8·chunk² bytes).
+        chunk: rows × columns of each block of pairwise distances (work memory ~ 17·chunk² bytes).
         grid: images in the final samples grid (0: none).
     """
 
@@ -118,7 +118,7 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
         is_splits: int = 10,
         k_pr: int = 3,
         k_dc: int = 5,
-        chunk: int = 10_000,
+        chunk: int = 2048,
         grid: int = 64,
     ) -> None:
         super().__init__(every_n_g_steps)

@@ -8,16 +8,19 @@ The mixtures follow the PacGAN / VEEGAN protocol as docs/DESIGN.md fixes it:
 - ``ring8_veegan``: VEEGAN's ring, radius 2, std 0.02 (an easier, wider variant).
 
 :class:`ToyMixtureDataModule` yields no data through its training loader: each item is a step index,
-and ``transfer_batch_to_device`` draws the real batch ``(E, B, 2)`` on the device, member ``k``
-from its own generator (seed ``seed + k + offset``, see :mod:`gan_lab.seeding`).
+and ``transfer_batch_to_device`` draws the real batch ``(E, B, 2)`` on the device, every member at
+once from its own counter-based ``data`` stream (keyed by ``seed + k``, the stream and the DDP rank;
+:class:`gan_lab.seeding.CounterStream`): the ops of a draw do not depend on E, and the state kept in
+checkpoints is one counter (``data_counter``).
 
 Two ways to draw, per member:
 
 - fresh draws (``train_size`` None, the default): every batch is new samples from the mixture;
-- a fixed training set (``train_size = S``, PacGAN's protocol: 100,000): ``S · pack`` samples drawn
-  once from the member's data seed, iterated in epochs of ``S // batch_size`` batches, each epoch in
-  its own random order (a permutation seeded by the member's data seed and the epoch), so within an
-  epoch no sample is seen twice. The position is a counter of batches drawn, kept in checkpoints: a
+- a fixed training set (``train_size = S``, PacGAN's protocol: 100,000): ``S · pack`` samples, the
+  first words of the member's ``data`` stream, iterated in epochs of ``S // batch_size`` batches,
+  each epoch in its own random order (the stable argsort of words ``epoch · S·pack ..`` of the
+  member's ``order`` stream: the same permutation on every device), so within an epoch no sample is
+  seen twice. The position is a counter of batches drawn, kept in checkpoints: a
   run resumed mid-epoch continues with the very batch it would have drawn.
 
 With ``GANModule(pack=m)`` a batch holds ``batch_size · m`` samples: ``batch_size`` is the number of
@@ -27,6 +30,7 @@ packs D judges per step (PacGAN's "batch 100" is 100 packs), and the fixed set h
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 
 import torch
@@ -35,7 +39,7 @@ from torch import Tensor
 from gan_lab.data.steps import DrawnDataModule
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.registry import Registry
-from gan_lab.seeding import RANK_SEED_STRIDE, member_generators
+from gan_lab.seeding import CounterStream, below_from_words, normal_from_words, run_seeds
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,21 @@ class GaussianMixture2D:
         idx = torch.randint(self.num_modes, (n,), generator=generator, device=device)
         eps = torch.randn(n, means.shape[1], generator=generator, device=device)
         return means[idx] + self.std * eps
+
+    @property
+    def words_per_sample(self) -> int:
+        """Stream words one sample takes in :meth:`from_words`: a component, then ``d`` normals."""
+        return 1 + int(self.means.shape[1])
+
+    def from_words(self, words: Tensor) -> Tensor:
+        """Samples ``(E, n, d)`` from counter-stream words ``(E, n · (1 + d))``: the first ``n`` pick
+        the components (:func:`~gan_lab.seeding.below_from_words`), the rest are the ``n · d``
+        normals (:func:`~gan_lab.seeding.normal_from_words`) of ``mean + std · N(0, I)``."""
+        d = int(self.means.shape[1])
+        n = words.shape[-1] // (1 + d)
+        idx = below_from_words(words[:, :n], self.num_modes)  # (E, n)
+        eps = normal_from_words(words[:, n:], self.means.dtype).view(words.shape[0], n, d)
+        return self.means[idx] + self.std * eps  # (E, n, d)
 
 
 def ring(k: int = 8, radius: float = 1.0, std: float = 0.01, name: str | None = None) -> GaussianMixture2D:
@@ -195,41 +214,40 @@ class ToyMixtureDataModule(DrawnDataModule):
         """``batch_size · pack``: the real samples of one step."""
         return self.batch_size * (self.pack or 1)
 
+    def streams(self) -> CounterStream:
+        """The members' counter-based ``data`` streams (made once ``seed`` and E are known)."""
+        if self._streams is None:
+            self._streams = CounterStream(run_seeds(self.seed or 0, self.stream_members), "data")
+            self._streams.load(self._loaded)
+        return self._streams
+
     def sample(self, device: torch.device) -> Tensor:
-        """One real batch ``(E, B·pack, 2)``; member ``k`` from its own generator (or fixed set)."""
+        """One real batch ``(E, B·pack, 2)``, every member at once from its own stream (or fixed set)."""
         if self.train_size is not None:
             return self._fixed_batch(device)
-        gens = self.streams().generators(device, self.rank)
-        self._device_mixture = self._device_mixture.to(device)  # moved once per device
-        return torch.stack(
-            [self._device_mixture.sample(self.samples_per_batch, g, device) for g in gens]
-        )  # (E, B, 2)
-
-    def _member_seeds(self) -> list[int]:
-        return [s + RANK_SEED_STRIDE * self.rank for s in self.streams().seeds]
+        mixture = self._device_mixture = self._device_mixture.to(device)  # moved once per device
+        words = self.streams().words(self.samples_per_batch * mixture.words_per_sample, device, self.rank)
+        return mixture.from_words(words)  # (E, B, 2)
 
     def fixed_set(self, device) -> Tensor:
-        """The fixed training set ``(E, train_size · pack, 2)``: member ``k``'s from a fresh generator
-        of its data seed (the same set whenever it is made again, e.g. after resuming)."""
+        """The fixed training set ``(E, train_size · pack, 2)``: member ``k``'s from the first words of
+        its ``data`` stream (the same set whenever it is made again, e.g. after resuming)."""
         device = torch.device(device)
         if self._fixed is None or self._fixed.device != device:
-            size = self.train_size * (self.pack or 1)
-            gens = member_generators(self._member_seeds(), device)
             mixture = self._device_mixture = self._device_mixture.to(device)
-            self._fixed = torch.stack([mixture.sample(size, g, device) for g in gens])
+            n = self.train_size * (self.pack or 1) * mixture.words_per_sample
+            self._fixed = mixture.from_words(self.streams().words_at(0, n, device, self.rank))
             self._order = None
         return self._fixed
 
     def epoch_order(self, epoch: int, device) -> Tensor:
-        """Each member's order of the fixed set in ``epoch``: ``(E, S)`` permutations, member ``k``'s
-        from a generator seeded by its data seed and the epoch alone."""
+        """Each member's order of the fixed set in ``epoch``: ``(E, S)`` permutations, the stable
+        argsort of words ``epoch · S .. (epoch + 1) · S - 1`` of the member's ``order`` stream."""
         if self._order is None or self._order[0] != epoch or self._order[1].device != torch.device(device):
             size = self.train_size * (self.pack or 1)
-            perms = [
-                torch.randperm(size, generator=g, device=device)
-                for g in member_generators([s * 1_000_003 + epoch for s in self._member_seeds()], device)
-            ]
-            self._order = (epoch, torch.stack(perms))
+            order = CounterStream(run_seeds(self.seed or 0, self.stream_members), "order")
+            words = order.words_at(epoch * size, size, device, self.rank)  # (E, S)
+            self._order = (epoch, torch.argsort(words, dim=1, stable=True))
         return self._order[1]
 
     def _fixed_batch(self, device) -> Tensor:
@@ -243,9 +261,19 @@ class ToyMixtureDataModule(DrawnDataModule):
         return torch.gather(data, 1, idx.unsqueeze(-1).expand(-1, -1, data.shape[-1]))  # (E, n, 2)
 
     def state_dict(self) -> dict:
-        state = super().state_dict()
+        """``data_counter`` (words drawn, once any) and, with a fixed set, ``draws`` (batches drawn)."""
+        counter = self._streams.state() if self._streams is not None else self._loaded
+        state = {"data_counter": counter} if counter else {}
         return {**state, "draws": self.draws} if self.train_size is not None else state
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+        if "data_counter" not in state and "generators" in state:
+            warnings.warn(
+                "the checkpoint holds the toy data's torch.Generator streams of an older gan_lab; this run "
+                "draws from the counter-based streams from their start (it will not repeat the old run)",
+                stacklevel=2,
+            )
+        self._loaded = state.get("data_counter")
+        if self._streams is not None:
+            self._streams.load(self._loaded)
         self.draws = int(state.get("draws", 0))

@@ -79,28 +79,31 @@ def _median_rate(fn, items: int, repeats: int, device: torch.device) -> float:
     return statistics.median(rates)
 
 
-def feature_nets(tmp_dir, cache_dir) -> dict[str, nn.Module]:
-    """The three feature nets with random weights of their architectures (files in ``tmp_dir``)."""
+def feature_nets(tmp_dir, quick: bool = False) -> dict[str, nn.Module]:
+    """The feature nets with random weights of their architectures (files in ``tmp_dir``); a quick
+    run only the digit classifier (no 100 MB / 550 MB weights files to write)."""
     from gan_lab.metrics.digit_classifier import DigitClassifier
     from gan_lab.metrics.features import INCEPTION_FILE, InceptionV3Features, VGG16FcFeatures
     from gan_lab.regularizers.image import VGG16_FILE
 
-    inception, vgg = tmp_dir / INCEPTION_FILE, tmp_dir / VGG16_FILE
-    torch.save(random_inception_state(), inception)
-    torch.save(random_vgg16_state(), vgg)
-    digits = DigitClassifier(32).eval()
-    return {
-        "inception_v3": InceptionV3Features(weights=str(inception)),
-        "vgg16_fc": VGG16FcFeatures(weights=str(vgg)),
-        "digit_classifier": digits,  # untrained: per-channel classification at 32×32, its forward
-    }
+    nets: dict[str, nn.Module] = {}
+    if not quick:
+        inception, vgg = tmp_dir / INCEPTION_FILE, tmp_dir / VGG16_FILE
+        torch.save(random_inception_state(), inception)
+        torch.save(random_vgg16_state(), vgg)
+        nets["inception_v3"] = InceptionV3Features(weights=str(inception))
+        nets["vgg16_fc"] = VGG16FcFeatures(weights=str(vgg))
+    nets["digit_classifier"] = DigitClassifier(32).eval()  # untrained: its per-channel forward at 32×32
+    return nets
 
 
-def bench_features(device: torch.device, batch: int, repeats: int, tmp_dir) -> list[dict]:
+def bench_features(
+    device: torch.device, batch: int, repeats: int, tmp_dir, quick: bool = False
+) -> list[dict]:
     """features/s of each feature net on ``batch`` 32×32 RGB images."""
     x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
     rows = []
-    for name, net in feature_nets(tmp_dir, tmp_dir).items():
+    for name, net in feature_nets(tmp_dir, quick).items():
         net = net.to(device)
         if name == "digit_classifier":
             inputs = x.reshape(batch * 3, 1, 32, 32)  # each channel classified on its own
@@ -125,7 +128,7 @@ def bench_features(device: torch.device, batch: int, repeats: int, tmp_dir) -> l
     return rows
 
 
-def bench_evaluation(device: torch.device, n: int, dim: int = 2048, chunk: int = 10_000) -> dict:
+def bench_evaluation(device: torch.device, n: int, dim: int = 2048, chunk: int = 2048) -> dict:
     """Seconds of one FD + precision/recall + density/coverage evaluation at ``n`` × ``n``."""
     from gan_lab.metrics.frechet import frechet_distance, gaussian_statistics
     from gan_lab.metrics.prdc import prdc
@@ -161,15 +164,16 @@ def run_eval_bench(
     from pathlib import Path
 
     dev = torch.device(device)
-    if quick:
-        n, batch, repeats = min(n, 500), min(batch, 4), 1
+    dim = 2048
+    if quick:  # a smoke run: the digit classifier only, 200 × 200 features of 64 dimensions
+        n, batch, repeats, dim = min(n, 200), min(batch, 4), 1, 64
     with tempfile.TemporaryDirectory() as tmp:
-        features = bench_features(dev, batch, repeats, Path(tmp))
+        features = bench_features(dev, batch, repeats, Path(tmp), quick)
     return {
         "case": "eval",
         "device": str(dev),
         "threads": torch.get_num_threads(),
         "weights": "random weights of each architecture (speed does not depend on them)",
         "features": features,
-        "evaluation": bench_evaluation(dev, n),
+        "evaluation": bench_evaluation(dev, n, dim),
     }

@@ -25,7 +25,7 @@ class SuiteSettings:
     is_splits: int = 10
     k_pr: int = 3
     k_dc: int = 5
-    chunk: int = 10_000
+    chunk: int = 2048
 
 
 def image_metrics(

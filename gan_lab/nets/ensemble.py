@@ -92,5 +92,6 @@ class EnsembleBatchNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         E, B, C = x.shape
-        y = self.bn(x.transpose(0, 1).reshape(B, E * C))  # (B, E*C)
-        return y.reshape(B, E, C).transpose(0, 1)  # (E, B, C)
+        # always a copy (a reshape would be a view at E = 1 and a copy at E > 1: the same ops for every E)
+        h = x.transpose(0, 1).clone(memory_format=torch.contiguous_format).view(B, E * C)  # (B, E*C)
+        return self.bn(h).view(B, E, C).transpose(0, 1)  # (E, B, C)

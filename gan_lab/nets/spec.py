@@ -144,6 +144,31 @@ def net_spec(net: nn.Module) -> dict[str, Any] | None:
     return {"class_path": path, "init_args": data}
 
 
+def with_seed(net: nn.Module, seed: int) -> nn.Module:
+    """``net`` as its class builds it with ``seed``: the same object when it already has that seed,
+    or does not take one; a net of the seed ensemble (a ``members`` argument) is left as it is (the
+    module reseeds its members, one seed each).
+
+    Image nets (DCGAN, SN-ResNet) draw their initial weights from their own ``seed`` argument; the
+    module rebuilds them with its ``seed``, so that ``--model.seed S`` (and a study's seed ``S``) is one
+    run from start to end: its weights, data order and noise.
+
+    >>> class Net(RecordsInit, nn.Module):
+    ...     def __init__(self, width: int = 2, seed: int = 0) -> None:
+    ...         super().__init__()
+    ...         self.fc = nn.Linear(width, 1)
+    >>> net = Net(3)
+    >>> with_seed(net, 0) is net, with_seed(net, 7).init_args
+    (True, {'width': 3, 'seed': 7})
+    """
+    args = getattr(net, "init_args", None)
+    if not isinstance(net, RecordsInit) or not isinstance(args, dict) or "members" in args:
+        return net
+    if "seed" not in args or args["seed"] == seed:
+        return net
+    return type(net)(**{**args, "seed": int(seed)})
+
+
 def _is_spec(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"class_path", "init_args"}
 

@@ -17,8 +17,11 @@ from gan_lab.study.report import REPORTS, EvaluatorReport
 def distance_name(feature_net: dict) -> str:
     """What the report calls the Fréchet distance: FID only on Inception-v3 features.
 
-    >>> distance_name({"name": "inception_v3"}), distance_name({"name": "digit_classifier"})
-    ('FID', 'FD on digit-classifier features')
+    >>> distance_name({"name": "inception_v3"}), distance_name({"name": "vgg16_fc"})
+    ('FID', 'FD on vgg16_fc features')
+    >>> distance_name({"name": "digit_classifier", "distance_name": "FD on digit-classifier features"})
+    'FD on digit-classifier features'
+
     """
     if "distance_name" in feature_net:
         return str(feature_net["distance_name"])
@@ -90,6 +93,17 @@ class ImageMetricsReport(EvaluatorReport):
         "coverage": ("coverage", 1.0, 3),
     }
 
+    def table(self, metrics, info: dict | None = None) -> dict[str, tuple[str, float, int]]:
+        """The FD column named as the report calls it (FID only on Inception-v3); no IS column on a
+        feature net without Inception's logits (it would be undefined in every row)."""
+        table = dict(self.TABLE)
+        net = (info or {}).get("feature_net") or {}
+        if net:
+            table["fd"] = (distance_name(net), *table["fd"][1:])
+            if net.get("name") != "inception_v3":
+                del table["inception_score"]
+        return table
+
     def protocol(self, info: dict) -> str:
         net = info["feature_net"]
         name = distance_name(net)
@@ -98,10 +112,10 @@ class ImageMetricsReport(EvaluatorReport):
         is_text = (
             f"IS over {info['is_splits']} splits of the Inception logits"
             if net.get("name") == "inception_v3"
-            else "IS is undefined (it needs Inception's ImageNet logits)"
+            else "no IS (it needs Inception's ImageNet logits)"
         )
         return (
-            f"Protocol (image metrics): the column FD is **{name}**. Feature network: {_net_facts(net)}. "
+            f"Protocol (image metrics): the distance is **{name}**. Feature network: {_net_facts(net)}. "
             f"{info['n_samples']:,} generated images (a fixed noise set, seed {info['noise_seed']}, "
             f"G in eval mode{', G_ema' if info.get('use_ema') else ''}, clamped to [-1, 1]) against "
             f"{info['n_real']:,} real images of `{dataset}` ({info['reference_split']} split, a fixed order; "

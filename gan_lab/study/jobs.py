@@ -44,6 +44,8 @@ from gan_lab.errors import ConfigError, bad_input_in, check_int, fail, writable_
 from gan_lab.study.report import (
     HISTORY_KEYS,
     RESULT_KEYS,
+    StudyEvaluator,
+    check_published_metrics,
     column_prefixes,
     evaluators_meta,
     write_csv,
@@ -448,6 +450,12 @@ def run_study(
         clis.append(cli)
     for cli in clis:
         preflight(cli.model, cli.datamodule, cli.trainer)
+    # the published rows name this study's metric columns (before any fit: a typo stops it here)
+    prefixes = column_prefixes([c.NAME for c in classes])
+    published_columns = [
+        StudyEvaluator(c, {}, prefix, len(classes) > 1) for c, prefix in zip(classes, prefixes)
+    ]
+    check_published_metrics(published_columns, spec.published, spec.source)
 
     # 2. Fit, one job after another; results.csv grows as jobs finish.
     study_dir.mkdir(parents=True, exist_ok=not lead)
@@ -462,6 +470,8 @@ def run_study(
         "seeds": spec.seeds,
         "seed": spec.seed,
         "ensemble": spec.ensemble,
+        "note": spec.note,
+        "published": spec.published,
         **evaluators_meta(classes, [{} for _ in classes]),  # the facts come with the first job
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": torch.__version__,

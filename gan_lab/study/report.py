@@ -65,8 +65,9 @@ class EvaluatorReport:
     #: counts as "still moving" (:func:`still_moving`); a metric not listed: 5 % of its value
     SETTLED: ClassVar[dict[str, float]] = {}
 
-    def table(self, metrics: Sequence[str]) -> dict[str, tuple[str, float, int]]:
-        """The table's columns for an evaluator of ``metrics``."""
+    def table(self, metrics: Sequence[str], info: dict | None = None) -> dict[str, tuple[str, float, int]]:
+        """The table's columns for an evaluator of ``metrics`` with the facts ``info`` (a report may
+        name a column after them, or leave out a metric they make undefined)."""
         return dict(self.TABLE) or {m: (m, 1.0, 3) for m in metrics}
 
     def protocol(self, info: dict) -> str:
@@ -465,7 +466,7 @@ def convergence_note(entry: StudyEvaluator, history: list[dict]) -> str:
     if len({int(r["g_steps"]) for r in history}) < 2:
         return "unknown (one evaluation)"
     moving = []
-    for metric, (header, scale, digits) in report.table(entry.metrics).items():
+    for metric, (header, scale, digits) in report.table(entry.metrics, entry.info).items():
         found = still_moving(history, metric, report.SETTLED.get(metric))
         if found is not None:
             start, end, change = found
@@ -481,7 +482,7 @@ def _table(
 ) -> list[str]:
     """The evaluator's objective table: mean ± s.e. over seeds of each metric, wall time, and
     "not converged" beside a configuration whose metrics still move at the end."""
-    table = entry.report.table(entry.metrics)
+    table = entry.report.table(entry.metrics, entry.info)
     headers = [h for h, _, _ in table.values()]
     lines = [
         "| objective | regularizers | n_critic | G steps | "
@@ -576,7 +577,7 @@ def published_table(entry: StudyEvaluator, source: dict, labels: list[str], resu
     (``compare``, else the study entry of the same label), and a last column naming the metrics
     whose intervals do not overlap. ``results``: the final rows with ``entry``'s metrics under their
     own names (:meth:`StudyEvaluator.rows`). Empty when no row of the source has this evaluator's metrics."""
-    table = entry.report.table(entry.metrics)
+    table = entry.report.table(entry.metrics, entry.info)
     rows = [(row, published_metrics(entry, row)) for row in source["rows"]]
     rows = [(row, values) for row, values in rows if values]
     if not rows:

@@ -303,3 +303,21 @@ def test_fits_in_the_module(size, channels, spectral_norm, objective, regularize
                 assert torch.equal(p, p0) or objective == "hinge"
                 continue
             assert not torch.equal(p, p0), f"{type(net).__name__}.{name} did not move"
+
+
+def test_the_module_builds_image_nets_with_its_seed():
+    # `--model.seed S` (a study's seed S) is the run's seed for the nets' weights too: the module
+    # builds G and D again with it (mutation caught: per-seed runs of a study all starting from one
+    # init, as when the nets' own `seed` stayed 0)
+    from gan_lab.module import GANModule
+    from gan_lab.nets.spec import net_spec
+
+    G, D = DCGANGenerator(z_dim=8, ngf=4, size=16), DCGANDiscriminator(ndf=4, size=16)
+    m = GANModule(G, D, objective="hinge", seed=3)
+    want_g = DCGANGenerator(z_dim=8, ngf=4, size=16, seed=3).state_dict()
+    want_d = DCGANDiscriminator(ndf=4, size=16, seed=3).state_dict()
+    assert all(torch.equal(m.G.state_dict()[k], v) for k, v in want_g.items())
+    assert all(torch.equal(m.D.state_dict()[k], v) for k, v in want_d.items())
+    assert m.hparams["generator"] == net_spec(m.G) and m.hparams["generator"]["init_args"]["seed"] == 3
+    same = GANModule(G, D, objective="hinge", seed=0)  # already seeded 0: the very nets
+    assert same.G is G and same.D is D

@@ -97,6 +97,7 @@ def test_stacked_digits_study_reports_modes_and_image_metrics(tmp_path):
     assert ns[0]["image/fd"] != ns[1]["image/fd"]
     report = (study_dir / "report.md").read_text()
     assert "FD on digit-classifier features" in report and "FID" not in report.replace("not FID", "")
+    assert "| IS |" not in report  # no Inception logits: no IS column
     assert "held-out accuracy" in report and "1,000" in report
     meta = json.loads((study_dir / "study.json").read_text())
     assert meta["info"]["image"]["feature_net"]["name"] == "digit_classifier"
@@ -169,6 +170,6 @@ def test_cifar10_study_runs_on_fabricated_cifar_with_inception_weights(tmp_path,
     assert [r["objective"] for r in results] == ["sngan", "dcgan_wgan_gp"]
     assert all(float(r["inception_score"]) >= 1.0 for r in results)  # IS from Inception's logits
     report = (study_dir / "report.md").read_text()
-    assert "**FID**" in report and "Mimicry" in report and "16.77" in report
+    assert "**FID**" in report and "| FID |" in report and "Mimicry" in report and "16.77" in report
     meta = json.loads((study_dir / "study.json").read_text())
     assert meta["info"]["feature_net"]["name"] == "inception_v3" and meta["info"]["n_samples"] == 16
