@@ -53,7 +53,7 @@ from gan_lab.checks import (
 from gan_lab.compiled import CompiledNets, channels_last
 from gan_lab.errors import ConfigError, check_int, check_weight
 from gan_lab.losses import Objective, get_objective
-from gan_lab.losses.reduction import reduce_members, term_means
+from gan_lab.losses.reduction import member_means, reduce_members, term_means
 from gan_lab.nets.ema import ema_beta, ema_update_, make_ema
 from gan_lab.nets.layers import pack
 from gan_lab.nets.spec import net_spec, with_seed
@@ -375,17 +375,19 @@ class GANModule(L.LightningModule):
     ) -> Tensor | None:
         """``loss + Σ weight · reduce(penalty)`` over the player's eager (every = 1) penalties."""
         for reg in self._phase_regs[player, False]:
-            term = reg.weight * reduce_members(reg.penalty(inputs))
+            per = reg.weight * member_means(reg.penalty(inputs))  # (E,) per member, or () for a plain run
+            term = per.sum()  # = weight · reduce_members(penalty)
             loss = term if loss is None else loss + term
-            logs[f"{player.lower()}/{reg.name}"] = term.detach() / (self.members or 1)
+            logs[f"{player.lower()}/{reg.name}"] = per.detach()  # per member: the per-seed W&B runs get it
         return loss
 
     def lazy_phase(self, player: str, inputs: PenaltyInputs, opt, step: int) -> None:
         """Dreg / Greg: each lazy penalty due at ``step`` as its own optimizer step, × ``every``."""
         for reg in self._phase_regs[player, True]:
             if step % reg.every == 0:
-                term = reg.weight * reg.every * reduce_members(reg.penalty(inputs))
-                key, value = f"{player.lower()}/{reg.name}", term.detach() / (reg.every * (self.members or 1))
+                per = reg.weight * reg.every * member_means(reg.penalty(inputs))  # (E,) or ()
+                term = per.sum()
+                key, value = f"{player.lower()}/{reg.name}", per.detach() / reg.every
                 self._lazy_logs[key] = self.last_losses[key] = value  # the guard names it too
                 opt.zero_grad(set_to_none=True)
                 self.manual_backward(term)
@@ -415,7 +417,7 @@ class GANModule(L.LightningModule):
             "g_steps": float(self.g_steps),
             "d_steps": float(self.d_steps),
         }
-        terms = {**self._lazy_logs, **term_means(logs), **counters}
+        terms = {**term_means({**self._lazy_logs, **logs}), **counters}
         self.log_dict(terms, on_step=True, on_epoch=False, batch_size=batch_size)
         # The per-seed W&B runs of an ensemble (gan_lab.dashboard.SeedRunsLogger) get each member's
         # own terms: one transfer to the host for all of them, only on log steps, only for them.

@@ -28,6 +28,7 @@ gan_lab.errors.ConfigError: unknown metric 'fid'; valid metrics: count
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from gan_lab.errors import ConfigError, check_choice
@@ -99,6 +100,25 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
             return entry
 
         return add if entry is None else add(entry)
+
+    @contextmanager
+    def temporarily(self, entry: Callable[[], T], *, name: str | None = None) -> Iterator[Callable[[], T]]:
+        """Register ``entry`` for the length of a ``with`` block only (a test's own dataset, a
+        one-off study in a notebook); the name is free again afterwards.
+
+        >>> reg = Registry("widget")
+        >>> with reg.temporarily(dict, name="plain"):
+        ...     "plain" in reg
+        True
+        >>> "plain" in reg
+        False
+        """
+        self.register(entry, name=name)
+        key = getattr(entry, "name", None) if name is None else name
+        try:
+            yield entry
+        finally:
+            self._entries.pop(key, None)
 
     def get(self, name_or_instance: str | T) -> T:
         """An instance of the entry ``name_or_instance`` names, built with no arguments; an

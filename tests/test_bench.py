@@ -138,9 +138,20 @@ def test_a_cuda_run_leaves_the_busy_case_out(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a GPU")
     monkeypatch.setattr(bench, "run_case", lambda case, *a: {"case": case.name})
+    import gan_lab.metrics.bench as eval_bench
+
+    monkeypatch.setattr(
+        eval_bench, "run_eval_bench", lambda device, quick: {"case": "eval", "device": device}
+    )
     monkeypatch.setattr(bench, "run_busy_case", lambda case, *a: [{"case": case.name}])
     result = bench.run_bench(device="cuda", quick=True)
-    assert [c["case"] for c in result["cases"]] == ["toy_e1", "toy_e64", "dcgan32_ns", "dcgan32_wgan_gp"]
+    assert [c["case"] for c in result["cases"]] == [
+        "toy_e1",
+        "toy_e64",
+        "dcgan32_ns",
+        "dcgan32_wgan_gp",
+        "eval",
+    ]
 
 
 def matched_streams(monkeypatch, seed: int = 11) -> None:

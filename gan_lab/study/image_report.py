@@ -94,14 +94,16 @@ class ImageMetricsReport(EvaluatorReport):
     }
 
     def table(self, metrics, info: dict | None = None) -> dict[str, tuple[str, float, int]]:
-        """The FD column named as the report calls it (FID only on Inception-v3); no IS column on a
-        feature net without Inception's logits (it would be undefined in every row)."""
+        """The FD column named as the report calls it (FID only on Inception-v3); on another feature
+        net no IS column (it would be undefined in every row) and KID unscaled (×10³ is the convention
+        for Inception features, whose KIDs are ~10⁻³; other features have their own scale)."""
         table = dict(self.TABLE)
         net = (info or {}).get("feature_net") or {}
         if net:
             table["fd"] = (distance_name(net), *table["fd"][1:])
-            if net.get("name") != "inception_v3":
+            if net.get("name") != "inception_v3":  # KID ×10³ is Inception's convention; IS needs its logits
                 del table["inception_score"]
+                table["kid"] = ("KID", 1.0, 2)
         return table
 
     def protocol(self, info: dict) -> str:
@@ -122,7 +124,7 @@ class ImageMetricsReport(EvaluatorReport):
             "their features cached by dataset, split, network hash and N). FD: the Fréchet distance of "
             "Gaussians fitted in float64 (Heusel et al. 2017); KID: unbiased MMD² with the cubic kernel, "
             f"mean over {info['kid_subsets']} subsets of {info['kid_subset_size']:,} (Bińkowski et al. 2018), "
-            f"shown ×10³; {is_text}; precision / recall with k = {info['k_pr']} (Kynkäänniemi et al. 2019) "
+            f"{'shown ×10³' if net.get('name') == 'inception_v3' else 'on the scale of these features'}; {is_text}; precision / recall with k = {info['k_pr']} (Kynkäänniemi et al. 2019) "
             f"and density / coverage with k = {info['k_dc']} (Naeem et al. 2020), by exact k-NN radii. "
             "Lower FD and KID are better; recall and coverage fall with mode collapse. Compare FDs only "
             "at equal sample counts and on the same feature network."

@@ -180,3 +180,38 @@ def test_a_per_seed_logger_gets_each_members_values_and_media(tmp_path, media):
     assert len(losses) == len(means) == 4
     for d_steps, per_member in losses:
         assert len(per_member) == 2 and sum(per_member) / 2 == pytest.approx(means[d_steps], rel=1e-6)
+
+
+def test_a_per_seed_logger_gets_each_members_penalties(tmp_path):
+    """WGAN-GP (eager) and R1 (lazy, every 2) in a 2-member ensemble: the per-seed logger gets each
+    member's penalty, and their mean is the CSV's value (mutation caught: penalties logged already
+    reduced over the members, as before, so that per-seed runs had no `d/<penalty>`)."""
+    from gan_lab.regularizers import R1, WGANGP
+
+    model = GANModule(
+        ToyGenerator(members=2, hidden=8, layers=2),
+        ToyDiscriminator(members=2, hidden=8, layers=2),
+        objective="wasserstein",
+        regularizers=[WGANGP(weight=1.0), R1(weight=1.0, every=2)],
+        max_g_steps=4,
+    )
+    member = MemberLogger(str(tmp_path / "m"), name="", version="")
+    trainer = L.Trainer(
+        max_steps=-1,
+        max_epochs=-1,
+        logger=[CSVLogger(str(tmp_path), name="", version=""), member],
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(model, ToyMixtureDataModule("ring8", batch_size=16))
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        csv_rows = {float(r["d_steps"]): r for r in csv.DictReader(f) if r.get("d/loss")}
+    rows = [(shared["d_steps"], values) for _, values, shared, _ in member.member_rows if "d/loss" in values]
+    assert len(rows) == 4
+    for d_steps, values in rows:
+        for key in ("d/wgan_gp", "d/r1"):
+            per_member = values[key]
+            assert len(per_member) == 2 and per_member[0] != per_member[1]
+            assert sum(per_member) / 2 == pytest.approx(float(csv_rows[d_steps][key]), rel=1e-6)
