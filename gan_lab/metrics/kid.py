@@ -28,11 +28,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from gan_lab.errors import ConfigError, check_int
+from gan_lab.metrics.feature_sets import FeatureSetsMetric
 
 __all__ = [
     "KernelDistance",
@@ -210,7 +209,7 @@ def kernel_inception_distance(
     return scores.mean(), scores.std(correction=0)
 
 
-class KernelDistance(Metric):
+class KernelDistance(FeatureSetsMetric):
     """KID (on Inception pool3 features; a kernel distance on any features) as a torchmetrics Metric.
 
     States: the real and fake features, lists concatenated across processes
@@ -237,11 +236,7 @@ class KernelDistance(Metric):
 
     is_differentiable = False
     higher_is_better = False
-    full_state_update = False
-
-    real: list[Tensor]
-    fake: list[Tensor]
-    ref_features: Tensor | None
+    LABEL = "KernelDistance"
 
     def __init__(
         self,
@@ -254,39 +249,11 @@ class KernelDistance(Metric):
         reference: Tensor | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("dist_sync_fn", gather_features)
-        super().__init__(**kwargs)
+        super().__init__(reference, **kwargs)
         _check_kernel(subsets, subset_size, degree, gamma, coef0)
         check_int("KID seed", seed, minimum=0)
         self.subsets, self.subset_size, self.degree = subsets, subset_size, degree
         self.gamma, self.coef0, self.seed = gamma, coef0, seed
-        self.add_state("real", default=[], dist_reduce_fx="cat")
-        self.add_state("fake", default=[], dist_reduce_fx="cat")
-        self.register_buffer("ref_features", None, persistent=False)
-        if reference is not None:
-            self.set_reference(reference)
-
-    def set_reference(self, features: Tensor) -> None:
-        """Fix the real features ``(N, d)`` (kept across ``reset``)."""
-        features = torch.as_tensor(features).detach()
-        if features.dim() != 2:
-            raise ConfigError(f"KID reference features must be (N, d), got {tuple(features.shape)}")
-        self.ref_features = features.to(self.device).clone()
-
-    def update(self, features: Tensor, real: bool = False) -> None:
-        """Add a batch of features ``(B, d)``: fake by default, real with ``real=True``.
-
-        Raises:
-            ValueError: for another shape, or real features when a fixed reference is set.
-        """
-        x = torch.as_tensor(features).detach()
-        if x.dim() != 2:
-            raise ValueError(f"features must be (B, d), got {tuple(x.shape)}")
-        if real and self.ref_features is not None:
-            raise ValueError(
-                "this KernelDistance has a fixed reference (set_reference); do not update it with real=True"
-            )
-        (self.real if real else self.fake).append(x)
 
     def compute(self) -> tuple[Tensor, Tensor]:
         """``(mean, std)`` over the subsets, float64 scalars.
@@ -294,15 +261,7 @@ class KernelDistance(Metric):
         Raises:
             ConfigError: no real features, or fewer than ``subset_size`` samples on a side.
         """
-        if self.ref_features is not None:
-            real = self.ref_features
-        elif isinstance(self.real, Tensor) or len(self.real) > 0:
-            real = dim_zero_cat(self.real)
-        else:
-            raise ConfigError(
-                "KernelDistance has no real features: call set_reference or update(features, real=True)"
-            )
-        fake = dim_zero_cat(self.fake) if isinstance(self.fake, Tensor) or len(self.fake) > 0 else real[:0]
+        real, fake = self.sides(fake_required=False)
         _check_counts(real.shape[0], fake.shape[0], self.subset_size)
         generator = torch.Generator().manual_seed(self.seed)
         return kernel_inception_distance(

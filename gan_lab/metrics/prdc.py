@@ -43,11 +43,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
 
 from gan_lab.errors import ConfigError, check_int
-from gan_lab.metrics.kid import gather_features
+from gan_lab.metrics.feature_sets import FeatureSetsMetric
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -334,7 +332,7 @@ def prdc(
     return _prdc(real, fake, _check_k(k_pr, "precision/recall"), _check_k(k_dc, "density/coverage"), chunk)
 
 
-class PRDC(Metric):
+class PRDC(FeatureSetsMetric):
     """Precision, recall, density and coverage over features accumulated by ``update``.
 
     States: real and fake features, lists concatenated across processes (``dist_reduce_fx="cat"``);
@@ -356,11 +354,7 @@ class PRDC(Metric):
 
     is_differentiable = False
     higher_is_better = True
-    full_state_update = False
-
-    real: list[Tensor]
-    fake: list[Tensor]
-    ref_features: Tensor | None
+    LABEL = "PRDC"
 
     def __init__(
         self,
@@ -370,50 +364,15 @@ class PRDC(Metric):
         reference: Tensor | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("dist_sync_fn", gather_features)  # a rank may hold no real samples
-        super().__init__(**kwargs)
+        super().__init__(reference, **kwargs)
         self.k_pr = _check_k(k_pr, "precision/recall")
         self.k_dc = _check_k(k_dc, "density/coverage")
         self.chunk = check_int("chunk", chunk)
-        self.add_state("real", default=[], dist_reduce_fx="cat")
-        self.add_state("fake", default=[], dist_reduce_fx="cat")
-        self.register_buffer("ref_features", None, persistent=False)
-        if reference is not None:
-            self.set_reference(reference)
-
-    def set_reference(self, features: Tensor) -> None:
-        """Fix the real features ``(N, d)`` (kept across ``reset``)."""
-        features = torch.as_tensor(features).detach()
-        if features.dim() != 2:
-            raise ConfigError(f"PRDC reference features must be (N, d), got {tuple(features.shape)}")
-        self.ref_features = features.to(self.device).clone()
-
-    def update(self, features: Tensor, real: bool = False) -> None:
-        """Add a batch of features ``(B, d)``: fake by default, real with ``real=True``.
-
-        Raises:
-            ValueError: for another shape, or real features when a fixed reference is set.
-        """
-        x = torch.as_tensor(features).detach()
-        if x.dim() != 2:
-            raise ValueError(f"features must be (B, d), got {tuple(x.shape)}")
-        if real and self.ref_features is not None:
-            raise ValueError(
-                "this PRDC has a fixed reference (set_reference); do not update it with real=True"
-            )
-        (self.real if real else self.fake).append(x)
 
     def compute(self) -> dict[str, Tensor]:
         """``{"precision", "recall", "density", "coverage"}``, float64 scalars."""
-        if self.ref_features is not None:
-            real = self.ref_features
-        elif isinstance(self.real, Tensor) or len(self.real) > 0:
-            real = dim_zero_cat(self.real)
-        else:
-            raise ConfigError("PRDC has no real features: call set_reference or update(features, real=True)")
-        if not isinstance(self.fake, Tensor) and len(self.fake) == 0:
-            raise ConfigError("PRDC has no fake features: call update(features) first")
-        return prdc(real, dim_zero_cat(self.fake), self.k_pr, self.k_dc, self.chunk)
+        real, fake = self.sides()
+        return prdc(real, fake, self.k_pr, self.k_dc, self.chunk)
 
     def extra_repr(self) -> str:
         return f"k_pr={self.k_pr}, k_dc={self.k_dc}, chunk={self.chunk}"

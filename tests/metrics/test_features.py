@@ -10,10 +10,10 @@ import os
 import pytest
 import torch
 import torchvision
-from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
 from gan_lab.errors import ConfigError
+from gan_lab.metrics.bench import random_inception_state, random_vgg16_state
 from gan_lab.metrics.features import (
     FEATURE_NETS,
     INCEPTION_FILE,
@@ -40,27 +40,8 @@ def _one_line(err) -> str:
 
 def _random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """torchvision's Inception-v3 (no aux logits) with fc -> 1008: the names of torch-fidelity's
-    graph. Kaiming-normal convs so that activations stay O(1) through the ~90 layers; BatchNorm
-    running statistics made non-trivial so that they matter."""
-    with torch.device("meta"):
-        net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
-        net.fc = nn.Linear(2048, 1008)
-    net = net.to_empty(device="cpu")
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.8, 1.2, generator=gen)
-                m.bias.normal_(0.0, 0.1, generator=gen)
-                m.running_mean.normal_(0.0, 0.1, generator=gen)
-                m.running_var.uniform_(0.8, 1.2, generator=gen)
-                m.num_batches_tracked.zero_()
-            elif isinstance(m, nn.Linear):
-                m.weight.normal_(0.0, 0.02, generator=gen)
-                m.bias.normal_(0.0, 1.0, generator=gen)
-    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+    graph, random (``gan_lab.metrics.bench.random_inception_state``)."""
+    return random_inception_state(seed)
 
 
 @pytest.fixture(scope="module")
@@ -211,16 +192,7 @@ def test_unsafe_file_is_refused_without_running_it(tmp_path):
 @pytest.fixture(scope="module")
 def vgg_state():
     """A full torchvision VGG16 state dict (features.* and classifier.*), random, seeded."""
-    with torch.device("meta"):
-        vgg = torchvision.models.vgg16(weights=None)
-    vgg = vgg.to_empty(device="cpu")
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in vgg.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
-                m.bias.normal_(0.0, 0.01, generator=gen)
-    return vgg.state_dict()
+    return random_vgg16_state(0)
 
 
 @pytest.fixture(scope="module")
