@@ -29,7 +29,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from gan_lab.errors import ConfigError, check_int
-from gan_lab.metrics.kid import canonical_sort, gather_features
+from gan_lab.metrics.feature_sets import gather_features
+from gan_lab.metrics.kid import canonical_sort
 
 __all__ = ["InceptionScore", "inception_score"]
 

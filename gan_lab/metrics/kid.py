@@ -26,9 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor
-from torchmetrics.utilities.distributed import gather_all_tensors
 
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.metrics.feature_sets import FeatureSetsMetric
@@ -36,7 +34,6 @@ from gan_lab.metrics.feature_sets import FeatureSetsMetric
 __all__ = [
     "KernelDistance",
     "canonical_sort",
-    "gather_features",
     "kernel_inception_distance",
     "polynomial_mmd2",
 ]
@@ -78,31 +75,6 @@ def canonical_sort(x: Tensor) -> Tensor:
         order = torch.from_numpy(np.lexsort(rows.T[::-1]).copy()).to(x.device)  # first column primary
         return x[order]
     return xs
-
-
-_GATHER_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32)
-
-
-def gather_features(x: Tensor, group: Any = None) -> list[Tensor]:
-    """``torchmetrics``' ``gather_all_tensors`` for ``(N, d)`` feature states (a Metric's
-    ``dist_sync_fn``), also when some rank holds no samples of a side.
-
-    torchmetrics hands a rank's empty list state over as a 1-D ``tensor([])`` of the metric's
-    dtype, which ``gather_all_tensors`` cannot gather with the other ranks' ``(N, d)`` tensors (a
-    collective mismatch). So each rank first shares whether it has samples, their ``d`` and dtype,
-    and an empty rank sends a ``(0, d)`` tensor of the others' dtype instead (e.g. the evaluator's
-    real features, updated on one rank only).
-    """
-    empty = x.dim() == 1 and x.numel() == 0
-    code = _GATHER_DTYPES.index(x.dtype) if x.dtype in _GATHER_DTYPES else -1
-    meta = torch.tensor([0 if empty else 1, 0 if empty else x.shape[-1], code], device=x.device)
-    metas = [torch.zeros_like(meta) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(metas, meta, group=group)
-    full = [m for m in metas if int(m[0]) == 1]
-    if empty and full:
-        d, code = int(full[0][1]), int(full[0][2])
-        x = x.reshape(0, d).to(_GATHER_DTYPES[code] if code >= 0 else x.dtype)
-    return gather_all_tensors(x, group)
 
 
 def _kernel(a: Tensor, b: Tensor, degree: int, gamma: float, coef0: float) -> Tensor:
