@@ -38,6 +38,7 @@ def quiet_lightning() -> None:
         "lightning.pytorch.utilities.rank_zero",
         "lightning.fabric.utilities.rank_zero",
         "lightning.pytorch.trainer.connectors.checkpoint_connector",  # "`weights_only` was not set"
+        "lightning.fabric.utilities.seed",  # "Seed set to N" (the seed is in the saved config)
     ):
         logging.getLogger(name).setLevel(logging.WARNING)
     for message in _NOISE:
