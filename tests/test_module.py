@@ -6,6 +6,7 @@ from functools import partial
 import lightning as L
 import pytest
 import torch
+from tiny_fit import quiet_trainer
 
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
@@ -22,16 +23,7 @@ def nets(members=2, **kw):
 
 
 def fit(module, batches, batch_size=32, callbacks=()):
-    trainer = L.Trainer(
-        max_steps=-1,
-        limit_train_batches=batches,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-    )
+    trainer = quiet_trainer(batches, callbacks)
     trainer.fit(module, ToyMixtureDataModule("ring8", batch_size=batch_size))
     return trainer
 

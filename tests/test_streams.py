@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from scipy import stats
+from tiny_fit import quiet_trainer
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan_lab.data import ToyMixtureDataModule
@@ -195,16 +196,7 @@ def toy_module(
 
 
 def trainer(batches: int, callbacks=()) -> L.Trainer:
-    return L.Trainer(
-        max_steps=-1,
-        limit_train_batches=batches,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-    )
+    return quiet_trainer(batches, callbacks)
 
 
 @pytest.mark.parametrize(

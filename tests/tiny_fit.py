@@ -25,3 +25,19 @@ def training_steps(metrics_csv) -> list[int]:
 
     with open(metrics_csv, newline="") as f:
         return [int(row["step"]) for row in csv.DictReader(f) if row.get("d_steps")]
+
+
+def quiet_trainer(batches: int, callbacks=()):
+    """A CPU Trainer for ``batches`` batches of one epoch: no logger, checkpoint, bar or summary."""
+    import lightning as L
+
+    return L.Trainer(
+        max_steps=-1,
+        limit_train_batches=batches,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )

@@ -34,7 +34,6 @@ files, and a missing file is one line naming the path looked for and how to get 
 
 from __future__ import annotations
 
-import importlib
 import pickle
 import re
 import warnings
@@ -51,6 +50,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from gan_lab.errors import ConfigError, check_choice
 from gan_lab.metrics.digit_classifier import load_or_train_digit_classifier
 from gan_lab.metrics.reference import file_hash
+from gan_lab.nets.spec import import_module_class
 from gan_lab.registry import Registry
 from gan_lab.regularizers.image import (
     IMAGENET_MEAN,
@@ -142,27 +142,6 @@ def check_feature_net(net: Any, what: str = "feature net") -> Any:
     return net
 
 
-def _import_class(path: str) -> type:
-    """The class ``"pkg.mod.Class"`` names (longest importable module prefix, then attributes)."""
-    if not all(p.isidentifier() for p in path.split(".")):
-        raise ConfigError(f"feature net class path {path!r} is not a dotted Python name")
-    parts = path.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:i])
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            if not hasattr(obj, attr):
-                raise ConfigError(f"feature net class {path!r} not found: {module_name!r} has no {attr!r}")
-            obj = getattr(obj, attr)
-        if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
-            raise ConfigError(f"feature net class {path!r} is not an nn.Module subclass")
-        return obj
-    raise ConfigError(f"feature net class {path!r} not found: no module of that name can be imported")
-
-
 def load_feature_net(spec: str | Mapping[str, Any] | nn.Module, **init_args: Any) -> nn.Module:
     """Build a feature net from a registry name, a class path, or ``{"class_path"/"name": ...,
     "init_args": {...}}``; an instance that follows the protocol is returned as it is.
@@ -202,7 +181,7 @@ def load_feature_net(spec: str | Mapping[str, Any] | nn.Module, **init_args: Any
     if spec in FEATURE_NETS:
         cls = FEATURE_NETS[spec]
     elif "." in spec:
-        cls = _import_class(spec)
+        cls = import_module_class(spec, "feature net class")
     else:
         check_choice("feature net", spec, FEATURE_NETS)
     try:

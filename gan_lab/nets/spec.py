@@ -177,8 +177,17 @@ def _allowed(path: str, prefixes: Sequence[str]) -> bool:
     return any(path.startswith(p) or path == p.rstrip(".") for p in prefixes)
 
 
-def _resolve(path: str, prefixes: Sequence[str]) -> type:
-    """Import the longest module prefix of ``path`` and walk the rest as attributes."""
+def import_module_class(path: str, what: str = "net class") -> type:
+    """The ``nn.Module`` subclass ``"pkg.mod.Class"`` names: the longest importable module prefix of
+    ``path``, the rest walked as attributes. Used for nets (with an allow-list, :func:`build_net`) and
+    for user feature nets (:func:`gan_lab.metrics.features.load_feature_net`).
+
+    Raises:
+        ConfigError: (one line, ``what`` named) not a dotted name, nothing importable, a missing
+            attribute, or not an ``nn.Module`` subclass.
+    """
+    if not all(p.isidentifier() for p in path.split(".")):
+        raise ConfigError(f"{what} path {path!r} is not a dotted Python name")
     parts = path.split(".")
     for i in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:i])
@@ -188,13 +197,19 @@ def _resolve(path: str, prefixes: Sequence[str]) -> type:
             continue
         for attr in parts[i:]:
             if not hasattr(obj, attr):
-                raise ConfigError(f"net class {path!r} not found: {module_name!r} has no {attr!r}")
+                raise ConfigError(f"{what} {path!r} not found: {module_name!r} has no {attr!r}")
             obj = getattr(obj, attr)
         break
     else:
-        raise ConfigError(f"net class {path!r} not found: no module of that name can be imported")
+        raise ConfigError(f"{what} {path!r} not found: no module of that name can be imported")
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
-        raise ConfigError(f"net class_path {path!r} is not an nn.Module subclass; refusing to call it")
+        raise ConfigError(f"{what} {path!r} is not an nn.Module subclass; refusing to call it")
+    return obj
+
+
+def _resolve(path: str, prefixes: Sequence[str]) -> type:
+    """The class ``path`` names (:func:`import_module_class`), refused outside ``prefixes``."""
+    obj = import_module_class(path, "net class_path")
     if not _allowed(class_path(obj), prefixes):  # e.g. gan_lab.nets.toy.torch.nn.Transformer
         raise ConfigError(
             f"net class_path {path!r} resolves to {class_path(obj)!r}, outside the allowed modules "
