@@ -56,10 +56,12 @@ the lab used before :mod:`gan_lab.threads`).
     gan-lab bench --device cuda --precision bf16-mixed
     gan-lab bench --quick                       # tiny sizes: a smoke run (tests)
     gan-lab bench --device cuda --channels-last --compile
+    gan-lab bench --device cuda --cases toy_ens_e512 --compile reduce-overhead   # CUDA graphs
 
-``--channels-last`` and ``--compile`` set GANModule's switches of the same names in the lab loop and
-do the same in the hand loop: 4-D weights and image batches in channels_last memory format;
-``torch.compile``'d G and D for the main passes (the gradient penalty goes through the plain D).
+``--channels-last`` and ``--compile [MODE]`` set GANModule's switches of the same names in the lab
+loop and do the same in the hand loop: 4-D weights and image batches in channels_last memory
+format; ``torch.compile``'d G and D (in ``MODE``, :data:`gan_lab.compiled.COMPILE_MODES`) for the
+main passes (the gradient penalty goes through the plain D).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 
+from gan_lab.compiled import COMPILE_MODES, compile_mode
 from gan_lab.threads import TORCH_DEFAULT_THREADS, ThreadChoice, apply_cpu_threads, choose_cpu_threads
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
@@ -228,7 +231,7 @@ def hand_loop(
     warmup: int,
     steps: int,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     threads: int | None = None,
 ):
     """Seconds for ``steps`` training steps after ``warmup``: plain PyTorch, nothing else.
@@ -241,7 +244,8 @@ def hand_loop(
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     # the main passes through the compiled nets; the gradient penalty's double backward through D
-    G_main, D_main = (torch.compile(G), torch.compile(D)) if compile else (G, D)
+    mode = compile_mode(compile)
+    G_main, D_main = (torch.compile(G, mode=mode), torch.compile(D, mode=mode)) if mode else (G, D)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
@@ -346,7 +350,7 @@ def lab_loop(
     warmup: int,
     steps: int,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     threads: int | None = None,
 ):
     """Seconds for ``steps`` full iterations of Lightning's fit loop after ``warmup``: from the end
@@ -466,7 +470,7 @@ def run_case(
     repeats: int,
     warmup: int,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     threads: int | None = None,
 ) -> dict:
     """The lab loop against the hand loop on ``case``, both under :func:`case_threads`'s count
@@ -549,7 +553,7 @@ def run_busy_case(
     repeats: int,
     warmup: int,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     threads: int | None = None,
 ) -> list[dict]:
     """The lab loop of ``case`` quiet and busy (one :func:`competing_process`), in ABBA order after
@@ -652,7 +656,7 @@ def run_bench(
     warmup: int = 3,
     quick: bool = False,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     batch: int | None = None,
     members: int | None = None,
     fix_malloc: bool = False,
@@ -745,7 +749,14 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument(
         "--channels-last", action="store_true", help="channels_last weights and image batches (both loops)"
     )
-    parser.add_argument("--compile", action="store_true", help="torch.compile G and D (both loops)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=False,
+        choices=COMPILE_MODES,
+        help="torch.compile G and D (both loops), in this mode (default: 'default'; 'reduce-overhead': CUDA graphs)",
+    )
     parser.add_argument("--batch", type=int, default=None, help="batch per member, for every case")
     parser.add_argument("--members", type=int, default=None, help="ensemble size of the toy cases")
     parser.add_argument(

@@ -75,7 +75,7 @@ def default_optimizer() -> dict:
     from gan_lab.module import ADAM_DEFAULTS
 
     init_args = {k: list(v) if isinstance(v, tuple) else v for k, v in ADAM_DEFAULTS.items()}
-    return {"class_path": "torch.optim.Adam", "init_args": init_args}
+    return {"class_path": "gan_lab.optim.Adam", "init_args": init_args}
 
 
 def build_cli(args: Sequence[str], run: bool = True):
@@ -165,7 +165,7 @@ def fit_summary(trainer, model, wall_s: float, resume=None) -> str:
     start = f"resumed at G step {resume.g_steps}, " if resume is not None else ""
     parts = [
         f"gan-lab fit: {start}{model.g_steps} G steps and {model.d_steps} D steps in {wall_s:.1f} s"
-        f" ({model.objective.name}, {model.members or 1} member(s))."
+        f" ({model.objective.name if len(set(model.member_objectives)) == 1 else ', '.join(dict.fromkeys(model.member_objectives))}, {model.members or 1} member(s))."
     ]
     if "cpu_threads_used" in model.hparams:
         parts.append(f"CPU threads: {model.hparams['cpu_threads_used']} ({model.cpu_threads_reason}).")

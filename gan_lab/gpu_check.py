@@ -8,7 +8,9 @@
    bfloat16 without), same weights, inputs and random points: the per-sample penalties agree
    within ``PENALTY_RTOL``.
 3. ``bench``: ``gan-lab bench --device cuda`` (see :mod:`gan_lab.bench`); ``bench_bf16``: the same
-   in ``bf16-mixed``; ``bench_e512``: the toy ensemble with 512 members (member-steps/s).
+   in ``bf16-mixed``; ``bench_e512``: the toy ensemble with 512 members (member-steps/s);
+   ``bench_ens`` / ``bench_ens_cudagraphs``: the counter-stream ensembles of PacGAN-size nets at
+   E = 1, 64, 512, eager and as CUDA graphs (``compile="reduce-overhead"``).
 
 Only torch, lightning and torchvision are imported (no wandb, no kornia). Without CUDA it stops at
 once with one line on stderr and exit code 2; ``--device cpu`` runs parts 1 and 2 on the CPU instead
@@ -256,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
             report["bench_bf16"] = run_bench(device="cuda", precision="bf16-mixed", repeats=1)
             # the ensemble target: >= 40k member-steps/s with 512 seeds stacked
             report["bench_e512"] = run_bench(device="cuda", names=["toy_e64"], members=512, repeats=1)
+            # the counter-stream ensembles (PacGAN-size nets), eager and as CUDA graphs
+            ens = ["toy_ens_e1", "toy_ens_e64", "toy_ens_e512"]
+            report["bench_ens"] = run_bench(device="cuda", names=ens, repeats=1)
+            report["bench_ens_cudagraphs"] = run_bench(
+                device="cuda", names=ens, repeats=1, compile="reduce-overhead"
+            )
     ok = (
         all(f["finite"] for f in fits)
         and all(v["ok"] for per in report["penalty"].values() for v in per.values())

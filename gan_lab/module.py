@@ -50,9 +50,9 @@ from gan_lab.checks import (
     check_remedies,
     check_trainer,
 )
-from gan_lab.compiled import CompiledNets, channels_last
+from gan_lab.compiled import CompiledNets, channels_last, compile_mode
 from gan_lab.errors import ConfigError, check_int, check_weight
-from gan_lab.losses import Objective, get_objective
+from gan_lab.losses import Objective, PerMember, get_objective
 from gan_lab.losses.reduction import member_means, reduce_members, term_means
 from gan_lab.nets.ema import ema_beta, ema_update_, make_ema
 from gan_lab.nets.layers import pack
@@ -60,7 +60,14 @@ from gan_lab.nets.spec import net_spec, with_seed
 from gan_lab.optim import ADAM_DEFAULTS, clip_unscaled_, correct_for_lazy_interval, default_adam
 from gan_lab.regularizers import Constraint, PenaltyInputs, Regularizer, get_regularizer
 from gan_lab.regularizers.base import full_precision
-from gan_lab.seeding import STREAMS, RunStreams, global_rng_state, member_seeds, set_global_rng_state
+from gan_lab.seeding import (
+    STREAMS,
+    RunStreams,
+    global_rng_state,
+    run_seeds,
+    set_global_rng_state,
+    stream_seeds,
+)
 from gan_lab.threads import use_cpu_threads
 from gan_lab.unrolled import check_optimizer, lookahead_critic, lookahead_parameters
 
@@ -78,7 +85,10 @@ class GANModule(L.LightningModule):
             ``members`` E) to samples; must expose ``z_dim``.
         discriminator: maps samples to per-sample logits ``(B,)`` / ``(E, B)``; no sigmoid.
         objective: a name (``minimax``, ``non_saturating``, ``wasserstein``, ``hinge``,
-            ``least_squares``, ``relativistic``) or an :class:`~gan_lab.losses.Objective`.
+            ``least_squares``, ``relativistic``) or an :class:`~gan_lab.losses.Objective`; a list
+            of names makes a mixed ensemble (:class:`~gan_lab.losses.PerMember`): ``J`` objectives,
+            ``S = E / J`` members each, member ``j·S + i`` the single run of ``objective[j]`` with
+            seed ``seed + i`` (everything else, nets, optimizers and penalties, is shared).
         regularizers: names or instances of :class:`~gan_lab.regularizers.Regularizer` /
             :class:`~gan_lab.regularizers.Constraint` (weight clipping). A penalty of weight 0 is
             not computed at all.
@@ -88,7 +98,8 @@ class GANModule(L.LightningModule):
         ema_kimg: keep ``G_ema`` with StyleGAN2's β: a half-life of this many thousand samples,
             ramped up over ``ema_rampup · samples seen`` (:func:`~gan_lab.nets.ema.ema_beta`).
         ema_rampup: StyleGAN2's ramp-up (0.05); None: no ramp-up.
-        seed: member ``k`` draws its initial weights and noise from seed ``seed + k``; a net with a
+        seed: member ``k`` draws its initial weights and noise from seed ``seed + k`` (``seed + i``
+            for member ``j·S + i`` of a mixed ensemble: :attr:`run_seeds`); a net with a
             ``seed`` argument of its own and no members (DCGAN, SN-ResNet) is built again with ``seed``
             (:func:`~gan_lab.nets.spec.with_seed`).
         max_g_steps: stop after this many G steps (None: the Trainer's limits only).
@@ -99,7 +110,8 @@ class GANModule(L.LightningModule):
         gradient_clip_val: clip each player's gradient 2-norm to this (> 0) before its step, on
             unscaled gradients (:func:`~gan_lab.optim.clip_unscaled_`); None: off.
         channels_last: 4-D weights and batches in channels_last memory format.
-        compile: train through ``torch.compile``'d G and D (:mod:`gan_lab.compiled`).
+        compile: train through ``torch.compile``'d G and D (:mod:`gan_lab.compiled`): True, or a
+            ``torch.compile`` mode; ``"reduce-overhead"`` captures the passes as CUDA graphs on a GPU.
         cpu_threads: intra-op threads of a CPU run; None: the nets' choice (:mod:`gan_lab.threads`).
         pack: PacGAN's packing degree ``m``: D judges packs of ``m`` samples (1: off).
         unrolled_steps: Unrolled GAN's ``k``: G's loss through ``k`` look-ahead steps of D (0: off).
@@ -116,7 +128,7 @@ class GANModule(L.LightningModule):
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        objective: Objective | str = "non_saturating",
+        objective: Objective | str | list[str] = "non_saturating",
         regularizers: Sequence[Regularizer | Constraint | str] = (),
         n_critic: int = 1,
         optimizer_g: OptimizerCallable | None = None,
@@ -129,7 +141,7 @@ class GANModule(L.LightningModule):
         adversarial_weight: float = 1.0,
         gradient_clip_val: float | None = None,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
         cpu_threads: int | None = None,
         ema_kimg: float | None = None,
         ema_rampup: float | None = 0.05,
@@ -147,6 +159,15 @@ class GANModule(L.LightningModule):
         generator, discriminator = with_seed(generator, int(seed)), with_seed(discriminator, int(seed))
         self.G, self.D = generator, discriminator
         self.members: int | None = getattr(generator, "members", None)
+        blocks = len(self.objective.parts) if isinstance(self.objective, PerMember) else 1
+        if blocks > 1 and self.members is None:
+            raise ConfigError(
+                f"objectives {self.objective.names} side by side need an ensemble G and D (members = seeds × {blocks})"
+            )
+        if blocks > 1:
+            self.objective.block_size(self.members)  # E must split evenly
+        #: each member's run seed: ``seed + k``, or ``seed + i`` for member ``j·S + i`` of a mixed ensemble
+        self.run_seeds = run_seeds(int(seed), self.members or 1, blocks)
         self.batch_ndim = 2 if self.members is not None else 1
         self.seed, self.n_critic, self.max_g_steps = int(seed), n_critic, max_g_steps
         self.conditional, self.d_conditional = bool(conditional), bool(d_conditional)
@@ -155,11 +176,12 @@ class GANModule(L.LightningModule):
             raise ConfigError("adversarial_weight is 0 and G has no regularizer: nothing would train G")
         self.optimizer_g, self.optimizer_d = optimizer_g or default_adam, optimizer_d or default_adam
         self.gradient_clip_val = check_gradient_clip_val(gradient_clip_val)
-        self.channels_last, self.use_compile = bool(channels_last), bool(compile)
+        self.compile_mode = compile_mode(compile)
+        self.channels_last, self.use_compile = bool(channels_last), self.compile_mode is not None
         self.cpu_threads = None if cpu_threads is None else check_int("cpu_threads", cpu_threads)
         self.cpu_threads_reason: str | None = None  # why, once ``setup`` chose (CPU runs only)
         self.pack, self.unrolled_steps = check_remedies(pack, unrolled_steps, conditional)
-        self._compiled = CompiledNets()  # a plain holder, not a submodule
+        self._compiled = CompiledNets(self.compile_mode or "default")  # a plain holder, not a submodule
 
         self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
         self.constraints = nn.ModuleList([r for r in regs if isinstance(r, Constraint)])
@@ -173,13 +195,13 @@ class GANModule(L.LightningModule):
         }
         self.d_steps = self.g_steps = 0
         if hasattr(self.G, "reset_parameters") and self.members is not None:
-            self.G.reset_parameters(member_seeds(self.seed, self.members, "G"))
-            self.D.reset_parameters(member_seeds(self.seed, self.members, "D"))
+            self.G.reset_parameters(stream_seeds(self.run_seeds, "G"))
+            self.D.reset_parameters(stream_seeds(self.run_seeds, "D"))
         if ema_kimg is not None:
             check_weight("ema_kimg", ema_kimg)
         self.ema_beta, self.ema_kimg, self.ema_rampup = ema_beta, ema_kimg, ema_rampup
         self.G_ema = make_ema(self.G) if (ema_beta is not None or ema_kimg is not None) else None
-        self.streams = RunStreams(self.seed, self.members)  # G's noise, the penalties' points
+        self.streams = RunStreams(self.run_seeds, self.members)  # G's noise, the penalties' points
         self._pending_rng_state: dict | None = None
         self.resolved_config: str | None = None  # the run's config (YAML), set by the CLI
         #: this step's loss terms (detached; per sample or scalar), read by the divergence guard
@@ -187,11 +209,11 @@ class GANModule(L.LightningModule):
         self._lazy_logs: dict[str, Tensor] = {}  # each lazy term's last value, logged at every log step
         self.save_hyperparameters(
             {
-                "objective": self.objective.name,
+                "objective": self.objective.names if blocks > 1 else self.objective.name,
                 "regularizers": [repr(r) for r in regs],
                 **{"n_critic": n_critic, "ema_beta": ema_beta, "ema_kimg": ema_kimg, "seed": self.seed},
                 **{"members": self.members, "conditional": conditional, "d_conditional": d_conditional},
-                **{"channels_last": self.channels_last, "compile": self.use_compile},
+                **{"channels_last": self.channels_last, "compile": self.compile_mode or False},
                 **{"pack": self.pack, "unrolled_steps": self.unrolled_steps},
                 "generator": net_spec(generator),  # what `gan-lab sample` rebuilds G from
             }
@@ -202,6 +224,13 @@ class GANModule(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    @property
+    def member_objectives(self) -> list[str]:
+        """Each member's objective name (one for a plain run)."""
+        if isinstance(self.objective, PerMember):
+            return self.objective.member_names(self.members)
+        return [self.objective.name] * (self.members or 1)
 
     @property
     def regularizer_names(self) -> list[str]:
@@ -281,6 +310,8 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, condition = self.unpack(batch)
+        if self.use_compile and self._compiled.cudagraphs and real.is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs are not read again
         if self.channels_last:
             real, condition = channels_last(real), channels_last(condition)
         opt_g, opt_d = self.optimizers()

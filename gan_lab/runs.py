@@ -209,7 +209,7 @@ def default_loggers(model, datamodule, root: str, resume=None) -> list:
     run per seed, grouped by the data's name, tagged by the objective and regularizers: see
     :class:`gan_lab.dashboard.SeedRunsLogger`). A resumed run (``resume``, a
     :class:`gan_lab.runs.Resume` in a ``version_N`` folder) continues that folder and its W&B runs."""
-    from gan_lab.dashboard.facts import run_facts
+    from gan_lab.dashboard.facts import member_facts, run_facts
     from gan_lab.dashboard.media import MediaSettings
     from gan_lab.dashboard.seed_runs import SeedRunsLogger
     from gan_lab.runs import RunCSVLogger, wandb_run_ids
@@ -226,13 +226,16 @@ def default_loggers(model, datamodule, root: str, resume=None) -> list:
     else:
         csv = RunCSVLogger(root, name=data)
     _ = csv.experiment  # the run folder exists (and is empty) before W&B writes into it
-    tags = [model.objective.name, *model.regularizer_names]
+    objectives = list(dict.fromkeys(model.member_objectives))
+    own = member_facts(model)  # a mixed ensemble: each member's objective is its own tag
+    tags = [*([] if own else objectives), *model.regularizer_names]
     wandb = SeedRunsLogger(
         csv.log_dir,
-        seeds=[model.seed + k for k in range(model.members or 1)],
+        seeds=model.run_seeds,
         facts=run_facts(model, data),
+        member_facts=own,
         group=data,
-        name=f"{data}/{'+'.join(tags)}",
+        name=f"{data}/{'+'.join([*objectives, *model.regularizer_names])}",
         tags=tags,
         ids=wandb_run_ids(run_dir) if run_dir is not None else None,
         media=MediaSettings.from_env(),

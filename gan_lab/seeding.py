@@ -34,7 +34,7 @@ def member_seeds(seed: int, members: int, stream: str) -> list[int]:
     >>> member_seeds(10, 3, "G")
     [10, 11, 12]
     """
-    return [int(seed) + k + STREAMS[stream] for k in range(members)]
+    return stream_seeds(run_seeds(seed, members), stream)
 
 
 def member_generators(seeds: list[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
@@ -356,13 +356,31 @@ class CounterStream:
             self.counter = int(counter)
 
 
-def run_seeds(seed: int, members: int) -> list[int]:
-    """The run seeds ``seed + k`` of an ensemble's members (the counter streams' first key field).
+def run_seeds(seed: int, members: int, blocks: int = 1) -> list[int]:
+    """The run seeds of an ensemble's members (the counter streams' first key field): ``seed + k``;
+    with ``blocks`` configurations side by side (a mixed ensemble, :class:`gan_lab.losses.PerMember`:
+    ``S = members / blocks`` seeds each), member ``k = j·S + i`` has seed ``seed + i``, so that it is
+    the single run of configuration ``j`` with seed ``seed + i``.
 
     >>> run_seeds(10, 3)
     [10, 11, 12]
+    >>> run_seeds(10, 4, blocks=2)
+    [10, 11, 10, 11]
     """
-    return [int(seed) + k for k in range(members)]
+    if members % blocks:
+        raise ValueError(f"{members} members do not split into {blocks} equal blocks")
+    per_block = members // blocks
+    return [int(seed) + k % per_block for k in range(members)]
+
+
+def stream_seeds(seeds: list[int], stream: str) -> list[int]:
+    """The ``torch.Generator`` seeds of one stream (G's or D's initial weights) of members with run
+    seeds ``seeds``: ``seed + STREAMS[stream]``, as :func:`member_seeds` for ``seed + k``.
+
+    >>> stream_seeds([10, 11, 10], "G") == [10, 11, 10]
+    True
+    """
+    return [int(s) + STREAMS[stream] for s in seeds]
 
 
 class RunStreams:
@@ -370,10 +388,11 @@ class RunStreams:
     ``noise`` (G's input z) and ``penalty`` (WGAN-GP's ε, DRAGAN's α and u); their counters go into
     checkpoints (``noise_counter``, ``penalty_counter``)."""
 
-    def __init__(self, seed: int, members: int | None) -> None:
+    def __init__(self, seeds: list[int], members: int | None) -> None:
+        """``seeds``: each member's run seed (:func:`run_seeds`); ``members`` None: a plain run."""
         self.members = members
-        self.noise = CounterStream(run_seeds(seed, members or 1), "noise")
-        self.penalty = CounterStream(run_seeds(seed, members or 1), "penalty")
+        self.noise = CounterStream(seeds, "noise")
+        self.penalty = CounterStream(seeds, "penalty")
 
     def _shaped(self, x: Tensor) -> Tensor:
         return x if self.members is not None else x[0]

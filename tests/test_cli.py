@@ -131,6 +131,28 @@ def test_default_loggers_write_csv_and_offline_wandb_in_the_run_folder(tmp_path,
         assert any("d/loss" in row for row in r["history"]) and r["state"] == "finished"
 
 
+def test_a_mixed_fit_logs_each_member_under_its_own_objective(tmp_path, monkeypatch):
+    """`--model.objective=[hinge,minimax]` with 2 members: one per objective, both seed s (member
+    j·S + i has seed s + i); each W&B run carries its member's objective as config, tag and name."""
+    from wandb_offline import inspect_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = [
+        a for a in fit_args(tmp_path, "--model.objective=[hinge,minimax]") if a != "--trainer.logger=false"
+    ]
+    assert main(args) == 0
+    run = tmp_path / "ring8" / "version_0"
+    records = [inspect_run(f) for f in run.glob("wandb/offline-run-*/run-*.wandb")]
+    seed = records[0]["config"]["config"]["model"]["seed"]
+    assert sorted((r["config"]["objective"], r["config"]["seed"]) for r in records) == [
+        ("hinge", seed),
+        ("minimax", seed),
+    ]
+    for r in records:
+        assert r["config"]["loss"] == r["config"]["objective"] and r["tags"] == [r["config"]["objective"]]
+        assert r["name"] == f"ring8/hinge+minimax/{r['config']['objective']}/seed{seed}"
+
+
 def test_a_one_seed_fit_logs_every_term_to_its_run(tmp_path, monkeypatch):
     """With one member the W&B run is the seed: the module's means are its values, penalties included."""
     from wandb_offline import inspect_run

@@ -43,7 +43,7 @@ def test_default_optimizers_are_in_the_resolved_config(capsys):
     assert stop.value.code in (0, None)
     model = yaml.safe_load(capsys.readouterr().out)["model"]
     for key in ("optimizer_g", "optimizer_d"):
-        assert model[key]["class_path"] == "torch.optim.Adam"
+        assert model[key]["class_path"] == "gan_lab.optim.Adam"
         assert model[key]["init_args"]["lr"] == 2e-4 and model[key]["init_args"]["betas"] == [0.5, 0.999]
 
 

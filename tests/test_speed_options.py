@@ -15,6 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan_lab.bench import _image_datamodule
 from gan_lab.data import ToyMixtureDataModule
+from gan_lab.errors import ConfigError
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -101,6 +102,23 @@ def test_compile_keeps_state_dict_keys_and_pickles():
         assert clone._compiled.G is None and clone.state_dict().keys() == plain.state_dict().keys()
 
 
+def test_compile_modes_reach_torch_compile_and_survive_pickling(monkeypatch):
+    """``compile="reduce-overhead"`` (CUDA graphs) is passed to torch.compile for G and D and kept
+    through pickling; a mode torch.compile does not know is one ConfigError at construction."""
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda net, mode=None: seen.append(mode) or net)
+    module = GANModule(*toy_nets(), compile="reduce-overhead")
+    assert module.hparams["compile"] == "reduce-overhead" and module._compiled.cudagraphs
+    module.training_nets()
+    assert seen == ["reduce-overhead", "reduce-overhead"]
+    clone = pickle.loads(pickle.dumps(module))
+    assert clone._compiled.mode == "reduce-overhead" and clone._compiled.G is None
+    assert GANModule(*toy_nets(), compile=True)._compiled.mode == "default"
+    assert not GANModule(*toy_nets(), compile="max-autotune-no-cudagraphs")._compiled.cudagraphs
+    with pytest.raises(ConfigError, match="unknown compile mode 'fast'"):
+        GANModule(*toy_nets(), compile="fast")
+
+
 @functools.cache
 def compile_unavailable() -> str | None:
     """Why torch.compile cannot run here (no C++ compiler, ...), or None when it can."""
@@ -112,17 +130,18 @@ def compile_unavailable() -> str | None:
 
 
 @pytest.mark.slow
-def test_compile_trains_like_eager_with_a_gradient_penalty():
+@pytest.mark.parametrize("mode", [True, "reduce-overhead"])
+def test_compile_trains_like_eager_with_a_gradient_penalty(mode):
     reason = compile_unavailable()
     if reason:
         pytest.skip(reason)
 
-    def fit(compile: bool) -> GANModule:
+    def fit(compile: bool | str) -> GANModule:
         module = GANModule(*toy_nets(), objective="wasserstein", regularizers=["wgan_gp"], compile=compile)
         trainer(3).fit(module, ToyMixtureDataModule("ring8", batch_size=16))
         return module
 
-    eager, compiled = fit(False), fit(True)
+    eager, compiled = fit(False), fit(mode)
     assert compiled._compiled.G is not None  # the compiled nets were used
     assert compiled.d_steps == eager.d_steps == 3 and compiled.g_steps == 3
     a, b = params(eager), params(compiled)

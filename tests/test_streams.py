@@ -165,7 +165,7 @@ def test_member_k_of_an_ensemble_stream_is_the_single_stream_of_seed_plus_k():
 
 
 def test_checkpoints_of_the_old_generator_streams_warn():
-    streams = RunStreams(0, 2)
+    streams = RunStreams(run_seeds(0, 2), 2)
     with pytest.warns(UserWarning, match="torch.Generator streams of an older gan_lab"):
         streams.load({"noise_generators": [torch.zeros(16, dtype=torch.uint8)] * 2})
     assert streams.noise.counter == 0

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from wandb_offline import read_run
@@ -471,3 +472,77 @@ def test_runs_with_other_evaluators_are_refused_before_any_folder(tmp_path, caps
     assert len(err.splitlines()) == 1 and "same evaluator callbacks" in err, err
     assert "least_squares: SampleSpread, ModeCoverageEvaluator" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_mixed_study_gives_every_entry_the_rows_of_its_own_job(tmp_path):
+    """``mixed: true``: hinge, minimax and relativistic (same configs) train as one 3 × 2-member
+    ensemble, wasserstein (its own config) as its own job; every row of results.csv and history.csv
+    equals the plain study's (wall times aside), each entry gets its samples, and the W&B runs carry
+    each member's objective."""
+    objectives = "[hinge, minimax, {objective: wasserstein, configs: [wgan.yaml]}, relativistic]"
+    study = write_study(tmp_path, objectives=objectives, seeds=2)
+    text = study.read_text()
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(text.replace("name: tiny", "name: tiny\nmixed: true"))
+    assert main(["study", str(study), "--out", str(tmp_path / "plain"), "--no-wandb", "--jobs", "1"]) == 0
+    assert main(["study", str(mixed), "--out", str(tmp_path / "mixed"), "--jobs", "1"]) == 0
+    plain, both = tmp_path / "plain" / "tiny", tmp_path / "mixed" / "tiny"
+    for name in ("results.csv", "history.csv"):
+        a, b = read_csv(plain / name), read_csv(both / name)
+        for row in (*a, *b):
+            row.pop("wall_time_s", None)
+        key = lambda r: (r["objective"], r.get("g_steps"), r["member"])  # noqa: E731
+        assert sorted(a, key=key) == sorted(b, key=key) and len(a) >= 8
+    meta = json.loads((both / "study.json").read_text())
+    trained = {r["label"]: r.get("trained_in") for r in meta["runs"]}
+    assert trained == {
+        "hinge": "hinge+minimax+relativistic",
+        "minimax": "hinge+minimax+relativistic",
+        "relativistic": "hinge+minimax+relativistic",
+        "wasserstein": None,
+    }
+    for label in ("hinge", "minimax", "relativistic", "wasserstein"):
+        assert np.load(both / label / "final_samples.npy").shape[0] == 2  # its own 2 seeds
+        torch.testing.assert_close(
+            torch.from_numpy(np.load(both / label / "final_samples.npy")),
+            torch.from_numpy(np.load(plain / label / "final_samples.npy")),
+            rtol=0,
+            atol=1e-5,
+        )
+    report = (both / "report.md").read_text()
+    assert "trained side by side as one mixed ensemble" in report
+    runs = [
+        read_run(f)
+        for f in sorted((both / "hinge+minimax+relativistic").glob("wandb/offline-run-*/run-*.wandb"))
+    ]
+    seen = sorted((r["config"]["objective"], r["config"]["seed"]) for r in runs)
+    assert seen == [(o, s) for o in ("hinge", "minimax", "relativistic") for s in (7, 8)]
+    for r in runs:
+        assert r["config"]["loss"] == r["config"]["objective"] and r["config"]["objective"] in r["run"].tags
+        assert r["run"].display_name.endswith(f"/{r['config']['objective']}/seed{r['config']['seed']}")
+
+
+def test_the_demo_study_runs_five_objectives_as_one_mixed_fit_and_wgan_gp_beside_them(tmp_path):
+    """experiments/studies/ring8.yaml (`make demo`), a few steps: the five objectives that share the
+    optimizer file are one 20-member fit, WGAN-GP its own; every objective × seed has its row."""
+    small = [
+        "--model.max_g_steps=2",
+        "--trainer.callbacks=[]",
+        "--trainer.callbacks+=gan_lab.callbacks.ModeCoverageEvaluator",
+        "--trainer.callbacks.n_samples=200",
+    ]
+    demo = ROOT / "experiments" / "studies" / "ring8.yaml"
+    assert main(["study", str(demo), "--out", str(tmp_path), "--no-wandb", "--jobs", "1", *small]) == 0
+    study = tmp_path / "ring8-demo"
+    meta = json.loads((study / "study.json").read_text())
+    fits = {r.get("trained_in", r["label"]) for r in meta["runs"]}
+    assert fits == {"minimax+non_saturating+hinge+least_squares+relativistic", "wasserstein"}
+    mixed_args = next(r["args"] for r in meta["runs"] if r["label"] == "hinge")
+    assert "--model.generator.init_args.members=20" in mixed_args
+    rows = read_csv(study / "results.csv")
+    objectives = ["minimax", "non_saturating", "hinge", "least_squares", "relativistic", "wasserstein"]
+    assert sorted((r["objective"], r["seed"]) for r in rows) == sorted(
+        (o, str(s)) for o in objectives for s in range(4)
+    )
+    report = (study / "report.md").read_text()
+    assert "not PacGAN's protocol" in report and "trained side by side as one mixed ensemble" in report

@@ -14,6 +14,7 @@ is :mod:`gan_lab.study.mode_report`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -85,7 +86,7 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         metric.update(samples)
         result = {k: v.detach().cpu().reshape(-1) for k, v in metric.compute().items()}  # (E,)
         for k in range(samples.shape[0]):
-            row = {"g_steps": pl_module.g_steps, "member": k, "seed": pl_module.seed + k}
+            row = {"g_steps": pl_module.g_steps, "member": k, "seed": pl_module.run_seeds[k]}
             row.update({name: float(result[name][k]) for name in self.METRICS})
             self.history.append(row)
         logs = {}
@@ -128,10 +129,12 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
 
     # -- what a study reads ----------------------------------------------------------------------
 
-    def save_artifacts(self, run_dir: Path) -> None:
-        """Final samples ``(E, N, 2)`` as ``final_samples.npy`` in the run folder."""
+    def save_artifacts(self, run_dir: Path, members: Sequence[int] | None = None) -> None:
+        """Final samples ``(E, N, 2)`` as ``final_samples.npy`` in the run folder; ``members``: only
+        theirs (one entry of a mixed ensemble)."""
         run_dir.mkdir(parents=True, exist_ok=True)
-        np.save(run_dir / "final_samples.npy", self.last_samples.numpy())
+        samples = self.last_samples if members is None else self.last_samples[list(members)]
+        np.save(run_dir / "final_samples.npy", samples.numpy())
 
     def info(self, trainer) -> dict:
         m = trainer.datamodule.mixture

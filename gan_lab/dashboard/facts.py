@@ -29,6 +29,22 @@ def run_facts(model, data: str, study: str | None = None, objective: str | None 
     }
 
 
+def member_facts(model) -> list[dict] | None:
+    """Each member's own facts in a mixed ensemble (:class:`gan_lab.losses.PerMember`): its
+    ``objective`` and ``loss``; None when every member shares the objective.
+
+    >>> from types import SimpleNamespace as M
+    >>> member_facts(M(member_objectives=["hinge", "minimax"]))
+    [{'objective': 'hinge', 'loss': 'hinge'}, {'objective': 'minimax', 'loss': 'minimax'}]
+    >>> member_facts(M(member_objectives=["hinge", "hinge"])) is None
+    True
+    """
+    names = list(model.member_objectives)
+    if len(set(names)) < 2:
+        return None
+    return [{"objective": name, "loss": name} for name in names]
+
+
 def config_facts(config: dict) -> dict:
     """``optimizer_g``, ``optimizer_d`` and ``dataset`` (class path and init args) of a resolved config.
 

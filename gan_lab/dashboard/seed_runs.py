@@ -77,7 +77,10 @@ class SeedRunsLogger(Logger):
         save_dir: the run folder; the runs are written into ``save_dir/wandb``.
         seeds: the seed of each member's run (member k: ``seed + k``).
         facts: the config every run shares (:func:`gan_lab.dashboard.facts.run_facts`).
-        group, name: W&B group; run names are ``<name>/seed<s>``.
+        member_facts: each member's own facts, over ``facts`` (a mixed ensemble's ``objective``
+            and ``loss``: :func:`gan_lab.dashboard.facts.member_facts`); None: none.
+        group, name: W&B group; run names are ``<name>/seed<s>`` (``<name>/<objective>/seed<s>``
+            with a member's own objective); a member's own objective is also one of its tags.
         tags: the runs' tags (objective, regularizers).
         project: the W&B project.
         ids: member -> run id of runs to continue (a resumed fit); the others get new ids.
@@ -95,12 +98,18 @@ class SeedRunsLogger(Logger):
         project: str = "gan_lab",
         ids: Mapping[int, str] | None = None,
         media: MediaSettings | None = None,
+        member_facts: Sequence[Mapping] | None = None,
     ) -> None:
         super().__init__()
         self._save_dir = str(save_dir)
         self.seeds = [int(s) for s in seeds]
         if not self.seeds:
             raise ConfigError("SeedRunsLogger needs at least one seed")
+        self.member_facts = (
+            [plain(dict(f)) for f in member_facts] if member_facts else [{} for _ in self.seeds]
+        )
+        if len(self.member_facts) != len(self.seeds):
+            raise ConfigError(f"{len(self.member_facts)} members' facts for {len(self.seeds)} seeds")
         if len(self.seeds) > 1 and os.environ.get("WANDB_SWEEP_ID"):
             raise ConfigError(
                 f"a W&B sweep run is one run, but this fit trains {len(self.seeds)} seeds as ensemble members; "
@@ -156,10 +165,16 @@ class SeedRunsLogger(Logger):
             _OPEN.add(self)
         return self._runs
 
+    def member_name(self, k: int) -> str:
+        """Member ``k``'s run name: ``<name>/seed<s>``, or ``<name>/<objective>/seed<s>`` when the
+        member has an objective of its own."""
+        own = self.member_facts[k].get("objective")
+        return f"{self.run_name}/{own + '/' if own else ''}seed{self.seeds[k]}"
+
     def _open(self, k: int):
         import wandb
 
-        seed = self.seeds[k]
+        seed, own = self.seeds[k], self.member_facts[k]
         Path(self._save_dir).mkdir(parents=True, exist_ok=True)
         sweep = bool(os.environ.get("WANDB_SWEEP_ID"))  # the agent chose the run's id
         run = wandb.init(
@@ -167,9 +182,9 @@ class SeedRunsLogger(Logger):
             project=(os.environ.get("WANDB_PROJECT") or self.project) if sweep else self.project,
             group=self.group,
             job_type=SEED_JOB,
-            name=f"{self.run_name}/seed{seed}" if self.run_name else None,
-            tags=self.tags,
-            config={**self.facts, "seed": seed, "member": k},
+            name=self.member_name(k) if self.run_name else None,
+            tags=list(dict.fromkeys([*([own["objective"]] if "objective" in own else []), *self.tags])),
+            config={**self.facts, **own, "seed": seed, "member": k},
             reinit="create_new",
             **({} if sweep else {"id": self.ids[k], "resume": "allow"}),
         )
@@ -191,7 +206,8 @@ class SeedRunsLogger(Logger):
         if set(params) == {"config"}:
             update = {"config": params["config"], **config_facts(params["config"])}
         else:
-            update = {k: v for k, v in params.items() if k not in (*self.facts, "seed", "member")}
+            own = {key for facts in self.member_facts for key in facts}
+            update = {k: v for k, v in params.items() if k not in (*self.facts, *own, "seed", "member")}
         for run in self.experiment:
             run.config.update(update, allow_val_change=True)
 
@@ -290,7 +306,8 @@ class SeedRunsLogger(Logger):
                     "id": run_id,
                     "member": k,
                     "seed": self.seeds[k],
-                    "name": f"{self.run_name}/seed{self.seeds[k]}",
+                    "name": self.member_name(k),
+                    **self.member_facts[k],
                 }
                 for k, run_id in enumerate(self.ids)
             ],

@@ -114,7 +114,7 @@ def definition(study_dir: Path) -> dict:
     panels["losses"] = [{"kind": "line", "key": k} for k in losses]
     panels["samples"] = [{"kind": "media", "key": k} for k in media]
     runs = [
-        {**run, "objective": r["facts"].get("objective"), "status": r.get("status")}
+        {**run, "objective": run.get("objective", r["facts"].get("objective")), "status": r.get("status")}
         for r in records
         for run in r["runs"]
     ]

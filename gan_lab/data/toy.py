@@ -187,6 +187,7 @@ class ToyMixtureDataModule(DrawnDataModule):
         self._device_mixture = self.mixture  # the mixture with its means on the training device
         self.name, self.batch_size = name, batch_size
         self.members, self.seed, self.pack, self.train_size = members, seed, pack, train_size
+        self.member_run_seeds: list[int] | None = None  # each member's run seed; None: seed + k
         self.draws = 0  # batches drawn so far (the fixed set's position), kept in checkpoints
         self._fixed: Tensor | None = None  # the fixed set (E, train_size · pack, 2) on the device
         self._order: tuple[int, Tensor] | None = None  # (epoch, its permutations (E, S))
@@ -202,6 +203,10 @@ class ToyMixtureDataModule(DrawnDataModule):
             self.members = getattr(module, "members", None) or 1
         if self.seed is None:
             self.seed = int(getattr(module, "seed", 0))
+            # a mixed ensemble's members repeat seeds (member j·S + i: seed + i): the module's list
+            seeds = getattr(module, "run_seeds", None)
+            if seeds is not None and len(seeds) == self.stream_members:
+                self.member_run_seeds = list(seeds)
         if self.pack is None:
             self.pack = int(getattr(module, "pack", 1) or 1)
 
@@ -214,10 +219,15 @@ class ToyMixtureDataModule(DrawnDataModule):
         """``batch_size · pack``: the real samples of one step."""
         return self.batch_size * (self.pack or 1)
 
+    def stream_seeds(self) -> list[int]:
+        """Each member's run seed, the first key field of its streams: the module's (a mixed
+        ensemble's) when taken from it, else ``seed + k``."""
+        return self.member_run_seeds or run_seeds(self.seed or 0, self.stream_members)
+
     def streams(self) -> CounterStream:
         """The members' counter-based ``data`` streams (made once ``seed`` and E are known)."""
         if self._streams is None:
-            self._streams = CounterStream(run_seeds(self.seed or 0, self.stream_members), "data")
+            self._streams = CounterStream(self.stream_seeds(), "data")
             self._streams.load(self._loaded)
         return self._streams
 
@@ -245,7 +255,7 @@ class ToyMixtureDataModule(DrawnDataModule):
         argsort of words ``epoch · S .. (epoch + 1) · S - 1`` of the member's ``order`` stream."""
         if self._order is None or self._order[0] != epoch or self._order[1].device != torch.device(device):
             size = self.train_size * (self.pack or 1)
-            order = CounterStream(run_seeds(self.seed or 0, self.stream_members), "order")
+            order = CounterStream(self.stream_seeds(), "order")
             words = order.words_at(epoch * size, size, device, self.rank)  # (E, S)
             self._order = (epoch, torch.argsort(words, dim=1, stable=True))
         return self._order[1]

@@ -11,6 +11,7 @@ from gan_lab.losses.objectives import (
     Relativistic,
     Wasserstein,
 )
+from gan_lab.losses.per_member import PerMember
 from gan_lab.registry import Registry
 
 #: name -> Objective class; add one with ``@OBJECTIVES.register`` (under its ``name``)
@@ -21,8 +22,12 @@ OBJECTIVES: Registry[Objective] = Registry(
 )
 
 
-def get_objective(objective: str | Objective) -> Objective:
-    """Return an :class:`Objective` from its name (``"hinge"``) or pass an instance through.
+def get_objective(objective: str | Objective | list[str | Objective]) -> Objective:
+    """Return an :class:`Objective` from its name (``"hinge"``) or pass an instance through; a list
+    of two or more is a mixed ensemble's :class:`PerMember` (one name in a list: that objective).
+
+    >>> get_objective(["hinge", "minimax"])
+    PerMember(hinge, minimax)
 
     >>> get_objective("hinge")
     Hinge()
@@ -31,6 +36,9 @@ def get_objective(objective: str | Objective) -> Objective:
     ...
     gan_lab.errors.ConfigError: unknown objective 'hing'; valid objectives: hinge, least_squares, minimax, non_saturating, relativistic, wasserstein
     """
+    if isinstance(objective, (list, tuple)):
+        parts = [OBJECTIVES.get(o) for o in objective]
+        return parts[0] if len(parts) == 1 else PerMember(parts)
     return OBJECTIVES.get(objective)
 
 
@@ -41,6 +49,7 @@ __all__ = [
     "Minimax",
     "NonSaturating",
     "Objective",
+    "PerMember",
     "Relativistic",
     "Wasserstein",
     "get_objective",

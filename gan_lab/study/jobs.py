@@ -60,7 +60,7 @@ class JobResult:
 
     history: list[dict]
     results: list[dict]
-    run: dict  # study.json's entry for the run
+    runs: list[dict]  # study.json's entries for the run (one per entry of a mixed job)
     info: list[dict]  # each evaluator's facts (the same for every job of a study)
     weights: dict[str, str] = field(default_factory=dict)  # pretrained files used: path -> sha256
 
@@ -92,6 +92,7 @@ def fit_job(
 
     model, trainer = cli.model, cli.trainer
     name = job_name(spec, job)
+    entries, per_entry = job.runs, (model.members or 1) // len(job.runs)  # a mixed job: S members each
     loggers = [RunCSVLogger(str(job.run_dir), name="", version="")]
     seed_runs = None
     if wandb:
@@ -100,14 +101,20 @@ def fit_job(
         from gan_lab.dashboard.workspace import study_group
 
         facts = run_facts(model, data_name(cli.datamodule), study=spec.name, objective=job.label)
+        mixed = len(entries) > 1
+        own = [
+            {"objective": entries[k // per_entry].label, "loss": entries[k // per_entry].objective}
+            for k in range(model.members or 1)
+        ]
         seed_runs = SeedRunsLogger(
             job.run_dir,
-            seeds=[model.seed + k for k in range(model.members or 1)],
+            seeds=model.run_seeds,
             facts={**facts, "args": job.args},
             group=study_group(study_dir),
-            name=f"{study_group(study_dir)}/{job.label}",
-            tags=[job.run.objective, *model.regularizer_names],
+            name=study_group(study_dir) if mixed else f"{study_group(study_dir)}/{job.label}",
+            tags=model.regularizer_names if mixed else [job.run.objective, *model.regularizer_names],
             media=media,
+            member_facts=own if mixed else None,
         )
         loggers.append(seed_runs)
     trainer.loggers = loggers
@@ -124,8 +131,12 @@ def fit_job(
     for evaluator in evaluators:
         if not evaluator.history:  # diverged before its first evaluation
             evaluator.evaluate_without_logging(trainer, model)
-        if lead:
+        if lead and len(entries) == 1:
             evaluator.save_artifacts(job.run_dir)
+        elif lead:  # a mixed job: each entry's members in a folder of its own, as its own job's
+            for j, entry in enumerate(entries):
+                members = range(j * per_entry, (j + 1) * per_entry)
+                evaluator.save_artifacts(job.run_dir.parent / entry.label, members=members)
     if seed_runs is not None:
         final_summary(seed_runs, evaluators, status, wall, model.g_steps)
     for logger in loggers:
@@ -135,9 +146,11 @@ def fit_job(
     regs = "+".join(model.regularizer_names) or "-"
 
     def keyed(r: dict) -> dict:
-        member = r["member"] if job.seed_index is None else job.seed_index
-        seed = r["seed"] if job.seed_index is None else spec.seed + job.seed_index
-        return {**r, "objective": job.label, "member": member, "seed": seed}
+        """A row under its entry's label, ``member`` its index among that entry's seeds."""
+        if job.seed_index is not None:
+            return {**r, "objective": job.label, "member": job.seed_index, "seed": spec.seed + job.seed_index}
+        entry, member = divmod(r["member"], per_entry)
+        return {**r, "objective": entries[entry].label, "member": member}
 
     history = [keyed(r) for r in every]
     results = [
@@ -151,18 +164,27 @@ def fit_job(
         }
         for r in final
     ]
-    run = {
-        "label": job.label,
-        "objective": job.run.objective,
-        "run_dir": str(job.run_dir.relative_to(study_dir)),
-        "args": job.args,
-        "wall_time_s": round(wall, 2),
-        # intra-op threads of a CPU run (gan_lab.threads) and why; absent on a GPU
-        "cpu_threads": model.hparams.get("cpu_threads_used"),
-        "cpu_threads_reason": getattr(model, "cpu_threads_reason", None),
-    }
+    runs = [
+        {
+            "label": entry.label,
+            "objective": entry.objective,
+            # a mixed job's entry: its artifacts' folder; the fit's own folder is ``trained_in``
+            "run_dir": str(
+                (job.run_dir if len(entries) == 1 else job.run_dir.parent / entry.label).relative_to(
+                    study_dir
+                )
+            ),
+            **({"trained_in": str(job.run_dir.relative_to(study_dir))} if len(entries) > 1 else {}),
+            "args": job.args,
+            "wall_time_s": round(wall, 2),
+            # intra-op threads of a CPU run (gan_lab.threads) and why; absent on a GPU
+            "cpu_threads": model.hparams.get("cpu_threads_used"),
+            "cpu_threads_reason": getattr(model, "cpu_threads_reason", None),
+        }
+        for entry in entries
+    ]
     infos = [evaluator.info(trainer) for evaluator in evaluators]
-    return JobResult(history, results, run, infos, pretrained_weights(model, known))
+    return JobResult(history, results, runs, infos, pretrained_weights(model, known))
 
 
 def final_summary(seed_runs, evaluators: Sequence, status: str, wall: float, g_steps: int) -> None:
@@ -472,6 +494,7 @@ def run_study(
         "ensemble": spec.ensemble,
         "note": spec.note,
         "published": spec.published,
+        "labels": [r.label for r in spec.runs],  # the study file's order: the report's rows
         **evaluators_meta(classes, [{} for _ in classes]),  # the facts come with the first job
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": torch.__version__,
@@ -496,7 +519,7 @@ def run_study(
         """Add a job's rows (in job order) and rewrite the CSV files: they grow as jobs finish."""
         history.extend(job_result.history)
         results.extend(job_result.results)
-        meta["runs"].append(job_result.run)
+        meta["runs"].extend(job_result.runs)
         meta.update(evaluators_meta(classes, job_result.info))
         if lead:
             meta["weights"].update(job_result.weights)

@@ -496,14 +496,26 @@ def _table(
             fmt_mean_se([r[entry.prefix + m] for r in rows], scale=scale, digits=digits)
             for m, (_, scale, digits) in table.items()
         ]
-        wall = sum(x["wall_time_s"] for x in meta["runs"] if x["label"] == lab)
+        own = [x for x in meta["runs"] if x["label"] == lab]
+        wall = sum(x["wall_time_s"] for x in own)
+        shared = "*" if any("trained_in" in x for x in own) else ""
         first = rows[0]
         note = convergence_note(entry, [r for r in history if r["objective"] == lab]) or "yes"
         lines.append(
             f"| {lab} | {first['regularizers']} | {first['n_critic']} | {first['g_steps']} | "
             + " | ".join(cells)
-            + f" | {wall:.1f} | {note} |"
+            + f" | {wall:.1f}{shared} | {note} |"
         )
+    mixed = list(
+        dict.fromkeys(x["trained_in"] for x in meta["runs"] if "trained_in" in x and x["label"] in labels)
+    )
+    if mixed:
+        lines += [
+            "",
+            "\\* trained side by side as one mixed ensemble, one process ("
+            + "; ".join(f"`{m}`" for m in mixed)
+            + "): each member is the run of its objective and seed, and the wall time is the whole fit's.",
+        ]
     return lines
 
 
@@ -621,6 +633,8 @@ def write_report(study_dir: Path) -> Path:
     entries = study_evaluators(meta)
     published, note = study_file_extras(meta)
     labels = list(dict.fromkeys(r["objective"] for r in results))
+    order = {label: k for k, label in enumerate(meta.get("labels") or [])}  # the study file's
+    labels.sort(key=lambda label: order.get(label, len(order)))
     run_dirs = {}
     for r in meta["runs"]:
         run_dirs.setdefault(r["label"], study_dir / r["run_dir"])

@@ -34,6 +34,12 @@ Two optional keys put a study beside the literature:
   each source's rows in the table of the evaluator they belong to, and flags a published row whose
   ``mean ± s.e.`` interval does not overlap ours (:mod:`gan_lab.study.report`).
 
+``mixed: true`` trains the entries that differ in their objective only (the same ``configs`` and
+``args``) as one mixed ensemble, one process (:class:`gan_lab.losses.PerMember`): member
+``j·S + i`` is the run of the ``j``-th of them with seed ``seed + i``, exactly as in its own job.
+A study of J such objectives then makes one fit of ``J · seeds`` members instead of J fits (one
+kernel per layer for all of them on a GPU).
+
 :func:`load_study` reads and checks it (one-line :class:`~gan_lab.errors.ConfigError` otherwise),
 :func:`select` keeps one entry (a job-array task), and :func:`plan_jobs` turns it into jobs: one
 ``gan-lab fit`` per objective (seed-ensemble nets, ``ensemble: true``, the default, train all
@@ -70,6 +76,7 @@ class StudySpec:
     out: str
     source: str
     ensemble: bool = True
+    mixed: bool = False
     note: str = ""
     published: list[dict] = field(default_factory=list)
 
@@ -97,7 +104,19 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         raise ConfigError(f"study file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"study file {path!r} must be a mapping with name, base, seeds, objectives")
-    known = {"name", "base", "seeds", "seed", "args", "objectives", "out", "ensemble", "note", "published"}
+    known = {
+        "name",
+        "base",
+        "seeds",
+        "seed",
+        "args",
+        "objectives",
+        "out",
+        "ensemble",
+        "mixed",
+        "note",
+        "published",
+    }
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(
@@ -116,6 +135,13 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
     ensemble = raw.get("ensemble", True)
     if not isinstance(ensemble, bool):
         raise ConfigError(f"study ensemble must be true or false, got {ensemble!r}")
+    mixed = raw.get("mixed", False)
+    if not isinstance(mixed, bool):
+        raise ConfigError(f"study mixed must be true or false, got {mixed!r}")
+    if mixed and not ensemble:
+        raise ConfigError(
+            "study mixed: true trains objectives as members of one ensemble; it needs ensemble: true"
+        )
 
     def resolve(f: str) -> str:
         q = (p.parent / f) if not os.path.isabs(f) else Path(f)
@@ -169,6 +195,7 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         out=out or raw.get("out") or "runs",
         source=str(p),
         ensemble=ensemble,
+        mixed=mixed,
     )
 
 
@@ -243,31 +270,44 @@ def select(spec: StudySpec, only: str | None) -> StudySpec:
 
 @dataclass
 class Job:
-    """One fit: an objective's run of all seeds (ensemble) or of one seed."""
+    """One fit: an objective's run of all seeds (ensemble) or of one seed; or, in a ``mixed``
+    study, the runs of several objectives side by side (``group``: member ``j·S + i`` is entry
+    ``group[j]``'s seed ``seed + i``)."""
 
     run: RunSpec
     seed_index: int | None  # None: every seed as an ensemble member
     run_dir: Path
     args: list[str]
+    group: list[RunSpec] = field(default_factory=list)  # a mixed job's entries; [] otherwise
+
+    @property
+    def runs(self) -> list[RunSpec]:
+        """The entries this job trains, in member order."""
+        return self.group or [self.run]
 
     @property
     def label(self) -> str:
-        return self.run.label
+        return "+".join(r.label for r in self.runs)
 
 
 def run_args(
-    spec: StudySpec, run: RunSpec, run_dir: Path, extra: list[str], seed_index: int | None
+    spec: StudySpec, run: RunSpec | list[RunSpec], run_dir: Path, extra: list[str], seed_index: int | None
 ) -> list[str]:
-    """The ``gan-lab fit`` arguments of one job (without the subcommand)."""
+    """The ``gan-lab fit`` arguments of one job (without the subcommand); a list of entries (which
+    share ``configs`` and ``args``) is a mixed ensemble of their objectives."""
+    group = run if isinstance(run, list) else [run]
+    run = group[0]
     args = ["--config", spec.base]
     for c in run.configs:
         args += ["--config", c]
-    args.append(f"--model.objective={run.objective}")
+    objective = run.objective if len(group) == 1 else "[" + ",".join(r.objective for r in group) + "]"
+    args.append(f"--model.objective={objective}")
     if seed_index is None:
+        members = spec.seeds * len(group)
         args += [
             f"--model.seed={spec.seed}",
-            f"--model.generator.init_args.members={spec.seeds}",
-            f"--model.discriminator.init_args.members={spec.seeds}",
+            f"--model.generator.init_args.members={members}",
+            f"--model.discriminator.init_args.members={members}",
         ]
     else:
         args += [f"--model.seed={spec.seed + seed_index}", f"--seed_everything={spec.seed + seed_index}"]
@@ -282,9 +322,41 @@ def run_args(
     ]
 
 
+def mixed_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The entries that differ in their objective only (same ``configs``, same ``args``, distinct
+    objectives), grouped in study order: each group is one mixed job (a group of one, a plain job).
+
+    >>> a, b, c = RunSpec("hinge"), RunSpec("wasserstein", ["w.yaml"]), RunSpec("minimax")
+    >>> [[r.objective for r in g] for g in mixed_groups([a, b, c])]
+    [['hinge', 'minimax'], ['wasserstein']]
+    """
+    groups: dict[tuple, list[list[RunSpec]]] = {}
+    order: list[list[RunSpec]] = []
+    for run in runs:
+        key = (tuple(run.configs), tuple(run.args))
+        for group in groups.setdefault(key, []):
+            if run.objective not in {r.objective for r in group}:
+                group.append(run)
+                break
+        else:
+            groups[key].append([run])
+            order.append(groups[key][-1])
+    return order
+
+
 def plan_jobs(spec: StudySpec, study_dir: Path, extra: list[str]) -> list[Job]:
-    """One job per objective (ensemble), or per objective × seed (one net per run)."""
+    """One job per objective (ensemble), per group of objectives (``mixed``), or per objective ×
+    seed (one net per run)."""
     jobs = []
+    if spec.mixed:
+        for group in mixed_groups(spec.runs):
+            if len(group) == 1:
+                run_dir = study_dir / group[0].label
+                jobs.append(Job(group[0], None, run_dir, run_args(spec, group[0], run_dir, extra, None)))
+                continue
+            run_dir = study_dir / "+".join(r.label for r in group)
+            jobs.append(Job(group[0], None, run_dir, run_args(spec, group, run_dir, extra, None), group))
+        return jobs
     for run in spec.runs:
         if spec.ensemble:
             run_dir = study_dir / run.label

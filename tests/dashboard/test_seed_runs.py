@@ -46,7 +46,9 @@ def test_one_run_per_objective_and_seed_grouped_and_tagged(runs, seed_runs):
         assert config["config"]["model"]["objective"] == objective
         for key in ("optimizer_g", "optimizer_d"):
             assert config[key] == config["config"]["model"][key]
-            assert config[key]["class_path"] == "torch.optim.Adam" and config[key]["init_args"]["lr"] == 2e-4
+            assert (
+                config[key]["class_path"] == "gan_lab.optim.Adam" and config[key]["init_args"]["lr"] == 2e-4
+            )
         assert config["dataset"]["init_args"]["name"] == WIDE
 
 
