@@ -772,15 +772,6 @@ class ImageDataModule(DrawnDataModule):
         self.train_set()
 
     @property
-    def stream_members(self) -> int:
-        return self.members or 1
-
-    @property
-    def samples_per_batch(self) -> int:
-        """``batch_size · pack``: the real images of one step (per member, per rank)."""
-        return self.batch_size * (self.pack or 1)
-
-    @property
     def world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
 

@@ -42,21 +42,28 @@ class DrawnDataModule(L.LightningDataModule):
     loader, ``transfer_batch_to_device`` → ``sample(device)``, and the ``data`` streams of
     :mod:`gan_lab.seeding` (one per member, seeded per DDP rank) kept in checkpoints.
 
-    Subclasses set ``seed`` (None: the module's), implement ``sample(device)`` and, for ensembles,
-    ``stream_members``.
+    Subclasses set ``seed`` (None: the module's) and ``batch_size``, implement ``sample(device)``
+    and, for ensembles and packing, set ``members`` and ``pack``.
     """
 
     def __init__(self, steps_per_epoch: int) -> None:
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.seed: int | None = None
+        self.members: int | None = None  # ensemble size E (None: a single net)
+        self.pack: int | None = None  # PacGAN's packing degree m (None: 1)
         self._streams: MemberStreams | None = None
         self._loaded: list[Tensor] | None = None  # a checkpoint's states, until the streams exist
 
     @property
     def stream_members(self) -> int:
         """How many data streams (ensemble members) to draw from."""
-        return 1
+        return self.members or 1
+
+    @property
+    def samples_per_batch(self) -> int:
+        """``batch_size · pack``: the real samples of one step (per member, per rank)."""
+        return self.batch_size * (self.pack or 1)
 
     @property
     def rank(self) -> int:

@@ -210,15 +210,6 @@ class ToyMixtureDataModule(DrawnDataModule):
         if self.pack is None:
             self.pack = int(getattr(module, "pack", 1) or 1)
 
-    @property
-    def stream_members(self) -> int:
-        return self.members or 1
-
-    @property
-    def samples_per_batch(self) -> int:
-        """``batch_size · pack``: the real samples of one step."""
-        return self.batch_size * (self.pack or 1)
-
     def stream_seeds(self) -> list[int]:
         """Each member's run seed, the first key field of its streams: the module's (a mixed
         ensemble's) when taken from it, else ``seed + k``."""
