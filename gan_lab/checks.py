@@ -116,6 +116,45 @@ def check_remedies(pack, unrolled_steps, conditional: bool) -> tuple[int, int]:
     return pack, unrolled_steps
 
 
+def check_simultaneous(
+    simultaneous, n_critic: int, unrolled_steps: int, regs, adversarial_weight: float
+) -> bool:
+    """``simultaneous`` checked: a bool, with one D and one G step per batch (``n_critic = 1``), no
+    look-ahead, no lazy penalty and no G-side regularizer (each is a step of its own), and a D phase.
+
+    >>> check_simultaneous(True, 1, 0, [], 1.0)
+    True
+    >>> check_simultaneous(True, 5, 0, [], 1.0)
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: simultaneous=True takes one D and one G step per batch, so n_critic must be 1 (got 5); set n_critic=1 or simultaneous=false
+    """
+    if not isinstance(simultaneous, bool):
+        raise ConfigError(f"simultaneous must be true or false, got {simultaneous!r}")
+    if not simultaneous:
+        return False
+    fix = "or simultaneous=false"
+    if n_critic != 1:
+        raise ConfigError(
+            f"simultaneous=True takes one D and one G step per batch, so n_critic must be 1 (got {n_critic}); "
+            f"set n_critic=1 {fix}"
+        )
+    if unrolled_steps:
+        raise ConfigError(
+            f"simultaneous=True cannot be combined with unrolled_steps={unrolled_steps}; set unrolled_steps=0 {fix}"
+        )
+    if not adversarial_weight:
+        raise ConfigError(f"simultaneous=True needs the adversarial game (adversarial_weight > 0); {fix[3:]}")
+    for reg in regs:
+        if getattr(reg, "player", "D") == "G" or getattr(reg, "every", 1) > 1:
+            what = "a G-side regularizer" if getattr(reg, "player", "D") == "G" else "a lazy penalty"
+            raise ConfigError(
+                f"simultaneous=True does not support {what} ({reg.name}): it is a step of its own; "
+                f"remove it {fix}"
+            )
+    return True
+
+
 def check_gradient_clip_val(value) -> float | None:
     """``gradient_clip_val``: None (off) or a number > 0. 0 is refused: Lightning reads ``<= 0`` as
     off, but ``clip_grad_norm_(max_norm=0)`` scales every gradient to zero.
@@ -135,19 +174,26 @@ def check_gradient_clip_val(value) -> float | None:
     return value
 
 
-def check_trainer(trainer, D: nn.Module, penalties) -> None:
+def check_trainer(trainer, D: nn.Module, penalties, simultaneous: bool = False) -> None:
     """Refuse, in one line, a Trainer the module cannot train correctly under.
 
     - DDP without ``find_unused_parameters``: one DDP wrapper holds G and D, and each backward
       reaches only one of them (D's step: G's fakes are drawn under no_grad; G's step: D's
       parameters are toggled off), so DDP must be told that some parameters get no gradient in a
       backward. (Parameters unused on every rank keep ``grad = None``.)
+    - ``simultaneous`` under 16-mixed: the GradScaler updates its scale after D's step, and G's
+      gradient, scaled before it, would be unscaled with the new scale.
     - SyncBatchNorm with an input-gradient penalty on D: a per-sample input gradient needs samples
       that do not see each other, and SyncBatchNorm's backward is not twice differentiable.
     """
     from lightning.pytorch.strategies import DDPStrategy
 
     strategy = trainer.strategy
+    if simultaneous and getattr(trainer.precision_plugin, "scaler", None) is not None:
+        raise ConfigError(
+            "simultaneous=True cannot train under 16-mixed precision (one GradScaler scale for two "
+            "backward passes and two steps); use precision bf16-mixed or 32-true, or simultaneous=false"
+        )
     gps = _d_penalties(penalties, "needs_input_grad")
     sync_bn = getattr(strategy, "_layer_sync", None) is not None or any(
         isinstance(m, nn.SyncBatchNorm) for m in D.modules()
@@ -172,7 +218,14 @@ def check_trainer(trainer, D: nn.Module, penalties) -> None:
 
 def check_data(G: nn.Module, D: nn.Module, datamodule, pack: int = 1) -> None:
     """Refuse data whose channels (or 2D dims) differ from what G makes and D reads (D reads packs
-    of ``pack`` samples: ``pack`` × the data's channels)."""
+    of ``pack`` samples: ``pack`` × the data's channels), and a data module whose own ``pack`` is not
+    the model's (it draws ``batch_size · pack`` samples a step; unset, it follows the model)."""
+    data_pack = getattr(datamodule, "pack", None)
+    if data_pack is not None and data_pack != pack:
+        raise ConfigError(
+            f"the data module packs {data_pack} samples per pack but the model's pack is {pack}; "
+            f"set data.pack to {pack} or leave it unset (it follows model.pack)"
+        )
     data = getattr(datamodule, "channels", None)
     if data is None:
         return

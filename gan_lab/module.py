@@ -25,6 +25,10 @@ Mode-collapse remedies on D's side, for every objective, net and dataset:
 - ``unrolled_steps = k`` (Metz et al. 2017): G's loss against D after ``k`` differentiable look-ahead
   updates of D's own optimizer (:mod:`gan_lab.unrolled`); D is updated normally; ``k = 0`` is the
   plain run.
+- ``simultaneous = True``: simultaneous gradient descent, the update of ALI's and PacGAN's code
+  (``ali_algorithm``): one fake batch a step; D's gradient of ``L_D`` and G's gradient of ``L_G`` are
+  both taken at the current ``(θ_D, θ_G)``, then both players step (one D step and one G step per
+  batch). The default (False) alternates: D steps, then G steps against the updated D on fresh fakes.
 - Minibatch standard deviation (Karras et al. 2018) and LinearMaxout are layers of D
   (:mod:`gan_lab.nets.layers`; ``ToyDiscriminator(minibatch_std=True, activation="maxout")``).
 
@@ -48,6 +52,7 @@ from gan_lab.checks import (
     check_gradient_clip_val,
     check_ready,
     check_remedies,
+    check_simultaneous,
     check_trainer,
 )
 from gan_lab.compiled import CompiledNets, channels_last, compile_mode
@@ -115,6 +120,9 @@ class GANModule(L.LightningModule):
         cpu_threads: intra-op threads of a CPU run; None: the nets' choice (:mod:`gan_lab.threads`).
         pack: PacGAN's packing degree ``m``: D judges packs of ``m`` samples (1: off).
         unrolled_steps: Unrolled GAN's ``k``: G's loss through ``k`` look-ahead steps of D (0: off).
+        simultaneous: both players' gradients at the same parameters from one fake batch, then both
+            steps (ALI / PacGAN's ``ali_algorithm``); needs ``n_critic = 1`` and no lazy or G-side
+            regularizer. False: alternating D and G steps.
 
     Raises:
         ConfigError: for combinations that cannot work (:func:`gan_lab.checks.check_config`).
@@ -147,6 +155,7 @@ class GANModule(L.LightningModule):
         ema_rampup: float | None = 0.05,
         pack: int = 1,
         unrolled_steps: int = 0,
+        simultaneous: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -168,6 +177,7 @@ class GANModule(L.LightningModule):
             self.objective.block_size(self.members)  # E must split evenly
         #: each member's run seed: ``seed + k``, or ``seed + i`` for member ``j·S + i`` of a mixed ensemble
         self.run_seeds = run_seeds(int(seed), self.members or 1, blocks)
+        self.seed_blocks = blocks  # J: the data module repeats the run seeds as the members do
         self.batch_ndim = 2 if self.members is not None else 1
         self.seed, self.n_critic, self.max_g_steps = int(seed), n_critic, max_g_steps
         self.conditional, self.d_conditional = bool(conditional), bool(d_conditional)
@@ -181,6 +191,14 @@ class GANModule(L.LightningModule):
         self.cpu_threads = None if cpu_threads is None else check_int("cpu_threads", cpu_threads)
         self.cpu_threads_reason: str | None = None  # why, once ``setup`` chose (CPU runs only)
         self.pack, self.unrolled_steps = check_remedies(pack, unrolled_steps, conditional)
+        self.simultaneous = check_simultaneous(
+            simultaneous, n_critic, unrolled_steps, regs, adversarial_weight
+        )
+        if self.unrolled_steps and self.gradient_clip_val is not None:
+            raise ConfigError(
+                "unrolled_steps > 0 with gradient_clip_val: the look-ahead does not clip D's gradient "
+                "as D's own step does; set gradient_clip_val=null or unrolled_steps=0"
+            )
         self._compiled = CompiledNets(self.compile_mode or "default")  # a plain holder, not a submodule
 
         self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
@@ -214,7 +232,11 @@ class GANModule(L.LightningModule):
                 **{"n_critic": n_critic, "ema_beta": ema_beta, "ema_kimg": ema_kimg, "seed": self.seed},
                 **{"members": self.members, "conditional": conditional, "d_conditional": d_conditional},
                 **{"channels_last": self.channels_last, "compile": self.compile_mode or False},
-                **{"pack": self.pack, "unrolled_steps": self.unrolled_steps},
+                **{
+                    "pack": self.pack,
+                    "unrolled_steps": self.unrolled_steps,
+                    "simultaneous": self.simultaneous,
+                },
                 "generator": net_spec(generator),  # what `gan-lab sample` rebuilds G from
             }
         )
@@ -243,7 +265,7 @@ class GANModule(L.LightningModule):
         check_data(self.G, self.D, datamodule, self.pack)
 
     def check_trainer(self, trainer) -> None:
-        check_trainer(trainer, self.D, self.penalties)
+        check_trainer(trainer, self.D, self.penalties, self.simultaneous)
 
     # -- what a step draws and feeds -----------------------------------------------------------
 
@@ -316,12 +338,53 @@ class GANModule(L.LightningModule):
             real, condition = channels_last(real), channels_last(condition)
         opt_g, opt_d = self.optimizers()
         batch_size = real.shape[self.batch_ndim - 1]
-        if self.adversarial_weight > 0:
-            self.discriminator_step(real, condition, opt_d, batch_size)
-        if self.adversarial_weight == 0 or self.d_steps % self.n_critic == 0:
-            self.generator_step(real, condition, opt_g, batch_size)
-            if self.max_g_steps is not None and self.g_steps >= self.max_g_steps:
-                self.trainer.should_stop = True
+        if self.simultaneous:
+            self.simultaneous_step(real, condition, opt_g, opt_d, batch_size)
+        else:
+            if self.adversarial_weight > 0:
+                self.discriminator_step(real, condition, opt_d, batch_size)
+            if self.adversarial_weight == 0 or self.d_steps % self.n_critic == 0:
+                self.generator_step(real, condition, opt_g, batch_size)
+            else:
+                return
+        if self.max_g_steps is not None and self.g_steps >= self.max_g_steps:
+            self.trainer.should_stop = True
+
+    def simultaneous_step(
+        self, real: Tensor, condition: Tensor | None, opt_g, opt_d, batch_size: int
+    ) -> None:
+        """Simultaneous gradient descent (ALI / PacGAN's ``ali_algorithm``): from one fake batch
+        ``x̃ = G(z)``, ``∇_θD L_D(x, x̃)`` and ``∇_θG L_G(x̃)`` at the current parameters of both, then
+        D's step (and its constraints) and G's step. ``L_D`` carries D's eager penalties (on the
+        detached fakes); G's gradient is taken with D's parameters toggled off."""
+        D = self.critic(condition)
+        fake = self.generate_fake(batch_size, condition)  # attached: G's loss goes through it
+        real, fake = self.pack_batch(real), self.pack_batch(fake)
+        d_loss = self.objective.d_loss(full_precision(D(real)), full_precision(D(fake.detach())))
+        self.last_losses = logs = {"d/loss": d_loss.detach()}
+        loss_d = reduce_members(d_loss)
+        if self._phase_regs["D", False]:
+            inputs = self.penalty_inputs(
+                self.critic(condition, False), real, fake.detach(), target=real, condition=condition
+            )
+            loss_d = self._add_penalties("D", inputs, loss_d, logs)
+        opt_d.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)  # D's gradient only: the fakes are detached
+        with self.toggled_optimizer(opt_g):  # G's gradient only, at the same (not yet stepped) D
+            real_logits = full_precision(D(real)) if self.objective.needs_real_for_g else None
+            g_loss = self.objective.g_loss(full_precision(D(fake)), real_logits)
+            logs["g/loss"] = g_loss.detach()
+            loss_g = reduce_members(g_loss)
+            self.manual_backward(loss_g if self.adversarial_weight == 1 else self.adversarial_weight * loss_g)
+        opt_d.step()
+        for constraint in self.constraints:
+            constraint.apply_(self.D)
+        opt_g.step()
+        self.d_steps += 1
+        self.g_steps += 1
+        self._update_ema(batch_size)
+        self._log_step(logs, batch_size)
 
     def discriminator_step(self, real: Tensor, condition: Tensor | None, opt_d, batch_size: int) -> None:
         """D's turn: Dmain, Dreg when due, then the constraints (weight clipping)."""
@@ -399,7 +462,16 @@ class GANModule(L.LightningModule):
         def d_loss(D: Callable[[Tensor], Tensor]) -> Tensor:
             return reduce_members(self.objective.d_loss(full_precision(D(real)), full_precision(D(fake))))
 
-        return lookahead_critic(self.D, lookahead_parameters(self.D, opt_d, d_loss, self.unrolled_steps))
+        project = None
+        if len(self.constraints):  # weight clipping: the look-ahead's updates are projected as D's are
+
+            def project(name: str, p: Tensor) -> Tensor:
+                for constraint in self.constraints:
+                    p = constraint.project(name, p)
+                return p
+
+        params = lookahead_parameters(self.D, opt_d, d_loss, self.unrolled_steps, project)
+        return lookahead_critic(self.D, params)
 
     def _add_penalties(
         self, player: str, inputs: PenaltyInputs, loss: Tensor | None, logs: dict

@@ -9,10 +9,13 @@ is D's own optimizer update (Adam / AdamW / SGD, with its hyper-parameters and i
 moments and step count), written as differentiable tensor arithmetic and evaluated with
 ``torch.func.functional_call`` over D's parameters. The gradient ``∂L_G/∂φ`` of G's parameters
 flows both through ``D_{θ_k}(G(z))`` and through ``θ_k``'s dependence on ``G(z)`` (the second-order
-term of Metz et al., eq. 12, ``create_graph=True``). D itself is not changed by the look-ahead: it is
-updated normally in its own step. As in Metz et al.'s 2D code, every look-ahead step reuses the step's
-real batch and G's fakes, and ``L_D`` is the objective's D loss alone (no gradient penalties).
-``k = 0`` is the plain G step.
+term of Metz et al., eq. 12, ``create_graph=True``). D's projections after its step (weight
+clipping, :meth:`~gan_lab.regularizers.Constraint.project`) are applied to each ``θ_{i+1}`` as well, so
+that the look-ahead is D's real update. D itself is not changed by the look-ahead: its parameters are
+detached copies and its buffers (BatchNorm's running statistics, spectral norm's power-iteration
+vectors) are cloned for the look-ahead's forward passes; D is updated normally in its own step. As in
+Metz et al.'s 2D code, every look-ahead step reuses the step's real batch and G's fakes, and ``L_D``
+is the objective's D loss alone (no gradient penalties). ``k = 0`` is the plain G step.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def update_step(
     as the optimizer keeps them (empty before its first step). Formulas as ``torch.optim``'s:
 
     - Adam: ``g ← g + λp``; ``m ← β₁m + (1−β₁)g``; ``v ← β₂v + (1−β₂)g²``;
-      ``p ← p − lr · (m / (1−β₁ᵗ)) / (sqrt(v / (1−β₂ᵗ)) + ε)``. AdamW: ``p ← p(1 − lr·λ)`` instead of ``g + λp``.
+      ``p ← p − lr · (m / (1−β₁ᵗ)) / (sqrt(v / (1−β₂ᵗ)) + ε)``. AdamW, or Adam with
+      ``decoupled_weight_decay=True`` (Loshchilov & Hutter 2019): ``p ← p(1 − lr·λ)`` instead of ``g + λp``.
     - SGD: ``g ← g + λp``; ``b ← μb + (1−τ)g`` (``b = g`` at the first step); nesterov ``g ← g + μb``,
       else ``g ← b``; ``p ← p − lr·g``.
     """
@@ -70,7 +74,7 @@ def update_step(
         t = float(state["step"]) + 1 if "step" in state else 1.0
         m = state.get("exp_avg", torch.zeros_like(p))
         v = state.get("exp_avg_sq", torch.zeros_like(p))
-        if wd and name == "AdamW":
+        if wd and (name == "AdamW" or group.get("decoupled_weight_decay", False)):
             p = p * (1 - lr * wd)
         elif wd:
             g = g + wd * p
@@ -98,12 +102,16 @@ def lookahead_parameters(
     opt: torch.optim.Optimizer,
     d_loss: Callable[[Callable[[Tensor], Tensor]], Tensor],
     steps: int,
+    project: Callable[[str, Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """D's parameters after ``steps`` differentiable updates of ``opt`` on ``d_loss``.
+    """D's parameters and buffers after ``steps`` differentiable updates of ``opt`` on ``d_loss``.
 
     ``d_loss(critic)`` returns the (reduced) D loss of a critic function ``x -> logits``; it should
     hold G's fakes *attached*, so that the result depends on G. The start ``θ_0`` is detached from
-    D (D's own parameters get no gradient from the look-ahead).
+    D (D's own parameters get no gradient from the look-ahead). ``project(name, θ)``: D's
+    post-step projection of one parameter (weight clipping), applied after every update. The
+    result holds clones of D's buffers, which the look-ahead's forward passes update in place of
+    D's own (:func:`lookahead_critic` goes on with them).
     """
     owner = {id(p): p for group in opt.param_groups for p in group["params"]}
     group_of = {id(p): group for group in opt.param_groups for p in group["params"]}
@@ -117,18 +125,21 @@ def lookahead_parameters(
     for n in names:  # step counters are tensors in torch.optim; keep them as numbers
         if "step" in states[n]:
             states[n]["step"] = float(states[n]["step"])
+    buffers = {n: b.clone() for n, b in D.named_buffers()}
     for _ in range(steps):
-        loss = d_loss(lambda x, params=params: functional_call(D, params, (x,)))
+        loss = d_loss(lambda x, params=params: functional_call(D, {**buffers, **params}, (x,)))
         grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True, allow_unused=True)
         new = dict(params)
         for n, g in zip(names, grads):
             if g is None:
                 continue
             new[n], states[n] = update_step(opt, params[n], g, group_of[id(originals[n])], states[n])
+            if project is not None:
+                new[n] = project(n, new[n])
         params = new
-    return params
+    return {**buffers, **params}
 
 
 def lookahead_critic(D: nn.Module, params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
-    """D with ``params`` in place of its own: ``x -> functional_call(D, params, (x,))``."""
+    """D with ``params`` (parameters and buffers) in place of its own: ``x -> functional_call(D, params, (x,))``."""
     return lambda x: functional_call(D, params, (x,))

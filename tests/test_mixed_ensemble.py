@@ -86,6 +86,17 @@ def test_member_j_s_plus_i_equals_the_single_run_of_objective_j_and_seed_s_plus_
             assert rows[k]["modes"] == single_eval.history[-1]["modes"]
 
 
+@pytest.mark.parametrize("data_seed", [None, 3, 7])
+def test_the_data_repeats_the_run_seeds_of_a_mixed_ensemble_whichever_seed_it_has(data_seed):
+    """Member j·S + i reads the data stream of seed + i, with the data's seed taken from the model
+    (None) or given (``data.seed``, = the model's or another)."""
+    module = toy(4, 3, ["hinge", "non_saturating"])
+    data = ToyMixtureDataModule("ring8", batch_size=4, seed=data_seed)
+    quiet_trainer(1).fit(module, data)
+    base = 3 if data_seed is None else data_seed
+    assert data.stream_seeds() == [base, base + 1, base, base + 1]
+
+
 def test_mixed_ensembles_that_cannot_split_evenly_or_are_not_ensembles_are_refused():
     with pytest.raises(ConfigError, match="do not split evenly"):
         toy(3, 0, ["hinge", "minimax"])

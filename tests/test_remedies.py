@@ -70,12 +70,21 @@ def test_a_packed_image_discriminator_reads_m_times_the_channels():
     assert D(pack(torch.randn(8, 3, 32, 32), 2, 0)).shape == (4,)
 
 
-def test_pack_1_is_the_plain_run_bit_for_bit():
-    torch.manual_seed(0)
-    plain = GANModule(*toy(), objective="hinge", regularizers=["wgan_gp"], seed=3)
+def test_pack_1_is_the_plain_run_bit_for_bit(monkeypatch):
+    """m = 1 through the packing code equals a run with no packing code at all (``pack_batch``
+    replaced by the identity): D, every penalty and the data see the same tensors."""
     packed = GANModule(*toy(), objective="hinge", regularizers=["wgan_gp"], seed=3, pack=1)
-    fit(plain, 4)
     fit(packed, 4)
+    calls = []
+
+    def identity(self, x):
+        calls.append(x.shape)
+        return x
+
+    monkeypatch.setattr(GANModule, "pack_batch", identity)
+    plain = GANModule(*toy(), objective="hinge", regularizers=["wgan_gp"], seed=3)
+    fit(plain, 4)
+    assert calls  # the plain run went through the replaced packing
     assert_same_weights(plain, packed)
 
 
@@ -115,6 +124,10 @@ def test_packed_D_with_the_wrong_input_size_is_refused():
     ):
         module.check_data(dm)
     GANModule(*toy(2, 2), pack=2).check_data(dm)  # in_dim 4: fine
+    with pytest.raises(
+        ConfigError, match=r"the data module packs 2 samples per pack but the model's pack is 4"
+    ):
+        GANModule(*toy(2, 4), pack=4).check_data(ToyMixtureDataModule("ring8", batch_size=4, pack=2))
 
 
 @pytest.mark.parametrize(
@@ -123,6 +136,7 @@ def test_packed_D_with_the_wrong_input_size_is_refused():
         ({"pack": 0}, "pack must be an integer >= 1"),
         ({"unrolled_steps": -1}, "unrolled_steps must be an integer >= 0"),
         ({"pack": 2, "conditional": True}, "pack=2 is not supported in a paired"),
+        ({"unrolled_steps": 1, "gradient_clip_val": 1.0}, "the look-ahead does not clip D's gradient"),
     ],
 )
 def test_bad_remedy_settings_are_refused(kwargs, match):
@@ -235,11 +249,25 @@ def test_pacgan_init_is_normal_0_02_with_zero_biases_and_per_member():
 
 
 def test_unrolled_0_is_the_plain_run_bit_for_bit():
-    plain = GANModule(*toy(), objective="non_saturating", seed=1)
-    unrolled = GANModule(*toy(), objective="non_saturating", seed=1, unrolled_steps=0)
-    fit(plain, 4)
-    fit(unrolled, 4)
-    assert_same_weights(plain, unrolled)
+    """k = 0 through the look-ahead (``functional_call`` over D's detached parameters and cloned
+    buffers, no update) gives G the same logits and the same gradient as D itself, bit for bit; and
+    a fit with ``unrolled_steps=0`` never enters the look-ahead."""
+    torch.manual_seed(0)
+    module = GANModule(*toy(), objective="non_saturating", seed=1)
+    opt_g, opt_d = module.configure_optimizers()
+    module.optimizers = lambda: (opt_g, opt_d)
+    G, D = module.G, module.D
+    z, real = torch.randn(2, 6, 2), torch.randn(2, 6, 2)
+    D_0 = module.lookahead(real, G(z), None)  # unrolled_steps = 0: zero look-ahead updates
+    ours = torch.autograd.grad(module.objective.g_loss(D_0(G(z))).sum(), list(G.parameters()))
+    plain = torch.autograd.grad(module.objective.g_loss(D(G(z))).sum(), list(G.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(ours, plain, strict=True))
+    assert torch.equal(D_0(real), D(real))
+
+    fitted = GANModule(*toy(), objective="non_saturating", seed=1, unrolled_steps=0)
+    fitted.lookahead = None  # calling it would fail the fit
+    fit(fitted, 4)
+    assert fitted.g_steps == 4
 
 
 def _tiny(dtype=torch.float64):
@@ -307,7 +335,8 @@ def test_unrolled_1_gradient_equals_a_hand_written_look_ahead(opt_name):
     by_hand = _hand_lookahead_grad(G, D, z, real, "SGD" if opt_name == "SGD" else "Adam", lr, state)
     for name, a, b in zip([n for n, _ in G.named_parameters()], ours, by_hand, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
-    # the look-ahead leaves D as it was; without it the gradient differs (the second-order term)
+    # the look-ahead leaves D's parameters as they were; without it the gradient differs (the
+    # second-order term). D's buffers: test_the_look_ahead_leaves_Ds_buffers_alone
     for k, v in D.state_dict().items():
         assert torch.equal(v, D_before[k])
     plain = torch.autograd.grad(module.objective.g_loss(D(G(z))).mean(-1).sum(), list(G.parameters()))
@@ -321,10 +350,66 @@ def test_unrolled_trains_under_every_objective_with_packing(objective):
     assert module.g_steps == 2 and all(torch.isfinite(v).all() for v in module.last_losses.values())
 
 
+def test_the_look_ahead_leaves_Ds_buffers_alone():
+    """A D with spectral norm (power-iteration vectors ``u``, ``v``) and BatchNorm (running
+    statistics): k = 3 look-ahead forwards advance clones of its buffers, never D's own."""
+    from gan_lab.nets.spectral import SNLinear, spectral_norm_
+
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(
+        spectral_norm_(SNLinear(2, 6), torch.Generator().manual_seed(1)),
+        torch.nn.BatchNorm1d(6),
+        torch.nn.Tanh(),
+        torch.nn.Linear(6, 1),
+        torch.nn.Flatten(0),
+    )
+    opt = torch.optim.Adam(D.parameters(), lr=0.1)
+    before = {n: b.clone() for n, b in D.named_buffers()}
+    assert any("_u" in n for n in before) and any("running_mean" in n for n in before)
+    x = torch.randn(8, 2, requires_grad=True)
+
+    theta = lookahead_parameters(D, opt, lambda critic: critic(x).mean(), 3)
+    assert all(torch.equal(b, before[n]) for n, b in D.named_buffers())
+    assert int(theta["1.num_batches_tracked"]) == 3  # the look-ahead's own copies moved
+    assert not torch.equal(theta["1.running_mean"], before["1.running_mean"])
+
+
+def test_the_look_ahead_projects_each_update_as_weight_clipping_does(monkeypatch):
+    """With weight clipping D's update is Adam, then clamp to [-c, c]: the module's look-ahead θ_k
+    stays in the box as D's own parameters do (unprojected, 3 Adam steps of lr 0.01 leave it)."""
+    import gan_lab.module
+
+    torch.manual_seed(0)
+    module = GANModule(
+        *toy(),
+        objective="wasserstein",
+        regularizers=["weight_clipping"],
+        unrolled_steps=3,
+        optimizer_d=partial(torch.optim.Adam, lr=0.01),
+    )
+    opt_g, opt_d = module.configure_optimizers()
+    module.optimizers = lambda: (opt_g, opt_d)
+    module.constraints[0].apply_(module.D)
+    seen = []
+    monkeypatch.setattr(
+        gan_lab.module, "lookahead_parameters", lambda *a: seen.append(lookahead_parameters(*a)) or seen[-1]
+    )
+    real, fake = torch.randn(2, 6, 2), module.G(torch.randn(2, 6, 2))
+    critic = module.lookahead(real, fake, None)
+    assert torch.isfinite(critic(fake)).all()
+    names, clip = dict(module.D.named_parameters()), module.constraints[0].clip
+    unprojected = lookahead_parameters(
+        module.D, opt_d, lambda c: module.objective.d_loss(c(real), c(fake)).mean(), 3
+    )
+    assert max(float(seen[0][n].detach().abs().max()) for n in names) <= clip
+    assert max(float(unprojected[n].detach().abs().max()) for n in names) > clip
+
+
 def test_update_step_matches_torch_optim_for_adamw_and_nesterov_sgd():
     for opt_cls, kw in (
         (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}),
         (torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1}),
+        (torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
         (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     ):
         p = torch.nn.Parameter(torch.randn(4, dtype=torch.float64))

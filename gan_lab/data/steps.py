@@ -70,6 +70,11 @@ class DrawnDataModule(L.LightningDataModule):
         """The DDP rank whose streams this process draws from."""
         return self.trainer.global_rank if self.trainer is not None else 0
 
+    @property
+    def world_size(self) -> int:
+        """The number of DDP ranks (1 without DDP)."""
+        return int(getattr(self.trainer, "world_size", 1)) if self.trainer is not None else 1
+
     def streams(self) -> MemberStreams:
         """The data streams (made once ``seed`` and the member count are known)."""
         if self._streams is None:

@@ -158,6 +158,9 @@ class ToyMixtureDataModule(DrawnDataModule):
             LightningModule's ``pack`` (1 without one).
         train_size: a fixed training set of this many packs (samples when ``pack = 1``) per member,
             iterated in epochs of ``train_size // batch_size`` batches; None: fresh draws every step.
+            Under DDP every rank holds the same set and epoch order, and rank ``r`` reads slice ``r``
+            of each global batch of ``W · batch_size`` packs (epochs of ``train_size // (W ·
+            batch_size)`` steps), as a ``DistributedSampler`` would.
     """
 
     def __init__(
@@ -203,12 +206,19 @@ class ToyMixtureDataModule(DrawnDataModule):
             self.members = getattr(module, "members", None) or 1
         if self.seed is None:
             self.seed = int(getattr(module, "seed", 0))
-            # a mixed ensemble's members repeat seeds (member j·S + i: seed + i): the module's list
-            seeds = getattr(module, "run_seeds", None)
-            if seeds is not None and len(seeds) == self.stream_members:
-                self.member_run_seeds = list(seeds)
+        # a mixed ensemble's members repeat seeds (member j·S + i: seed + i), whichever seed the data has
+        blocks = int(getattr(module, "seed_blocks", 1) or 1)
+        if blocks > 1 and self.stream_members % blocks == 0:
+            self.member_run_seeds = run_seeds(self.seed, self.stream_members, blocks)
         if self.pack is None:
             self.pack = int(getattr(module, "pack", 1) or 1)
+        if self.train_size is not None:  # Lightning's epochs are the data's epochs, on every rank
+            self.steps_per_epoch = self.train_size // (self.batch_size * self.world_size)
+            if self.steps_per_epoch < 1:
+                raise ConfigError(
+                    f"data train_size {self.train_size} is smaller than one global batch of "
+                    f"{self.world_size} ranks x {self.batch_size} packs; use a larger training set"
+                )
 
     def stream_seeds(self) -> list[int]:
         """Each member's run seed, the first key field of its streams: the module's (a mixed
@@ -232,32 +242,37 @@ class ToyMixtureDataModule(DrawnDataModule):
 
     def fixed_set(self, device) -> Tensor:
         """The fixed training set ``(E, train_size · pack, 2)``: member ``k``'s from the first words of
-        its ``data`` stream (the same set whenever it is made again, e.g. after resuming)."""
+        its ``data`` stream (the same set whenever it is made again, e.g. after resuming), rank 0's on
+        every DDP rank."""
         device = torch.device(device)
         if self._fixed is None or self._fixed.device != device:
             mixture = self._device_mixture = self._device_mixture.to(device)
             n = self.train_size * (self.pack or 1) * mixture.words_per_sample
-            self._fixed = mixture.from_words(self.streams().words_at(0, n, device, self.rank))
+            self._fixed = mixture.from_words(self.streams().words_at(0, n, device, 0))
             self._order = None
         return self._fixed
 
     def epoch_order(self, epoch: int, device) -> Tensor:
         """Each member's order of the fixed set in ``epoch``: ``(E, S)`` permutations, the stable
-        argsort of words ``epoch · S .. (epoch + 1) · S - 1`` of the member's ``order`` stream."""
+        argsort of words ``epoch · S .. (epoch + 1) · S - 1`` of the member's ``order`` stream (rank
+        0's on every rank)."""
         if self._order is None or self._order[0] != epoch or self._order[1].device != torch.device(device):
             size = self.train_size * (self.pack or 1)
             order = CounterStream(self.stream_seeds(), "order")
-            words = order.words_at(epoch * size, size, device, self.rank)  # (E, S)
+            words = order.words_at(epoch * size, size, device, 0)  # (E, S)
             self._order = (epoch, torch.argsort(words, dim=1, stable=True))
         return self._order[1]
 
     def _fixed_batch(self, device) -> Tensor:
-        """Batch ``draws mod (S // B)`` of epoch ``draws // (S // B)``, then ``draws += 1``."""
+        """Global batch ``i = draws mod (S // (W·n))`` of epoch ``draws // (S // (W·n))``, of which
+        rank ``r`` reads positions ``(i·W + r)·n ..`` (``n`` samples a rank, ``W`` ranks), then
+        ``draws += 1``."""
         data = self.fixed_set(device)
-        n = self.samples_per_batch
-        per_epoch = data.shape[1] // n
+        n, world = self.samples_per_batch, self.world_size
+        per_epoch = data.shape[1] // (n * world)
         epoch, i = divmod(self.draws, per_epoch)
-        idx = self.epoch_order(epoch, device)[:, i * n : (i + 1) * n]  # (E, n)
+        at = (i * world + self.rank) * n
+        idx = self.epoch_order(epoch, device)[:, at : at + n]  # (E, n)
         self.draws += 1
         return torch.gather(data, 1, idx.unsqueeze(-1).expand(-1, -1, data.shape[-1]))  # (E, n, 2)
 

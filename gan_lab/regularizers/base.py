@@ -161,3 +161,8 @@ class Constraint(nn.Module):
 
     def apply_(self, net: nn.Module) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def project(self, name: str, p: Tensor) -> Tensor:  # pragma: no cover - interface
+        """The same projection of one parameter ``p`` (named ``name`` in the net), out of place and
+        differentiable: what Unrolled GAN's look-ahead applies after each of its updates."""
+        raise NotImplementedError

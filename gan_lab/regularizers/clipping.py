@@ -32,5 +32,9 @@ class WeightClipping(Constraint):
     def apply_(self, net: nn.Module) -> None:
         clip_weights_(net, self.clip)
 
+    def project(self, name: str, p: torch.Tensor) -> torch.Tensor:
+        """``clamp(p, -clip, clip)``, out of place (its gradient is 0 where it clamps)."""
+        return p.clamp(-self.clip, self.clip)
+
     def extra_repr(self) -> str:
         return f"clip={self.clip}"

@@ -263,6 +263,28 @@ def test_fixed_set_resumes_mid_epoch_exactly():
         assert torch.equal(a, b)
 
 
+def test_under_ddp_every_rank_reads_its_slice_of_the_one_fixed_set():
+    """W = 2 ranks of batch B read, side by side, the batches of one process of batch W·B: the same
+    fixed set and epoch order on every rank (rank 0's streams), slice r of each global batch."""
+
+    def on_rank(rank: int, world: int, batch_size: int) -> ToyMixtureDataModule:
+        dm = ToyMixtureDataModule("ring8", batch_size=batch_size, train_size=12, pack=1)
+        module = SimpleNamespace(members=2, seed=3, pack=1)
+        dm.trainer = SimpleNamespace(lightning_module=module, global_rank=rank, world_size=world)
+        dm.setup("fit")
+        return dm
+
+    one = on_rank(0, 1, 4)
+    ranks = [on_rank(r, 2, 2) for r in range(2)]
+    assert len(one.train_dataloader()) == 3 and all(len(dm.train_dataloader()) == 3 for dm in ranks)
+    expected = _stream(one, 6)  # two epochs
+    got = [torch.cat(pair, dim=1) for pair in zip(*(_stream(dm, 6) for dm in ranks))]
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="smaller than one global batch of 4 ranks x 4 packs"):
+        on_rank(0, 4, 4)
+
+
 def test_fixed_set_smaller_than_a_batch_is_refused():
     with pytest.raises(ConfigError, match="train_size 5 is smaller than one batch"):
         ToyMixtureDataModule("ring8", batch_size=8, train_size=5)
