@@ -46,6 +46,9 @@ CONFIGS = {
     "wgan_gp": ("wasserstein", ["wgan_gp"], 2),
     "r1": ("non_saturating", ["r1"], 1),
     "lazy_r1": ("least_squares", [("r1", 2)], 1),
+    # PacGAN's protocol: simultaneous updates over a fixed training set (rank 0's set on every rank,
+    # rank r reading slice r of each global batch: the single process reads the global batches)
+    "simultaneous_fixed_set": ("non_saturating", [], 1, {"simultaneous": True, "train_size": 64}),
 }
 ALL_OBJECTIVES = ["minimax", "non_saturating", "wasserstein", "hinge", "least_squares", "relativistic"]
 EVERY_REGULARIZER = {
@@ -62,11 +65,21 @@ def _regs(names):
     return [R1(weight=1.0, every=r[1]) if isinstance(r, tuple) else r for r in names]
 
 
+def _extra(config) -> dict:
+    """A configuration's module keywords and the data's ``train_size`` (4th entry; none: {})."""
+    return config[3] if len(config) > 3 else {}
+
+
 def make_module(config, cls=GANModule):
-    objective, regs, n_critic = config
+    objective, regs, n_critic = config[:3]
+    kw = {k: v for k, v in _extra(config).items() if k != "train_size"}
     G = ToyGenerator(members=MEMBERS, hidden=16, layers=2, batch_norm=False)
     D = ToyDiscriminator(members=MEMBERS, hidden=16, layers=2)
-    return cls(G, D, objective=objective, regularizers=_regs(regs), n_critic=n_critic, seed=7)
+    return cls(G, D, objective=objective, regularizers=_regs(regs), n_critic=n_critic, seed=7, **kw)
+
+
+def make_data(config, batch_size: int = B) -> ToyMixtureDataModule:
+    return ToyMixtureDataModule("ring8", batch_size=batch_size, train_size=_extra(config).get("train_size"))
 
 
 class TwoRanks(GANModule):
@@ -129,7 +142,9 @@ def trainer_kwargs():
 def reference_state(config) -> dict[str, torch.Tensor]:
     """Single process, both ranks' batches concatenated."""
     module = make_module(config, TwoRanks)
-    L.Trainer(devices=1, **trainer_kwargs()).fit(module, TwoRanksData("ring8", batch_size=B))
+    fixed = _extra(config).get("train_size") is not None
+    data = make_data(config, WORLD * B) if fixed else TwoRanksData("ring8", batch_size=B)
+    L.Trainer(devices=1, **trainer_kwargs()).fit(module, data)
     return {k: v.clone() for k, v in module.state_dict().items()}
 
 
@@ -166,7 +181,7 @@ def _external_worker(rank: int, port: int, folder: str, names: list[str], table:
             callbacks=[SaveState(folder, name)],
             **trainer_kwargs(),
         )
-        trainer.fit(module, ToyMixtureDataModule("ring8", batch_size=B))
+        trainer.fit(module, make_data(table[name]))
 
 
 def run_external(folder, names, table) -> None:
