@@ -360,7 +360,8 @@ class GANModule(L.LightningModule):
         D = self.critic(condition)
         fake = self.generate_fake(batch_size, condition)  # attached: G's loss goes through it
         real, fake = self.pack_batch(real), self.pack_batch(fake)
-        d_loss = self.objective.d_loss(full_precision(D(real)), full_precision(D(fake.detach())))
+        real_logits = full_precision(D(real))
+        d_loss = self.objective.d_loss(real_logits, full_precision(D(fake.detach())))
         self.last_losses = logs = {"d/loss": d_loss.detach()}
         loss_d = reduce_members(d_loss)
         if self._phase_regs["D", False]:
@@ -372,8 +373,9 @@ class GANModule(L.LightningModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)  # D's gradient only: the fakes are detached
         with self.toggled_optimizer(opt_g):  # G's gradient only, at the same (not yet stepped) D
-            real_logits = full_precision(D(real)) if self.objective.needs_real_for_g else None
-            g_loss = self.objective.g_loss(full_precision(D(fake)), real_logits)
+            # D is not stepped yet: its real logits are those of L_D (they carry no gradient for G)
+            g_real = real_logits.detach() if self.objective.needs_real_for_g else None
+            g_loss = self.objective.g_loss(full_precision(D(fake)), g_real)
             logs["g/loss"] = g_loss.detach()
             loss_g = reduce_members(g_loss)
             self.manual_backward(loss_g if self.adversarial_weight == 1 else self.adversarial_weight * loss_g)

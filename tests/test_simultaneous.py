@@ -65,9 +65,18 @@ def test_one_step_takes_both_gradients_at_the_same_parameters_from_one_fake_batc
         torch.testing.assert_close(b, b0, msg=name)
 
 
-def test_members_of_a_simultaneous_ensemble_are_their_single_runs():
-    """With a D penalty (WGAN-GP) and Adam: member k after 8 steps is the single run of seed + k."""
-    kw = {"objective": "wasserstein", "regularizers": ["wgan_gp"], "simultaneous": True}
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"objective": "wasserstein", "regularizers": ["wgan_gp"]},
+        {"objective": "relativistic"},  # G's loss reads D's real logits too
+    ],
+    ids=["wgan_gp", "relativistic"],
+)
+def test_members_of_a_simultaneous_ensemble_are_their_single_runs(kw):
+    """With a D penalty (WGAN-GP) or a relativistic G loss, and Adam: member k after 8 steps is the
+    single run of seed + k."""
+    kw = {**kw, "simultaneous": True}
     ensemble = toy(2, seed=5, **kw)
     quiet_trainer(8).fit(ensemble, ToyMixtureDataModule("ring8", batch_size=16))
     for k in range(2):
