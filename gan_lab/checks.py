@@ -93,9 +93,10 @@ def _mixes_samples(D: nn.Module) -> bool:
     return mixes_samples(D)
 
 
-def check_remedies(pack, unrolled_steps, conditional: bool) -> tuple[int, int]:
+def check_remedies(pack, unrolled_steps, conditional: bool, gradient_clip_val=None) -> tuple[int, int]:
     """``(pack, unrolled_steps)`` checked: packing degree ``m >= 1``, look-ahead steps ``k >= 0``;
-    neither in a paired (conditional) run, whose D judges ``(output, condition)`` pairs.
+    neither in a paired (conditional) run, whose D judges ``(output, condition)`` pairs; no
+    look-ahead with ``gradient_clip_val`` (it does not clip D's gradient as D's own step does).
 
     >>> check_remedies(2, 0, False)
     (2, 0)
@@ -113,6 +114,11 @@ def check_remedies(pack, unrolled_steps, conditional: bool) -> tuple[int, int]:
             raise ConfigError(
                 f"{name}={value} is not supported in a paired (conditional) run; set {name}={off} there"
             )
+    if unrolled_steps and gradient_clip_val is not None:
+        raise ConfigError(
+            "unrolled_steps > 0 with gradient_clip_val: the look-ahead does not clip D's gradient "
+            "as D's own step does; set gradient_clip_val=null or unrolled_steps=0"
+        )
     return pack, unrolled_steps
 
 

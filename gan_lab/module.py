@@ -190,15 +190,12 @@ class GANModule(L.LightningModule):
         self.channels_last, self.use_compile = bool(channels_last), self.compile_mode is not None
         self.cpu_threads = None if cpu_threads is None else check_int("cpu_threads", cpu_threads)
         self.cpu_threads_reason: str | None = None  # why, once ``setup`` chose (CPU runs only)
-        self.pack, self.unrolled_steps = check_remedies(pack, unrolled_steps, conditional)
+        self.pack, self.unrolled_steps = check_remedies(
+            pack, unrolled_steps, conditional, self.gradient_clip_val
+        )
         self.simultaneous = check_simultaneous(
             simultaneous, n_critic, unrolled_steps, regs, adversarial_weight
         )
-        if self.unrolled_steps and self.gradient_clip_val is not None:
-            raise ConfigError(
-                "unrolled_steps > 0 with gradient_clip_val: the look-ahead does not clip D's gradient "
-                "as D's own step does; set gradient_clip_val=null or unrolled_steps=0"
-            )
         self._compiled = CompiledNets(self.compile_mode or "default")  # a plain holder, not a submodule
 
         self.penalties = nn.ModuleList([r for r in regs if isinstance(r, Regularizer)])
@@ -360,15 +357,8 @@ class GANModule(L.LightningModule):
         D = self.critic(condition)
         fake = self.generate_fake(batch_size, condition)  # attached: G's loss goes through it
         real, fake = self.pack_batch(real), self.pack_batch(fake)
-        real_logits = full_precision(D(real))
-        d_loss = self.objective.d_loss(real_logits, full_precision(D(fake.detach())))
-        self.last_losses = logs = {"d/loss": d_loss.detach()}
-        loss_d = reduce_members(d_loss)
-        if self._phase_regs["D", False]:
-            inputs = self.penalty_inputs(
-                self.critic(condition, False), real, fake.detach(), target=real, condition=condition
-            )
-            loss_d = self._add_penalties("D", inputs, loss_d, logs)
+        loss_d, _, real_logits = self.d_loss_terms(real, fake.detach(), condition)
+        logs = self.last_losses
         opt_d.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)  # D's gradient only: the fakes are detached
@@ -413,11 +403,24 @@ class GANModule(L.LightningModule):
         """Dmain: objective + eager D penalties, one D step. G's fakes are drawn under ``no_grad``, so
         G's parameters take no gradient without a toggle. Returns the penalties' inputs (for Dreg),
         or None when D has no penalties."""
-        D = self.critic(condition)
         with torch.no_grad():
             fake = self.generate_fake(batch_size, condition)
         real, fake = self.pack_batch(real), self.pack_batch(fake)  # packs of `pack` samples (m = 1: as is)
-        d_loss = self.objective.d_loss(full_precision(D(real)), full_precision(D(fake)))  # (E, B) or (B,)
+        loss, inputs, _ = self.d_loss_terms(real, fake, condition)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt_d.step()
+        return inputs
+
+    def d_loss_terms(
+        self, real: Tensor, fake: Tensor, condition: Tensor | None
+    ) -> tuple[Tensor, PenaltyInputs | None, Tensor]:
+        """D's loss on packed ``real`` and (detached) ``fake``: the objective's ``L_D`` (reduced over
+        each member's batch) + D's eager penalties; sets ``last_losses``. Returns ``(loss, the
+        penalties' inputs or None when D has none, D's real logits)``."""
+        D = self.critic(condition)
+        real_logits = full_precision(D(real))
+        d_loss = self.objective.d_loss(real_logits, full_precision(D(fake)))  # (E, B) or (B,)
         self.last_losses = logs = {"d/loss": d_loss.detach()}
         loss, inputs = reduce_members(d_loss), None
         if self._phase_regs["D", False] or self._phase_regs["D", True]:
@@ -425,10 +428,7 @@ class GANModule(L.LightningModule):
                 self.critic(condition, False), real, fake, target=real, condition=condition
             )
             loss = self._add_penalties("D", inputs, loss, logs)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt_d.step()
-        return inputs
+        return loss, inputs, real_logits
 
     def g_main(self, real: Tensor, condition: Tensor | None, opt_g, batch_size: int) -> PenaltyInputs | None:
         """Gmain: the adversarial loss (× ``adversarial_weight``) + eager G penalties, one G step."""

@@ -190,7 +190,7 @@ class ToyMixtureDataModule(DrawnDataModule):
         self._device_mixture = self.mixture  # the mixture with its means on the training device
         self.name, self.batch_size = name, batch_size
         self.members, self.seed, self.pack, self.train_size = members, seed, pack, train_size
-        self.member_run_seeds: list[int] | None = None  # each member's run seed; None: seed + k
+        self.seed_blocks = 1  # J of a mixed ensemble (its members repeat seed + i per block)
         self.draws = 0  # batches drawn so far (the fixed set's position), kept in checkpoints
         self._fixed: Tensor | None = None  # the fixed set (E, train_size · pack, 2) on the device
         self._order: tuple[int, Tensor] | None = None  # (epoch, its permutations (E, S))
@@ -209,7 +209,7 @@ class ToyMixtureDataModule(DrawnDataModule):
         # a mixed ensemble's members repeat seeds (member j·S + i: seed + i), whichever seed the data has
         blocks = int(getattr(module, "seed_blocks", 1) or 1)
         if blocks > 1 and self.stream_members % blocks == 0:
-            self.member_run_seeds = run_seeds(self.seed, self.stream_members, blocks)
+            self.seed_blocks = blocks
         if self.pack is None:
             self.pack = int(getattr(module, "pack", 1) or 1)
         if self.train_size is not None:  # Lightning's epochs are the data's epochs, on every rank
@@ -223,7 +223,7 @@ class ToyMixtureDataModule(DrawnDataModule):
     def stream_seeds(self) -> list[int]:
         """Each member's run seed, the first key field of its streams: the module's (a mixed
         ensemble's) when taken from it, else ``seed + k``."""
-        return self.member_run_seeds or run_seeds(self.seed or 0, self.stream_members)
+        return run_seeds(self.seed or 0, self.stream_members, self.seed_blocks)
 
     def streams(self) -> CounterStream:
         """The members' counter-based ``data`` streams (made once ``seed`` and E are known)."""
