@@ -1,5 +1,6 @@
 """Reading checkpoints: one weights-only loader for resuming (``gan-lab fit --ckpt_path``) and for
-``gan-lab sample``, and the check that a checkpoint fits the model about to resume from it.
+``gan-lab sample``, the check that a checkpoint fits the model about to resume from it, and the
+writer that writes a checkpoint whole (:class:`WholeCheckpointIO`).
 
 The file is read with ``torch.load(weights_only=True)``: tensors and plain data only, so no code
 pickled into it runs. A file that names Python objects (``GLOBAL module.name`` in its pickle) is
@@ -16,6 +17,7 @@ import warnings
 import zipfile
 
 import torch
+from lightning.pytorch.plugins import TorchCheckpointIO
 
 from gan_lab.errors import ConfigError
 
@@ -82,3 +84,37 @@ def check_checkpoint_fits(ckpt_path: str, model, ckpt: dict | None = None) -> di
             "saved beside it (config.yaml)"
         )
     return ckpt
+
+
+def checkpoint_counters(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(g_steps, d_steps)`` that a checkpoint records, or None when the file is no valid
+    checkpoint (torn by a kill, empty, not ours). Read memory-mapped: a large checkpoint costs little."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        return None
+    state = ckpt.get("gan_lab") or {}
+    try:
+        return int(state.get("g_steps", 0)), int(state.get("d_steps", 0))
+    except (TypeError, ValueError):
+        return None
+
+
+class WholeCheckpointIO(TorchCheckpointIO):
+    """Lightning's :class:`TorchCheckpointIO`, but a local checkpoint is written whole
+    (:func:`gan_lab.files.write_whole`: a temporary file in the checkpoint's own folder, fsync,
+    rename). Lightning's writer stages the file through fsspec's temporary file in ``$TMPDIR`` and
+    *moves* it: across filesystems a move is a copy, and a kill -9 during it tore ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options for a local file")
+        from gan_lab.files import write_whole
+
+        write_whole(path, lambda f: torch.save(checkpoint, f))

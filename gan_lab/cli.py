@@ -22,6 +22,10 @@ from gan_lab.errors import fail
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the command itself: its command line is what DDP's launcher runs again
+        import gan_lab.fit
+
+        gan_lab.fit.AS_COMMAND = True
     argv = list(sys.argv[1:] if argv is None else argv)
     from gan_lab.console import quiet_lightning
     from gan_lab.runs import configure_wandb_mode

@@ -19,6 +19,9 @@ _NOISE = (
     r".*GPU available but not used",
     # A resumed run continues in its own folder (gan_lab.runs): its checkpoints folder is not empty.
     r"Checkpoint directory .* exists and is not empty",
+    # A branch or a checkpoint from elsewhere continues in a new folder: the old folder's top-k
+    # bookkeeping rightly stays behind.
+    r"The dirpath has changed from .* won't be reloaded",
     # The lab's training loaders are step indices whose batches are drawn from streams restored
     # from the checkpoint (gan_lab.data.steps): no batch depends on the position in the "epoch".
     r".*resuming from a checkpoint that ended before the epoch ended and your dataloader is not resumable",

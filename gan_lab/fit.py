@@ -12,14 +12,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gan_lab.errors import bad_input_in, fail, writable_folder
+from gan_lab.console import say
+from gan_lab.errors import ConfigError, bad_input_in, describe_argument_error, fail, writable_folder
+from gan_lab.files import FolderLock
 from gan_lab.runs import (
     CHECKPOINT_ALIASES,
     LIGHTNING_ALIASES,
+    close_failed_wandb_runs,
     data_name,
     default_loggers,
     finish_stopped_wandb_run,
     finish_wandb,
+    run_folder,
 )
 
 
@@ -27,7 +31,6 @@ def check_optimizers(model) -> None:
     """Build both optimizers once on the model's parameters, so that a bad hyper-parameter (a
     negative learning rate, β outside [0, 1)) is one line before any work, not a traceback at the
     first step after the run folder was written."""
-    from gan_lab.errors import ConfigError
 
     for player, factory, net in (("G", model.optimizer_g, model.G), ("D", model.optimizer_d, model.D)):
         try:
@@ -50,7 +53,6 @@ def preflight(
     a checkpoint of another config, an output folder that cannot be written, a loggerless run
     into a folder that already holds one. ``ckpt``: the checkpoint at ``ckpt_path`` already read."""
     from gan_lab.checkpoints import check_checkpoint_fits
-    from gan_lab.errors import ConfigError
 
     model.check_ready()
     model.check_data(datamodule)
@@ -100,62 +102,216 @@ def build_cli(args: Sequence[str], run: bool = True):
             parser.set_defaults(
                 {"model.optimizer_g": default_optimizer(), "model.optimizer_d": default_optimizer()}
             )
+            parser.add_argument(
+                "--branch",
+                type=bool,
+                default=False,
+                help="Continue --ckpt_path in a new version folder (a checkpoint older than its run's newest "
+                "state is refused without it); the original run is left as it is.",
+            )
+            parser.add_argument(
+                "--allow_changes",
+                type=bool,
+                default=False,
+                help="Resume --ckpt_path although settings that change training (objective, nets, penalties, "
+                "optimizers, data) differ from the checkpoint's recorded config.",
+            )
+
+        def parse_arguments(self, parser, args) -> None:
+            # LightningCLI's own warns when sys.argv holds arguments too: as the command it does (the
+            # DDP launcher needs them), and they are `args`.
+            from jsonargparse import ArgumentError
+
+            try:
+                self.config = parser.parse_args(args)
+            except ArgumentError as e:
+                raise ConfigError(suggest_keys(str(e), self._parser("fit"))) from None
+
+        def before_instantiate_classes(self) -> None:
+            # Each backward of GANModule reaches only G or only D: DDP needs find_unused_parameters.
+            # Several devices with the default strategy get Lightning's DDP with it switched on.
+            trainer = self.config[self.subcommand].trainer
+            if trainer.get("strategy", "auto") == "auto" and several_devices(trainer.get("devices")):
+                trainer.strategy = "ddp_find_unused_parameters_true"
 
         def _parse_ckpt_path(self) -> None:
             # LightningCLI would overwrite the given config with the checkpoint's hyper-parameters.
             # Here the config given is the one that runs; `preflight` refuses a checkpoint that
-            # does not fit it, with one line.
+            # does not fit it, with one line, and `check_resume` one trained with other settings.
             return
 
         def before_fit(self) -> None:
             from lightning.pytorch.plugins.environments import SLURMEnvironment
 
             from gan_lab.callbacks.progress import use_g_step_progress_bar
-            from gan_lab.runs import Resume, hpc_checkpoint, resolve_resume
+            from gan_lab.runs import check_resume, hpc_checkpoint, resolve_resume
 
             config = self.config[self.subcommand]
             loggers = config.trainer.get("logger") in (None, True)
             root = self.trainer.default_root_dir
             ckpt_path, resume = config.get("ckpt_path"), None
+            if config.get("branch") and not ckpt_path:
+                raise ConfigError("--branch true continues a checkpoint: give it with --ckpt_path")
+            if ckpt_path is None and SLURMEnvironment.detect() and hpc_checkpoint(root) is not None:
+                ckpt_path = "hpc"  # a requeued SLURM job continues from what its requeue saved
             if ckpt_path and ckpt_path not in LIGHTNING_ALIASES:
                 dirpaths = [cb.dirpath for cb in self.trainer.checkpoint_callbacks if cb.dirpath]
-                resume = resolve_resume(ckpt_path, root, data_name(self.datamodule), loggers, dirpaths)
+                resume = resolve_resume(
+                    ckpt_path, root, data_name(self.datamodule), loggers, dirpaths, bool(config.get("branch"))
+                )
                 ckpt_path = self.config_init[self.subcommand].ckpt_path = resume.ckpt_path
-            elif ckpt_path == "hpc" or (ckpt_path is None and SLURMEnvironment.detect()):
-                # Lightning resumes from the requeued job's hpc checkpoint itself; the run continues
-                # in the folder that checkpoint records.
-                hpc = hpc_checkpoint(root)
-                resume = Resume.of(hpc) if hpc is not None else None
             read = resume.checkpoint if resume is not None else None
             preflight(self.model, self.datamodule, self.trainer, ckpt_path, loggerless=not loggers, ckpt=read)
-            if resume is not None:
-                resume.checkpoint = None  # Lightning reads the file itself to restore it
-            if loggers:
-                self.trainer.loggers = default_loggers(self.model, self.datamodule, root, resume)
-            use_g_step_progress_bar(self.trainer)
             self.model.resolved_config = self._parser(self.subcommand).dump(config, skip_none=False)
+            if resume is not None:
+                check_resume(
+                    resume, self.model, self.model.resolved_config, bool(config.get("allow_changes"))
+                )
+                resume.checkpoint = None  # Lightning reads the file itself to restore it
+            self.run_dir, self.lock = claim(self.trainer, self.model, self.datamodule, resume, loggers)
+            if resume is not None:
+                config_file_for_resume(self.trainer, resume)
+                if resume.note:
+                    say(f"gan-lab: {resume.note}")
+            use_g_step_progress_bar(self.trainer)
             self.resume, self.started = resume, time.perf_counter()
 
         def after_fit(self) -> None:
             finish_wandb(self.trainer)
-            print(fit_summary(self.trainer, self.model, time.perf_counter() - self.started, self.resume))
+            if self.lock is not None:
+                self.lock.release()
+            if self.trainer.is_global_zero:
+                print(fit_summary(self.trainer, self.model, time.perf_counter() - self.started, self.resume))
 
-    argv, sys.argv = sys.argv, sys.argv[:1]  # `args` alone drives the parser
+    # `args` alone drives the parser. Run as the `gan-lab` command, the process's own argv stays:
+    # Lightning's DDP launcher starts the other ranks by running that command line again.
+    argv = sys.argv
+    sys.argv = [argv[0], *args] if AS_COMMAND else argv[:1]
     try:
-        return GanLabCLI(
-            GANModule,
-            L.LightningDataModule,
-            subclass_mode_data=True,
-            args=list(args),
-            run=run,
-            auto_configure_optimizers=False,
-            parser_kwargs={"exit_on_error": False},
-            # A resumed run writes its config where the first one did; otherwise never overwrite.
-            save_config_kwargs={"overwrite": any(a.startswith("--ckpt_path") for a in args)},
-            save_config_callback=SaveConfigToLoggers,
-        )
+        with FolderLock.scope():
+            return GanLabCLI(
+                GANModule,
+                L.LightningDataModule,
+                subclass_mode_data=True,
+                args=list(args),
+                run=run,
+                auto_configure_optimizers=False,
+                # an abbreviated key (--model.max_g_step) is an unknown key, not a guess
+                parser_kwargs={"exit_on_error": False, "allow_abbrev": False},
+                # A new run's config.yaml is never overwritten; a resumed session writes its own beside it.
+                save_config_kwargs={"overwrite": False},
+                save_config_callback=SaveConfigToLoggers,
+            )
     finally:
         sys.argv = argv
+
+
+def several_devices(devices) -> bool:
+    """Whether a ``trainer.devices`` value asks for more than one device.
+
+    >>> [several_devices(d) for d in (1, "1", "auto", None, 2, "2", [0, 1], "0,1", -1)]
+    [False, False, False, False, True, True, True, True, True]
+    """
+    if isinstance(devices, (list, tuple)):
+        return len(devices) > 1
+    if isinstance(devices, str):
+        if "," in devices:
+            return len([d for d in devices.split(",") if d.strip()]) > 1
+        devices = int(devices) if devices.strip().lstrip("-").isdigit() else 1
+    return isinstance(devices, int) and (devices > 1 or devices == -1)
+
+
+def suggest_keys(message: str, parser) -> str:
+    """jsonargparse's error, with the close keys named for each unrecognized ``--key`` (an
+    abbreviation or a typo: ``--model.max_g_step`` -> ``model.max_g_steps``)."""
+    import difflib
+    import re
+
+    text = " ".join(message.split())
+    unknown = (
+        re.findall(r"--([\w.]+)", text.split("unrecognized arguments:", 1)[1])
+        if "unrecognized arguments:" in text
+        else []
+    )
+    if not unknown:
+        return describe_argument_error(message)
+    keys = list(parser.get_defaults().keys())
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, keys, n=2, cutoff=0.75)
+        hints.append(
+            f"--{key}" + (f" (did you mean {' or '.join('--' + c for c in close)}?)" if close else "")
+        )
+    return f"unknown argument {', '.join(hints)}; `gan-lab fit --help` lists the keys"
+
+
+#: whether this process is the ``gan-lab`` command itself (set by :func:`gan_lab.cli.main` when it
+#: reads ``sys.argv``): only then can Lightning's DDP launcher start the other ranks by running the
+#: command line again; a fit called in-process (a test, a notebook) with several devices is refused
+AS_COMMAND = False
+
+
+def check_launch(trainer) -> None:
+    """Refuse, before any work, a multi-process fit that Lightning would launch by running this
+    process's command line again when this process is not the ``gan-lab`` command (the other ranks
+    would run something else, and rank 0 would wait for them for ever)."""
+
+    launcher = trainer.strategy.launcher
+    ranks = trainer.num_devices * trainer.num_nodes
+    relaunches = launcher is not None and not launcher.is_interactive_compatible
+    started_by_launcher = os.environ.get("LOCAL_RANK") is not None
+    if ranks > 1 and relaunches and not AS_COMMAND and not started_by_launcher:
+        raise ConfigError(
+            f"trainer.devices/num_nodes ask for {ranks} processes, which Lightning starts by running the command "
+            "line again: run this fit as the gan-lab command (gan-lab fit ...), or with torchrun / srun"
+        )
+
+
+def claim(trainer, model, datamodule, resume, loggers: bool):
+    """Take the run folder for this fit (global rank 0 writes; the other ranks only read what it
+    broadcasts): the resumed run's own folder, a new ``version_N`` or, without loggers, the root;
+    lock it (one writer per folder), clear the temporary files a killed writer left, build the
+    default loggers in it and have checkpoints written whole. Returns ``(run folder, lock)``."""
+    import shutil
+    from pathlib import Path
+
+    from lightning.pytorch.plugins import TorchCheckpointIO
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from gan_lab.checkpoints import WholeCheckpointIO
+    from gan_lab.files import FolderLock, clean_orphans
+    from gan_lab.runs import claim_run_folder
+
+    check_launch(trainer)
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = WholeCheckpointIO()
+    root, name = trainer.default_root_dir, data_name(datamodule)
+    if getattr(rank_zero_only, "rank", 0) != 0:  # another rank: rank 0 claims and writes the folder
+        if loggers:
+            trainer.loggers = default_loggers(model, datamodule, Path(root) / name / "rank_nonzero", resume)
+        return None, None
+    run_dir, created = claim_run_folder(root, name, resume, loggers)
+    try:
+        lock = FolderLock.acquire(run_dir, "run folder")
+        for folder in (run_dir, run_dir / "checkpoints"):
+            clean_orphans(folder)
+        if loggers:
+            trainer.loggers = default_loggers(model, datamodule, run_dir, resume)
+    except BaseException:
+        if created:  # a refusal leaves no empty version_N behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir, lock
+
+
+def config_file_for_resume(trainer, resume) -> None:
+    """A resumed session writes its resolved config beside the run's ``config.yaml`` (which stays
+    as the first session wrote it), or, for a branch, as the new folder's ``config.yaml``."""
+    from gan_lab.runs import SaveConfigToLoggers, resumed_config_name
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, SaveConfigToLoggers) and not resume.branch and resume.run_dir is not None:
+            cb.config_filename, cb.overwrite = resumed_config_name(resume), True
 
 
 def fit_summary(trainer, model, wall_s: float, resume=None) -> str:
@@ -177,7 +333,7 @@ def fit_summary(trainer, model, wall_s: float, resume=None) -> str:
     if final:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(final.items()))
         parts.append(f"Last logged: {shown}.")
-    folder = trainer.log_dir or trainer.default_root_dir
+    folder = run_folder(trainer)
     last = next(
         (cb.last_model_path for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)), ""
     )
@@ -189,8 +345,6 @@ def check_config_files(args: Sequence[str]) -> None:
     """Parse every ``--config`` YAML file first, so that a typo is one line naming the file and the
     line (jsonargparse would report it without either)."""
     import yaml
-
-    from gan_lab.errors import ConfigError
 
     paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
     paths += [b for a, b in itertools.pairwise(args) if a in ("--config", "-c")]
@@ -208,35 +362,90 @@ def check_config_files(args: Sequence[str]) -> None:
 
 
 #: exit status of a fit stopped by SIGTERM (128 + 15), so that schedulers see it did not finish
-EXIT_TERMINATED = 143
+EXIT_TERMINATED = 128 + 15
 
 
 #: exit status of a fit stopped by Ctrl-C (128 + SIGINT)
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + 2
+
+#: exit status of a fit that could not go on (it diverged, the disk is full): one line says why
+EXIT_FAILED = 1
+
+
+def stopped_by(exc: BaseException) -> str:
+    """The signal a ``SIGTERMException`` stopped the fit for: Lightning raises it bare for SIGTERM,
+    :class:`gan_lab.callbacks.PreemptionCheckpoint` with ``"<SIGNAL>: checkpoint saved"``.
+
+    >>> stopped_by(Exception("SIGUSR1: checkpoint saved")), stopped_by(Exception(""))
+    ('SIGUSR1', 'SIGTERM')
+    """
+    import re
+
+    m = re.match(r"(SIG[A-Z0-9]+)\b", str(exc))
+    return m.group(1) if m else "SIGTERM"
+
+
+def disk_full_in(exc: BaseException) -> OSError | None:
+    """The "no space left on device" error behind ``exc`` (Lightning and torch wrap it), or None."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        if "No space left on device" in str(exc) or "file write failed" in str(exc):
+            return OSError(errno.ENOSPC, "No space left on device")
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def fit_main(argv: Sequence[str]) -> int:
     """``gan-lab fit ...`` (``argv`` starts with ``fit``); returns the exit status."""
+    import signal
+
     from jsonargparse import ArgumentError
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from gan_lab.errors import ConfigError
+    from gan_lab.callbacks.guard import TrainingDiverged
+    from gan_lab.runs import RunFinished
 
     try:
         check_config_files(argv[1:])
         build_cli(argv, run=True)
     except ConfigError as e:
         return fail(e)
+    except RunFinished as e:
+        print(e)
+        return 0
     except SIGTERMException as e:
-        signame = "SIGINT" if "SIGINT" in str(e) else "SIGTERM"
-        status = EXIT_INTERRUPTED if signame == "SIGINT" else EXIT_TERMINATED
+        signame = stopped_by(e)
+        status = (
+            128 + signal.Signals[signame].value if signame in signal.Signals.__members__ else EXIT_TERMINATED
+        )
         finish_stopped_wandb_run(status)
         print(f"gan-lab: stopped by {signame}; resume with --ckpt_path last", file=sys.stderr)
         return status
+    except TrainingDiverged as e:
+        close_failed_wandb_runs(EXIT_FAILED)
+        print(f"gan-lab: training diverged: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_FAILED
     except (ValueError, TypeError, ArgumentError, MisconfigurationException) as e:
         cause = bad_input_in(e)
         if cause is None:
             raise
         return fail(cause)
+    except Exception as e:
+        full = disk_full_in(e)
+        if full is None:
+            raise
+        close_failed_wandb_runs(EXIT_FAILED)
+        where = f" while writing {full.filename}" if getattr(full, "filename", None) else ""
+        print(
+            f"gan-lab: the disk is full{where} ({full.strerror}); free space, then resume with "
+            "--ckpt_path last (checkpoints are written whole: the newest complete one is kept)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return 0

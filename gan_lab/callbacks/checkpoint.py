@@ -3,6 +3,10 @@
 ``epoch=0-step=1200.ckpt``). :class:`GStepCheckpoint` is ModelCheckpoint with the module's own
 ``g_steps`` among the values a file name may use, and ``{g_steps}`` as the default name
 (``g_steps=200.ckpt``); ``last.ckpt``, top-k, monitoring and intervals are ModelCheckpoint's.
+
+One difference: a file of the same name is replaced, never versioned (``enable_version_counter``
+off): ``last.ckpt`` is always the newest state, with no ``last-v1.ckpt`` beside it that a later
+``--ckpt_path last`` would pass over (a resumed run continues in its own folder, whose files these are).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 class GStepCheckpoint(ModelCheckpoint):
     """:class:`ModelCheckpoint` whose file names can use ``{g_steps}`` (the default name)."""
 
-    def __init__(self, *args, filename: str | None = "{g_steps}", **kwargs) -> None:
-        super().__init__(*args, filename=filename, **kwargs)
+    def __init__(
+        self, *args, filename: str | None = "{g_steps}", enable_version_counter: bool = False, **kwargs
+    ) -> None:
+        super().__init__(*args, filename=filename, enable_version_counter=enable_version_counter, **kwargs)
         self._module = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:

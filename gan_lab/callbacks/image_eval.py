@@ -42,6 +42,7 @@ from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.callbacks.fixed_samples import features_of, generate_fixed, rank_of
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.metrics.suite import SuiteSettings
+from gan_lab.runs import run_folder
 
 
 def reference_key(data: dict, split: str, n: int) -> dict:
@@ -231,9 +232,9 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
     # -- artifacts, facts ---------------------------------------------------------------------------
 
     def finish(self, trainer, pl_module) -> None:
-        if self.last_grid is None or self.grid == 0 or trainer.log_dir is None:
+        if self.last_grid is None or self.grid == 0 or run_folder(trainer) is None:
             return
-        path = self.save_grid(Path(trainer.log_dir))
+        path = self.save_grid(Path(run_folder(trainer)))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="samples", images=[str(path)], step=int(pl_module.g_steps))

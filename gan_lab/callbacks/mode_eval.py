@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import WandbLogger
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.errors import check_choice, check_int
 from gan_lab.metrics import METRICS, mean_and_se
+from gan_lab.runs import run_folder
 from gan_lab.seeding import fixed_noise
 
 
@@ -117,10 +118,10 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
     def _plot(self, trainer, pl_module) -> None:
         from gan_lab.plots import save_samples_figure
 
-        if trainer.log_dir is None:
+        if run_folder(trainer) is None:
             return
-        path = os.path.join(trainer.log_dir, "samples.png")
-        os.makedirs(trainer.log_dir, exist_ok=True)
+        path = os.path.join(run_folder(trainer), "samples.png")
+        os.makedirs(run_folder(trainer), exist_ok=True)
         final = [r for r in self.history if r["g_steps"] == self._last_eval]
         save_samples_figure({"final": (self.last_samples, trainer.datamodule.mixture.means, final)}, path)
         for logger in trainer.loggers:

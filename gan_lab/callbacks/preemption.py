@@ -28,7 +28,9 @@ end the way Lightning ends it on SIGTERM (``SIGTERMException``; for SIGUSR1 the 
 Where: ``path`` when given, else ``last.ckpt`` (``ModelCheckpoint.CHECKPOINT_NAME_LAST``) in the
 first ``ModelCheckpoint``'s folder, which is where ``--ckpt_path last`` looks (Lightning resolves
 "last" to the newest ``last*.ckpt`` of each ModelCheckpoint's folder). The file is written beside
-the target and renamed over it, so a kill during the write leaves the previous ``last.ckpt`` whole.
+the target and renamed over it, so a kill during the write leaves the previous ``last.ckpt`` whole;
+then every logger's ``after_save_checkpoint`` runs, as after a ModelCheckpoint save (the per-seed
+W&B logger makes the history logged so far durable there).
 
 A SIGTERM that arrives during validation (Lightning raises inside the validation loop) is saved
 from ``on_exception`` instead, single-process runs only. Under DDP the decision to save is reduced
@@ -49,6 +51,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan_lab.console import say
 from gan_lab.errors import ConfigError, check_int, check_weight
+from gan_lab.files import fsync_folder
 
 
 class PreemptionCheckpoint(Callback):
@@ -162,10 +165,18 @@ class PreemptionCheckpoint(Callback):
             ):
                 cb.last_model_path = path
         local = "://" not in path
-        target = f"{path}.partial" if local else path
+        # Beside the target under a name gan_lab.files.clean_orphans knows, then renamed over it:
+        # whichever checkpoint writer the trainer has, a kill leaves the previous file whole.
+        target = (
+            os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.preempt.tmp") if local else path
+        )
         trainer.save_checkpoint(target)  # ends with a barrier
         if local and trainer.is_global_zero:
             os.replace(target, path)
+            fsync_folder(os.path.dirname(path) or ".")
+        for logger in trainer.loggers:  # the per-seed W&B runs make what they logged so far durable
+            if hasattr(logger, "log_member_metrics"):  # (Lightning's own loggers expect a ModelCheckpoint)
+                logger.after_save_checkpoint(self)
         self._last_write = time.monotonic()
         if not announce:
             return path

@@ -38,6 +38,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.regularizers.image import sobel_edge_loss
+from gan_lab.runs import run_folder
 
 GRID_COLUMNS = ("LR (nearest)", "bicubic", "output", "target")
 
@@ -226,8 +227,8 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         return detail.topk(n).indices.sort().values
 
     def finish(self, trainer, pl_module) -> None:
-        if self.plot and self.last_grid is not None and trainer.log_dir:
-            path = self.save_grid(Path(trainer.log_dir))
+        if self.plot and self.last_grid is not None and run_folder(trainer):
+            path = self.save_grid(Path(run_folder(trainer)))
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     logger.log_image(

@@ -210,7 +210,9 @@ def _stop_a_cli_fit(tmp_path: Path, signum, common: list[str]) -> tuple[str, int
 
 
 @pytest.mark.parametrize(
-    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+    ("signum", "status"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR1, 138)],
+    ids=["SIGTERM", "SIGINT", "SIGUSR1"],
 )
 def test_stopped_cli_fit_resumes_with_ckpt_path_last_in_its_own_folder(tmp_path, signum, status):
     """As a user does it: stop a `gan-lab fit`, then run the same command with `--ckpt_path last`.
@@ -224,6 +226,7 @@ def test_stopped_cli_fit_resumes_with_ckpt_path_last_in_its_own_folder(tmp_path,
     output, returncode, run = _stop_a_cli_fit(tmp_path, signum, common)
     assert f"{signum.name}: saved {run / 'checkpoints' / 'last.ckpt'}" in output, output
     assert returncode == status, output
+    assert f"gan-lab: stopped by {signum.name}; resume with --ckpt_path last" in output, output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     stopped_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["gan_lab"]["g_steps"]
     assert 20 <= stopped_at < total, output
