@@ -128,3 +128,14 @@ def test_torch_dispatch_mode_sees_every_aten_op_forward_and_backward():
     assert torch.ops.aten.mul.Tensor in seen and torch.ops.aten.sum.default in seen
     assert len(seen) >= 4  # mul, sum, and the backward's ops
     assert torch.equal(x.grad, torch.full((3,), 2.0))
+
+
+
+def test_lightning_cli_keeps_its_subcommand_parsers_by_name(capsys):
+    """gan_lab.fit names the keys close to an unknown ``--key`` from LightningCLI's
+    ``_subcommand_parsers["fit"]`` (the main parser holds only ``config`` and ``subcommand``):
+    without it the suggestion would silently go."""
+    from gan_lab.cli import main
+
+    assert main(["fit", "--model.max_g_step=3"]) == 2
+    assert "(did you mean --model.max_g_steps?)" in capsys.readouterr().err

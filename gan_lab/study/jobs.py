@@ -543,7 +543,9 @@ def run_study(
 
 
 def study_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gan-lab study", description="Run an objectives × seeds study.")
+    parser = argparse.ArgumentParser(
+        prog="gan-lab study", description="Run an objectives × seeds study.", allow_abbrev=False
+    )
     parser.add_argument("study_file")
     parser.add_argument("--out", default=None, help="parent folder of the study folder (default: runs)")
     parser.add_argument(
