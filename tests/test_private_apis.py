@@ -139,3 +139,23 @@ def test_lightning_cli_keeps_its_subcommand_parsers_by_name(capsys):
 
     assert main(["fit", "--model.max_g_step=3"]) == 2
     assert "(did you mean --model.max_g_steps?)" in capsys.readouterr().err
+
+
+def test_lightnings_csv_writer_rewrites_a_new_header_through_its_hook(tmp_path, monkeypatch):
+    """gan_lab.runs.RunExperimentWriter overrides ``_check_log_dir_exists`` (Lightning deletes an
+    existing metrics.csv there; the crash-safety tests cover it) and ``_rewrite_with_new_header``
+    (a new column rewrites the file: whole, via gan_lab.files.write_whole). If Lightning stopped
+    calling the second, the rewrite would silently be its own, not whole."""
+    import gan_lab.files
+    from gan_lab.runs import RunExperimentWriter
+
+    calls = []
+    real = gan_lab.files.write_whole
+    monkeypatch.setattr(gan_lab.files, "write_whole", lambda path, data: calls.append(path) or real(path, data))
+    writer = RunExperimentWriter(str(tmp_path))
+    writer.log_metrics({"a": 1.0}, step=1)
+    writer.save()
+    writer.log_metrics({"a": 2.0, "b": 3.0}, step=2)  # a new column
+    writer.save()
+    assert [str(p) for p in calls] == [str(tmp_path / "metrics.csv")]
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == ["a,b,step", "1.0,,1", "2.0,3.0,2"]
