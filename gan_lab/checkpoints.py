@@ -1,6 +1,7 @@
 """Reading checkpoints: one weights-only loader for resuming (``gan-lab fit --ckpt_path``) and for
 ``gan-lab sample``, the check that a checkpoint fits the model about to resume from it, and the
-writer that writes a checkpoint whole (:class:`WholeCheckpointIO`).
+counters a checkpoint records (the writer that writes one whole is
+:class:`gan_lab.callbacks.checkpoint.WholeCheckpointIO`: this module imports no Lightning).
 
 The file is read with ``torch.load(weights_only=True)``: tensors and plain data only, so no code
 pickled into it runs. A file that names Python objects (``GLOBAL module.name`` in its pickle) is
@@ -17,7 +18,6 @@ import warnings
 import zipfile
 
 import torch
-from lightning.pytorch.plugins import TorchCheckpointIO
 
 from gan_lab.errors import ConfigError
 
@@ -102,19 +102,3 @@ def checkpoint_counters(path: str | os.PathLike) -> tuple[int, int] | None:
         return int(state.get("g_steps", 0)), int(state.get("d_steps", 0))
     except (TypeError, ValueError):
         return None
-
-
-class WholeCheckpointIO(TorchCheckpointIO):
-    """Lightning's :class:`TorchCheckpointIO`, but a local checkpoint is written whole
-    (:func:`gan_lab.files.write_whole`: a temporary file in the checkpoint's own folder, fsync,
-    rename). Lightning's writer stages the file through fsspec's temporary file in ``$TMPDIR`` and
-    *moves* it: across filesystems a move is a copy, and a kill -9 during it tore ``last.ckpt``."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        if "://" in str(path):
-            return super().save_checkpoint(checkpoint, path, storage_options=storage_options)
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options for a local file")
-        from gan_lab.files import write_whole
-
-        write_whole(path, lambda f: torch.save(checkpoint, f))

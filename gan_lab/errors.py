@@ -108,6 +108,8 @@ def describe_argument_error(text: str) -> str:
     ...     "    - Expected a <class 'NoneType'>\n  Given value type: <class 'str'>\n  Given value: abc"
     ... )
     "bad value for model.max_g_steps: expected an int or null, got 'abc'"
+    >>> describe_argument_error('Parser key "model.n_critic":\n  Expected a <class \'int\'>. Got value: ' + "x" * 500)[-20:]
+    "xxxxxxxxxxxxxxx...'"
     """
     import re
 
@@ -125,7 +127,8 @@ def describe_argument_error(text: str) -> str:
         expected = [_type_name(m.group(1)) for line in lines if (m := union.fullmatch(line))]
     if not keys or value is None or not expected:
         return " ".join(lines[:3])[:300] if lines else "bad arguments; see gan-lab fit --help"
-    return f"bad value for {'.'.join(keys)}: expected {' or '.join(dict.fromkeys(expected))}, got {value!r}"
+    shown = value if len(value) <= 60 else value[:57] + "..."  # never a whole file a value named
+    return f"bad value for {'.'.join(keys)}: expected {' or '.join(dict.fromkeys(expected))}, got {shown!r}"
 
 
 def _type_name(name: str) -> str:

@@ -5,7 +5,7 @@
   moves it onto the name, and the folder is ``fsync``-ed so that the rename survives a power cut.
   A temporary file elsewhere (``$TMPDIR``) would be *copied* across filesystems, and a kill during
   the copy tears the target: the reason Lightning's own checkpoint writer is replaced
-  (:class:`gan_lab.checkpoints.WholeCheckpointIO`).
+  (:class:`gan_lab.callbacks.checkpoint.WholeCheckpointIO`).
 - :func:`clean_orphans`: the temporary files a killed writer left behind (only names of the form
   :func:`write_whole` makes), removed when the folder is next claimed.
 - :class:`FolderLock`: an exclusive ``flock`` on ``<folder>/.gan-lab.lock`` for as long as the

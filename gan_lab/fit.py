@@ -133,7 +133,10 @@ def build_cli(args: Sequence[str], run: bool = True):
         def before_instantiate_classes(self) -> None:
             # Each backward of GANModule reaches only G or only D: DDP needs find_unused_parameters.
             # Several devices with the default strategy get Lightning's DDP with it switched on.
-            trainer = self.config[self.subcommand].trainer
+            config = (
+                self.config[self.subcommand] if self.subcommand else self.config
+            )  # (run=False: no subcommand)
+            trainer = config.trainer
             if trainer.get("strategy", "auto") == "auto" and several_devices(trainer.get("devices")):
                 trainer.strategy = "ddp_find_unused_parameters_true"
 
@@ -239,7 +242,7 @@ def suggest_keys(message: str, parser) -> str:
     if not unknown:
         return describe_argument_error(message)
     try:
-        keys = [k.removeprefix("fit.") for k in parser.get_defaults().keys()]
+        keys = [k.removeprefix("fit.") for k in parser.get_defaults().keys()]  # noqa: SIM118 (dotted keys)
     except Exception:  # defaults that cannot be resolved alone: no suggestion, the error stays
         keys = []
     hints = []
@@ -284,7 +287,7 @@ def claim(trainer, model, datamodule, resume, loggers: bool):
     from lightning.pytorch.plugins import TorchCheckpointIO
     from lightning.pytorch.utilities import rank_zero_only
 
-    from gan_lab.checkpoints import WholeCheckpointIO
+    from gan_lab.callbacks.checkpoint import WholeCheckpointIO
     from gan_lab.files import FolderLock, clean_orphans
     from gan_lab.runs import claim_run_folder
 
@@ -297,6 +300,8 @@ def claim(trainer, model, datamodule, resume, loggers: bool):
             trainer.loggers = default_loggers(model, datamodule, Path(root) / name / "rank_nonzero", resume)
         return None, None
     run_dir, created = claim_run_folder(root, name, resume, loggers)
+    if created:
+        _CREATED.append(run_dir)
     try:
         lock = FolderLock.acquire(run_dir, "run folder")
         for folder in (run_dir, run_dir / "checkpoints"):
@@ -308,6 +313,24 @@ def claim(trainer, model, datamodule, resume, loggers: bool):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     return run_dir, lock
+
+
+#: run folders this process created for a fit (a refusal later in the set-up removes them while
+#: they hold nothing but the lock file: bad input leaves nothing behind)
+_CREATED: list = []
+
+
+def drop_empty_claims() -> None:
+    """Remove the run folders this process created that hold nothing but their lock file."""
+    import shutil
+
+    from gan_lab.files import LOCK_FILE
+
+    while _CREATED:
+        folder = _CREATED.pop()
+        files = [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()] if folder.is_dir() else []
+        if all(p.name == LOCK_FILE for p in files):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def config_file_for_resume(trainer, resume) -> None:
@@ -417,10 +440,12 @@ def fit_main(argv: Sequence[str]) -> int:
     from gan_lab.callbacks.guard import TrainingDiverged
     from gan_lab.runs import RunFinished
 
+    _CREATED.clear()
     try:
         check_config_files(argv[1:])
         build_cli(argv, run=True)
     except ConfigError as e:
+        drop_empty_claims()
         return fail(e)
     except RunFinished as e:
         print(e)
@@ -441,6 +466,7 @@ def fit_main(argv: Sequence[str]) -> int:
         cause = bad_input_in(e)
         if cause is None:
             raise
+        drop_empty_claims()
         return fail(cause)
     except Exception as e:
         full = disk_full_in(e)

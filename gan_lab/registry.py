@@ -66,10 +66,13 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
         for entry in entries:
             self.register(entry)
 
-    def register(self, entry: Callable[[], T] | None = None, *, name: str | None = None) -> Any:
+    def register(
+        self, entry: Callable[[], T] | None = None, *, name: str | None = None, replace: bool = False
+    ) -> Any:
         """Add ``entry`` under ``name`` (default: ``entry.name``) and return it unchanged.
 
         Works as ``register(cls)``, as a decorator ``@register`` and as ``@register(name="x")``.
+        ``replace``: take the name over from the entry that holds it (a class defined again).
 
         Raises:
             ConfigError: the name is empty or missing, or already registered (one line naming the
@@ -91,7 +94,7 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
                     f"cannot register {_qualname(entry)} as a {self.kind}: it has no name "
                     "(set its `name` attribute or pass register(..., name=...))"
                 )
-            if key in self._entries:
+            if key in self._entries and not replace:
                 raise ConfigError(
                     f"{self.kind} {key!r} is already registered ({_qualname(self._entries[key])}); "
                     "pick another name"
@@ -138,6 +141,34 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
             return name_or_instance
         check_choice(self.kind, name_or_instance, self, self.plural)
         return self._entries[name_or_instance]()
+
+    def lookup(self, key: object, old_paths: bool = False) -> Callable[[], T]:
+        """The entry registered as ``key``, not built; for what a file names (study.json's
+        evaluators). Nothing is imported: ``key`` is looked up, never resolved as a module path.
+
+        ``old_paths``: also accept the exact ``module.QualName`` of a registered entry (how files
+        written before the registry named it), matched as a string against the entries' own.
+
+        Raises:
+            ConfigError: ``key`` is no registered name (nor, with ``old_paths``, the class path of a
+                registered entry), one line naming the valid names.
+
+        >>> from gan_lab.losses import OBJECTIVES, Hinge
+        >>> OBJECTIVES.lookup("hinge") is Hinge, OBJECTIVES.lookup("gan_lab.losses.objectives.Hinge", old_paths=True) is Hinge
+        (True, True)
+        >>> OBJECTIVES.lookup("os.system", old_paths=True)
+        Traceback (most recent call last):
+        ...
+        gan_lab.errors.ConfigError: unknown objective 'os.system'; valid objectives: hinge, least_squares, minimax, non_saturating, relativistic, wasserstein
+        """
+        if key in self:
+            return self._entries[key]  # type: ignore[index]
+        if old_paths and isinstance(key, str):
+            for entry in self._entries.values():
+                if _qualname(entry) == key:
+                    return entry
+        check_choice(self.kind, key if isinstance(key, str) else repr(key), self, self.plural)
+        raise AssertionError  # pragma: no cover  (check_choice raised)
 
     def __getitem__(self, name: str) -> Callable[[], T]:
         return self._entries[name]

@@ -6,7 +6,8 @@
 The checkpoint is read with ``torch.load(weights_only=True)``: tensors and plain data only, so no
 code pickled into the file runs (a file that holds other Python objects is refused). G is rebuilt
 from the spec the module stores in ``hyper_parameters["generator"]`` (see
-:mod:`gan_lab.nets.spec`; class paths outside ``gan_lab.`` are refused), its weights are the
+:mod:`gan_lab.nets.spec`; a class path that is not one of the lab's generators,
+:data:`ALLOWED_GENERATORS`, is refused before anything is imported or built), its weights are the
 ``G_ema.`` entries of the state_dict (``--ema``, the default when the run kept an EMA) or the ``G.``
 entries (``--no-ema``), and it runs in eval mode on the CPU. No dataset, logger or W&B is touched.
 
@@ -22,9 +23,10 @@ Output: 2D samples ``(..., n, 2)`` as a scatter plot (one colour per member); im
 ``seed`` (and ``member``, ``ema``) as arrays.
 
 Bad input (a missing or foreign file, a file with arbitrary Python objects, no generator spec, a
-class outside gan_lab, ``--n < 1``, an output format not in :data:`OUTPUT_FORMATS`, an ``--npz``
-name not ending in ``.npz``, an output folder that cannot be written) ends with exit code 2 and
-one line on stderr; the names and folders of the outputs are checked before the checkpoint is read.
+class that is not one of the lab's generators, ``--n < 1``, an output format not in
+:data:`OUTPUT_FORMATS`, an ``--npz`` name not ending in ``.npz``, an output folder that cannot be
+written) ends with exit code 2 and one line on stderr; the names and folders of the outputs are
+checked before the checkpoint is read.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ from torch import Tensor
 
 from gan_lab.checkpoints import load_checkpoint
 from gan_lab.errors import ConfigError, fail, writable_folder
-from gan_lab.nets.spec import DEFAULT_ALLOWED_PREFIXES, build_net
+from gan_lab.nets.spec import GENERATOR_CLASSES, build_net
 from gan_lab.seeding import fixed_noise
 
-#: Modules whose net classes a checkpoint's generator spec may name.
-ALLOWED_PREFIXES: tuple[str, ...] = DEFAULT_ALLOWED_PREFIXES
+#: The classes a checkpoint's generator spec may name (exact ``module.QualName``): the lab's generators.
+ALLOWED_GENERATORS: tuple[str, ...] = GENERATOR_CLASSES
 
 #: Extensions ``--out`` may end in (compared in lower case): formats that both figures can be
 #: written in, the scatter by matplotlib's ``savefig``, the image grid by Pillow (raster) or
@@ -95,6 +97,9 @@ def generator_from_checkpoint(ckpt: dict, path: str, ema: bool | None) -> tuple[
             f"{path} holds no generator spec (hyper_parameters['generator']): it was written before "
             "gan_lab stored one, or its generator does not record its arguments (gan_lab.nets.spec.RecordsInit)"
         )
+    # first of all: a class that is not one of the lab's generators is refused before it is
+    # imported or built (building a class runs its constructor: it may train, download, write)
+    G = build_net(spec, allowed_classes=ALLOWED_GENERATORS, what="generator")
     state = ckpt["state_dict"]
     has_ema = any(k.startswith("G_ema.") for k in state)
     if ema and not has_ema:
@@ -105,7 +110,6 @@ def generator_from_checkpoint(ckpt: dict, path: str, ema: bool | None) -> tuple[
     if not weights:
         raise ConfigError(f"{path} holds no {prefix}* weights in its state_dict")
     try:
-        G = build_net(spec, ALLOWED_PREFIXES)
         G.load_state_dict(weights, strict=True)
     except RuntimeError as e:  # missing / unexpected keys, shape mismatch
         raise ConfigError(

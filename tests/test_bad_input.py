@@ -268,3 +268,108 @@ def test_sample_of_random_bytes_is_not_a_checkpoint(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"gan-lab: error: {noise} is not a checkpoint (torch cannot read it as one)"
     assert not (tmp_path / "s.png").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Hostile files: refused in one line, nothing they hold is run or echoed
+# ----------------------------------------------------------------------------------------------
+
+
+class Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        import shlex
+
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
+
+def hostile_weights(path: Path, marker: Path) -> Path:
+    """A VGG16 weights file whose pickle names ``os.system`` (a GLOBAL) beside real tensors."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "payload": Payload(marker)}, path)
+    return path
+
+
+def test_hostile_vgg16_weights_for_the_perceptual_loss_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    marker = tmp_path / "pwned"
+    weights = hostile_weights(tmp_path / "torch" / "hub" / "checkpoints" / "vgg16-397923af.pth", marker)
+    err = run_bad_sr(tmp_path, capsys, "--config", str(ROOT / "experiments/sr/pixel_perceptual.yaml"))
+    assert f"refused VGG16 weights {weights}" in err and "arbitrary Python objects" in err
+    assert "GLOBAL" in err and "system" in err and "weights_only=False" not in err
+    assert not marker.exists()
+
+
+def test_hostile_vgg16_weights_for_metrics_are_one_line(tmp_path, capsys):
+    from torchvision.io import write_png
+
+    for side in ("fake", "real"):
+        (tmp_path / side).mkdir()
+        for k in range(4):
+            write_png(torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8), str(tmp_path / side / f"{k}.png"))
+    marker = tmp_path / "pwned"
+    weights = hostile_weights(tmp_path / "vgg16.pth", marker)
+    args = ["metrics", str(tmp_path / "fake"), str(tmp_path / "real"), "--feature-net", "vgg16_fc"]
+    assert main([*args, "--weights", str(weights)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gan-lab: error: ") and len(err.splitlines()) == 1, err
+    assert f"refused VGG16 weights {weights}" in err and "weights_only=False" not in err
+    assert not marker.exists()
+
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\nsecret-token-1234:x:1:1::/home/secret-token-1234\n"
+
+
+@pytest.mark.parametrize(
+    ("where", "content", "phrase"),
+    [
+        ("base", SECRET, "is not a YAML config: it holds a text"),
+        ("base", "- secret-token-1234\n- another\n", "is not a YAML config: it holds a list"),
+        ("base", "key: [unclosed 'secret-token-1234'\n", "is not valid YAML (line"),
+        ("base", b"\xff\xfesecret-token-1234", "not UTF-8 text"),
+        ("configs", SECRET, "is not a YAML config"),
+        ("args", SECRET, "is not a YAML config"),
+        ("section", SECRET, "data config"),
+    ],
+)
+def test_a_study_file_naming_a_file_that_is_no_config_is_one_line_without_its_content(
+    tmp_path, capsys, where, content, phrase
+):
+    """`base: /etc/passwd` (here: a file like it) echoed the file's lines in the error; so would a
+    file named by an entry's configs, by --config in args, or by a section of the base config."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(content if isinstance(content, bytes) else content.encode())
+    base, objectives = ROOT / "tests" / "configs" / "tiny_ring8.yaml", "[hinge]"
+    if where == "base":
+        base = secret
+    elif where == "section":  # a valid YAML mapping whose data section names the file
+        base = tmp_path / "base.yaml"
+        base.write_text(f"data: {secret}\n")
+    elif where == "configs":
+        objectives = f"[{{objective: hinge, configs: [{secret}]}}]"
+    else:
+        objectives = f"[{{objective: hinge, args: ['--config={secret}']}}]"
+    (tmp_path / "s.yaml").write_text(f"name: s\nseeds: 1\nbase: {base}\nobjectives: {objectives}\n")
+    assert main(["study", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gan-lab: error: ") and len(err.splitlines()) == 1, err
+    assert str(secret) in err and phrase in err, err
+    assert "secret-token" not in err and "root:x" not in err and "/bin/bash" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(not Path("/etc/passwd").is_file(), reason="needs /etc/passwd")
+def test_base_etc_passwd_is_not_echoed(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("name: s\nseeds: 1\nbase: /etc/passwd\nobjectives: [hinge]\n")
+    assert main(["study", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"gan-lab: error: base /etc/passwd named in {str(tmp_path / 's.yaml')!r} is not a YAML config: "
+        "it holds a text (str), not a mapping of settings (trainer:, model:, data:)"
+    )

@@ -20,7 +20,7 @@ from gan_lab.cli import main
 from gan_lab.data.toy import ToyMixtureDataModule
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
-from gan_lab.nets.spec import RecordsInit, net_spec
+from gan_lab.nets.spec import GENERATOR_CLASSES, RecordsInit, class_path, net_spec
 from gan_lab.sample import sample_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,8 +157,8 @@ def test_image_generator_gives_a_grid(tmp_path, monkeypatch, channels):
         "hyper_parameters": {"generator": net_spec(G)},
     }
     path = _write(ckpt, tmp_path / "img.ckpt")
-    # A class outside gan_lab is refused by default (next test); this one is allowed explicitly.
-    monkeypatch.setattr(sample_mod, "ALLOWED_PREFIXES", ("gan_lab.", f"{__name__}."))
+    # A class that is not one of the lab's generators is refused (next tests); this one is allowed explicitly.
+    monkeypatch.setattr(sample_mod, "ALLOWED_GENERATORS", (*GENERATOR_CLASSES, class_path(TinyImageG)))
     got = _sample(path, tmp_path, "--n", "16")
     assert got["samples"].shape == (16, channels, 8, 8) and got["z"].shape == (16, 4)
     from PIL import Image
@@ -253,7 +253,7 @@ def test_errors(run, tmp_path, capsys):
         tmp_path / "outside.ckpt",
         hyper_parameters={"generator": {"class_path": "torch.nn.Linear", "init_args": {}}},
     )
-    assert "outside the allowed modules" in _error(capsys, "--ckpt", str(outside), "--out", out)
+    assert "not one of the lab's generator classes" in _error(capsys, "--ckpt", str(outside), "--out", out)
     mismatch = _write(
         ckpt,
         tmp_path / "mismatch.ckpt",
@@ -359,7 +359,7 @@ def test_every_accepted_format_is_written(run, tmp_path, monkeypatch, suffix):
         "hyper_parameters": {"generator": net_spec(G)},
     }
     images = _write(ckpt, tmp_path / "img.ckpt")
-    monkeypatch.setattr(sample_mod, "ALLOWED_PREFIXES", ("gan_lab.", f"{__name__}."))
+    monkeypatch.setattr(sample_mod, "ALLOWED_GENERATORS", (*GENERATOR_CLASSES, class_path(TinyImageG)))
     assert suffix.lower() in sample_mod.OUTPUT_FORMATS
     for kind, path in (("scatter", toy), ("grid", images)):
         out = tmp_path / f"{kind}{suffix}"

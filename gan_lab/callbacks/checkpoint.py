@@ -1,5 +1,5 @@
-"""Checkpoint files named by G steps: Lightning's :class:`ModelCheckpoint` names them by its
-``global_step``, which counts the optimizer steps of both players (a 200-G-step WGAN-GP fit wrote
+"""Writing checkpoints: :class:`WholeCheckpointIO` (every checkpoint written whole), and files
+named by G steps: Lightning's :class:`ModelCheckpoint` names them by its ``global_step``, which counts the optimizer steps of both players (a 200-G-step WGAN-GP fit wrote
 ``epoch=0-step=1200.ckpt``). :class:`GStepCheckpoint` is ModelCheckpoint with the module's own
 ``g_steps`` among the values a file name may use, and ``{g_steps}`` as the default name
 (``g_steps=200.ckpt``); ``last.ckpt``, top-k, monitoring and intervals are ModelCheckpoint's.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins import TorchCheckpointIO
 
 
 class GStepCheckpoint(ModelCheckpoint):
@@ -35,3 +36,19 @@ class GStepCheckpoint(ModelCheckpoint):
         return super().format_checkpoint_name(
             {**metrics, "g_steps": torch.tensor(g_steps)}, filename, ver=ver, prefix=prefix
         )
+
+
+class WholeCheckpointIO(TorchCheckpointIO):
+    """Lightning's :class:`TorchCheckpointIO`, but a local checkpoint is written whole
+    (:func:`gan_lab.files.write_whole`: a temporary file in the checkpoint's own folder, fsync,
+    rename). Lightning's writer stages the file through fsspec's temporary file in ``$TMPDIR`` and
+    *moves* it: across filesystems a move is a copy, and a kill -9 during it tore ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options for a local file")
+        from gan_lab.files import write_whole
+
+        write_whole(path, lambda f: torch.save(checkpoint, f))

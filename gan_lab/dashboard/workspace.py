@@ -21,8 +21,8 @@ offline runs were uploaded with ``wandb sync``), printing its URL.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,8 +43,10 @@ def study_group(study_dir: Path) -> str:
 
     >>> study_group(Path("runs/ring8-demo-2")), study_group(Path("runs/s/parts/hinge"))
     ('ring8-demo-2', 's')
+    >>> study_group(Path(".")) == Path.cwd().name  # `gan-lab dashboard .` inside the study folder
+    True
     """
-    study_dir = Path(study_dir)
+    study_dir = Path(os.path.abspath(study_dir))  # "." and ".." have no name of their own
     return study_dir.parent.parent.name if study_dir.parent.name == "parts" else study_dir.name
 
 
@@ -56,7 +58,15 @@ def run_records(study_dir: Path) -> list[dict]:
 
 
 def evaluator_classes(study_dir: Path) -> list[type]:
-    """The evaluator classes study.json names (one path or a list)."""
+    """The evaluator classes study.json names (one name or a list), looked up in the lab's registry
+    (:data:`gan_lab.study.report.EVALUATORS`): nothing a study folder says is imported.
+
+    Raises:
+        ConfigError: study.json cannot be read, or names an evaluator that is not registered (one
+            line naming the valid ones).
+    """
+    from gan_lab.study.report import evaluator_class
+
     path = Path(study_dir) / "study.json"
     try:
         meta = json.loads(path.read_text())
@@ -64,15 +74,15 @@ def evaluator_classes(study_dir: Path) -> list[type]:
         raise ConfigError(
             f"{path}: cannot read the study's facts ({e}); run the study first (gan-lab study)"
         ) from None
-    paths = meta.get("evaluator") or []
-    classes = []
-    for dotted in [paths] if isinstance(paths, str) else paths:
-        module, _, name = dotted.rpartition(".")
-        try:
-            classes.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            raise ConfigError(f"{path}: evaluator {dotted} cannot be imported") from None
-    return classes
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path} must hold a JSON object (the study's facts); run the study again")
+    names = meta.get("evaluator") or []
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list):
+        raise ConfigError(
+            f"{path}: 'evaluator' must be an evaluator name or a list of them; run the study again"
+        )
+    return [evaluator_class(name, path) for name in names]
 
 
 def filter_expression(group: str) -> str:
@@ -91,7 +101,7 @@ def definition(study_dir: Path) -> dict:
 
     Raises:
         ConfigError: the folder holds no per-seed W&B runs (a study run with ``--no-wandb``), or
-            its study.json is missing or names an evaluator that cannot be imported.
+            its study.json is missing or names an evaluator that is not registered.
     """
     study_dir = Path(study_dir)
     group = study_group(study_dir)

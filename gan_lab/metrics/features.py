@@ -34,9 +34,6 @@ files, and a missing file is one line naming the path looked for and how to get 
 
 from __future__ import annotations
 
-import pickle
-import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,6 +56,7 @@ from gan_lab.regularizers.image import (
     MissingWeightsError,
     _load_vgg16_features_state,
     default_vgg16_path,
+    load_weights_file,
 )
 
 #: torch-fidelity's Inception-v3 weights (converted from the FID paper's TensorFlow graph)
@@ -148,6 +146,11 @@ def load_feature_net(spec: str | Mapping[str, Any] | nn.Module, **init_args: Any
 
     ``init_args`` (keywords) are added to the spec's.
 
+    A class path is imported (the longest importable module prefix): pass one only from what the
+    user gave (a config, the command line), never from what a file holds (a checkpoint, study.json,
+    a cache); a name read from a file goes through :data:`FEATURE_NETS` alone. (The lab's own
+    callers, the image evaluators and ``gan-lab metrics``, take it from their config / flags.)
+
     >>> load_feature_net("inception_v4")
     Traceback (most recent call last):
     ...
@@ -216,21 +219,9 @@ def _rgb(x: Tensor) -> Tensor:
 
 
 def _load_safely(path: Path, what: str) -> Any:
-    """``torch.load(path, weights_only=True)`` with one-line errors (the file exists)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL [\w.]+", str(e))
-        if found:
-            raise ConfigError(
-                f"refused {what} {path}: it holds arbitrary Python objects ({found.group(0)}), which would run "
-                "code if unpickled; gan_lab loads weights only (torch.load weights_only=True)"
-            ) from None
-        raise ConfigError(f"refused {what} {path}: not a torch weights file (torch cannot read it)") from None
-    except Exception as e:
-        raise ConfigError(f"refused {what} {path}: not a torch weights file ({type(e).__name__})") from None
+    """``torch.load(path, weights_only=True)`` with one-line errors (the file exists):
+    :func:`~gan_lab.regularizers.image.load_weights_file`."""
+    return load_weights_file(path, what)
 
 
 # --------------------------------------------------------------------------------------------------

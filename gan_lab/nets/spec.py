@@ -8,8 +8,11 @@ applied) as ``init_args``; :func:`net_spec` turns that into plain data,
 which :class:`~gan_lab.module.GANModule` stores in its hyper-parameters, so that ``gan-lab sample``
 can rebuild G from a checkpoint loaded with ``torch.load(weights_only=True)`` and then load its
 weights. :func:`build_net` does the rebuilding, and refuses class paths outside an allow-list
-(``gan_lab.`` by default): importing a module named by a file someone sent you runs that module's
-code, which is exactly what loading weights only is meant to avoid.
+*before* anything is imported or built: importing a module named by a file someone sent you runs
+that module's code, and building a class runs its constructor, which is exactly what loading
+weights only is meant to avoid. For a checkpoint's generator the allow-list is the lab's generator
+classes, :data:`GENERATOR_CLASSES`, matched exactly (``allowed_classes``); otherwise module
+prefixes (``gan_lab.`` by default).
 
 >>> from torch import nn
 >>> class Tiny(RecordsInit, nn.Module):
@@ -30,7 +33,7 @@ import functools
 import importlib
 import inspect
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from torch import nn
@@ -39,6 +42,15 @@ from gan_lab.errors import ConfigError
 
 #: Modules whose classes :func:`build_net` may import and instantiate by default.
 DEFAULT_ALLOWED_PREFIXES = ("gan_lab.",)
+
+#: The lab's generators (``module.QualName``, as :func:`net_spec` records them): the only classes a
+#: checkpoint's generator spec may name (``gan-lab sample``).
+GENERATOR_CLASSES: tuple[str, ...] = (
+    "gan_lab.nets.toy.ToyGenerator",
+    "gan_lab.nets.dcgan.DCGANGenerator",
+    "gan_lab.nets.resnet.SNResNetGenerator",
+    "gan_lab.nets.sr.SRResNet",
+)
 
 _DEPTH = "_records_init_depth"  # per-instance nesting depth of recorded __init__ calls
 _PLAIN = (type(None), bool, int, float, str)
@@ -218,14 +230,22 @@ def _resolve(path: str, prefixes: Sequence[str]) -> type:
     return obj
 
 
-def build_net(spec: dict[str, Any], allowed_prefixes: Sequence[str] = DEFAULT_ALLOWED_PREFIXES) -> nn.Module:
+def build_net(
+    spec: dict[str, Any],
+    allowed_prefixes: Sequence[str] = DEFAULT_ALLOWED_PREFIXES,
+    allowed_classes: Collection[str] | None = None,
+    what: str = "net",
+) -> nn.Module:
     """Instantiate ``spec["class_path"](**spec["init_args"])`` (nested specs in ``init_args`` are
     built too), with its freshly initialised weights: load a state_dict into it afterwards.
 
+    ``allowed_classes``: the exact class paths that may be built (:data:`GENERATOR_CLASSES` for a
+    checkpoint's generator), instead of ``allowed_prefixes``; ``what``: the role, as messages name it.
+
     Raises:
-        ConfigError: (one line) for a malformed spec, a class path outside ``allowed_prefixes``
-            (checked *before* anything is imported), a class that is not an ``nn.Module``
-            subclass, or arguments the class rejects.
+        ConfigError: (one line) for a malformed spec, a class path outside ``allowed_classes`` /
+            ``allowed_prefixes`` (checked *before* anything is imported), a class that is not an
+            ``nn.Module`` subclass, or arguments the class rejects.
 
     >>> build_net({"class_path": "gan_lab.nets.toy.ToyGenerator", "init_args": {"hidden": 8}}).z_dim
     2
@@ -233,6 +253,11 @@ def build_net(spec: dict[str, Any], allowed_prefixes: Sequence[str] = DEFAULT_AL
     Traceback (most recent call last):
     ...
     gan_lab.errors.ConfigError: net class_path 'os.system' is outside the allowed modules (gan_lab.); refusing to import it
+    >>> spec = {"class_path": "gan_lab.metrics.features.DigitClassifierFeatures", "init_args": {}}
+    >>> build_net(spec, allowed_classes=GENERATOR_CLASSES, what="generator")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: generator class_path 'gan_lab.metrics.features.DigitClassifierFeatures' is not one of the lab's generator classes (gan_lab.nets.toy.ToyGenerator, ...); refusing to import or build it
     """
     if (
         not _is_spec(spec)
@@ -244,14 +269,29 @@ def build_net(spec: dict[str, Any], allowed_prefixes: Sequence[str] = DEFAULT_AL
             f"{type(spec).__name__} {sorted(spec) if isinstance(spec, dict) else ''}".rstrip()
         )
     path = spec["class_path"]
-    if not _allowed(path, allowed_prefixes) or any(not p.isidentifier() for p in path.split(".")):
+    if allowed_classes is not None:
+        if path not in allowed_classes:
+            shown = path if len(path) <= 100 else path[:97] + "..."
+            kinds = "the lab's generator classes" if what == "generator" else f"the allowed {what} classes"
+            raise ConfigError(
+                f"{what} class_path {shown!r} is not one of {kinds} ({', '.join(allowed_classes)}); "
+                "refusing to import or build it"
+            )
+        cls = import_module_class(path, f"{what} class_path")
+        if class_path(cls) != path:  # an allowed name that is an alias of another class
+            raise ConfigError(
+                f"{what} class_path {path!r} resolves to {class_path(cls)!r}; refusing to build it"
+            )
+    elif not _allowed(path, allowed_prefixes) or any(not p.isidentifier() for p in path.split(".")):
         raise ConfigError(
-            f"net class_path {path!r} is outside the allowed modules ({', '.join(allowed_prefixes)}); "
+            f"{what} class_path {path!r} is outside the allowed modules ({', '.join(allowed_prefixes)}); "
             "refusing to import it"
         )
-    cls = _resolve(path, allowed_prefixes)
+    else:
+        cls = _resolve(path, allowed_prefixes)
     init_args = {
-        k: build_net(v, allowed_prefixes) if _is_spec(v) else v for k, v in spec["init_args"].items()
+        k: build_net(v, allowed_prefixes, allowed_classes, what) if _is_spec(v) else v
+        for k, v in spec["init_args"].items()
     }
     try:
         return cls(**init_args)

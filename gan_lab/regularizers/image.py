@@ -374,19 +374,46 @@ class VGG16Features(nn.Module):
         return f"layers={list(self.layers)}, weights={str(self.path)!r}"
 
 
+def load_weights_file(path: Path, what: str):
+    """``torch.load(path, map_location="cpu", weights_only=True)`` of a weights file that exists,
+    with one-line errors: a file that names Python objects (a pickle ``GLOBAL``) is refused as such
+    (never with torch's advice to load it with ``weights_only=False``), one torch cannot read is
+    "not a torch weights file". ``what`` names the file in the messages (``"VGG16 weights"``)."""
+    import pickle
+    import warnings
+
+    from gan_lab.checkpoints import _refused_global
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = _refused_global(str(e))
+        if found:
+            raise ConfigError(
+                f"refused {what} {path}: it holds arbitrary Python objects ({found}), which would run "
+                "code if unpickled; gan_lab loads weights only (torch.load weights_only=True)"
+            ) from None
+        raise ConfigError(f"refused {what} {path}: not a torch weights file (torch cannot read it)") from None
+    except Exception as e:  # zip / EOF / key errors of a file that is no torch file
+        raise ConfigError(f"refused {what} {path}: not a torch weights file ({type(e).__name__})") from None
+
+
 def _load_vgg16_features_state(path: Path, keys: set[str]) -> dict[str, Tensor]:
-    """The entries ``keys`` (``features.<i>.weight`` ...) of the VGG16 state dict in ``path``."""
+    """The entries ``keys`` (``features.<i>.weight`` ...) of the VGG16 state dict in ``path``,
+    read weights-only (:func:`load_weights_file`: a file of Python objects is one line, refused)."""
     if not path.is_file():
         raise MissingWeightsError(
             f"VGG16 weights not found at {path}: download {VGG16_URL} into {path.parent} "
             f"(or point TORCH_HOME at a cache that has it), or pass weights=PATH"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path, "VGG16 weights")
     if isinstance(state, Mapping) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
         raise ConfigError(f"{path} is not a state dict (got {type(state).__name__})")
-    return {key: value for key, value in state.items() if key in keys}
+    return {key: value for key, value in state.items() if key in keys and isinstance(value, Tensor)}
 
 
 class _Unregistered:

@@ -4,7 +4,8 @@
     jobs.py          running it: run_study (validate every run, then fit), fit_job, worker_count,
                      run_jobs (side by side on a CPU), study_main (`gan-lab study`)
     report.py        its files and report: read_rows, read_meta, check_study_folder, fmt_mean_se,
-                     write_report, merge_parts, report_main (`gan-lab report`), REPORTS
+                     write_report, merge_parts, report_main (`gan-lab report`), REPORTS, and
+                     EVALUATORS (the evaluator classes by name: study.json names, never imports)
     mode_report.py   how the report shows mode coverage (protocol, samples.png, coverage.png)
     sr_report.py     how the report shows the SR metrics (protocol, grids.png, psnr.png)
     image_report.py  how the report shows image metrics and the stacked-digits mode count
@@ -19,6 +20,7 @@ figures, and one folder per run (config, checkpoint, metrics.csv, W&B files, art
 from gan_lab.study import image_report, mode_report, sr_report  # noqa: F401  (register the evaluators' reports)
 from gan_lab.study.jobs import run_study, study_main
 from gan_lab.study.report import (
+    EVALUATORS,
     REPORTS,
     EvaluatorReport,
     check_study_folder,
@@ -26,12 +28,14 @@ from gan_lab.study.report import (
     merge_parts,
     read_meta,
     read_rows,
+    register_evaluator,
     report_main,
     write_report,
 )
 from gan_lab.study.spec import RunSpec, StudySpec, load_study, select
 
 __all__ = [
+    "EVALUATORS",
     "REPORTS",
     "EvaluatorReport",
     "RunSpec",
@@ -42,6 +46,7 @@ __all__ = [
     "merge_parts",
     "read_meta",
     "read_rows",
+    "register_evaluator",
     "report_main",
     "run_study",
     "select",

@@ -11,7 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.study.report import REPORTS, EvaluatorReport
+from gan_lab.callbacks.image_eval import ImageMetricsEvaluator
+from gan_lab.callbacks.stacked_eval import StackedModeEvaluator
+from gan_lab.study.report import REPORTS, EvaluatorReport, register_evaluator
+
+register_evaluator(ImageMetricsEvaluator)
+register_evaluator(StackedModeEvaluator)
 
 
 def distance_name(feature_net: dict) -> str:

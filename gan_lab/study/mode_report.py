@@ -9,12 +9,74 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.study.report import REPORTS, EvaluatorReport
+from gan_lab.callbacks.mode_eval import ModeCoverageEvaluator
+from gan_lab.errors import ConfigError
+from gan_lab.study.report import REDO, REPORTS, EvaluatorReport, register_evaluator
+
+register_evaluator(ModeCoverageEvaluator)
 
 
 def _natural(path: Path) -> list:
     """A sort key that orders the numbers in a path by value (``seed2`` before ``seed10``)."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def load_samples_array(path: Path):
+    """One ``final_samples.npy``: a numeric ``(E, N, 2)`` array, read with ``allow_pickle=False``
+    (a file of Python objects is refused, never unpickled).
+
+    Raises:
+        ConfigError: one line naming the file: not a numpy file, an object array, another shape.
+    """
+    import numpy as np
+
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise ConfigError(f"cannot read {path} ({e.strerror or type(e).__name__}); {REDO}") from None
+    if magic != b"\x93NUMPY":  # numpy would take anything else for a pickle (or an .npz)
+        raise ConfigError(f"{path} is not a numpy array file (.npy); {REDO}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ConfigError(
+                f"refused {path}: it holds Python objects (an object array), which would run code if "
+                f"unpickled; the lab reads numeric arrays only; {REDO}"
+            ) from None
+        raise ConfigError(f"{path} is not a numpy array file (.npy); {REDO}") from None
+    except (OSError, EOFError) as e:
+        raise ConfigError(f"cannot read {path} ({type(e).__name__}); {REDO}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under the name
+        raise ConfigError(f"{path} is not a numpy array file (.npy); {REDO}")
+    if array.dtype.kind not in "fiu" or array.ndim != 3 or array.shape[-1] != 2:
+        raise ConfigError(
+            f"{path} holds a {array.dtype} array of shape {tuple(array.shape)}, not 2D samples "
+            f"(members, N, 2) of numbers; {REDO}"
+        )
+    return array
+
+
+def load_run_samples(run_dir: Path):
+    """Every ``final_samples.npy`` under ``run_dir`` (seed2 before seed10), joined: ``(seeds, N, 2)``.
+
+    Raises:
+        ConfigError: no such file, a file :func:`load_samples_array` refuses, or files of
+            different sample counts.
+    """
+    import numpy as np
+
+    files = sorted(Path(run_dir).glob("**/final_samples.npy"), key=_natural)  # seed2 before seed10
+    if not files:
+        raise ConfigError(f"no final_samples.npy under the run folder {run_dir}; {REDO}")
+    arrays = [load_samples_array(f) for f in files]
+    for f, a in zip(files, arrays):
+        if a.shape[1] != arrays[0].shape[1]:
+            raise ConfigError(
+                f"{f} holds {a.shape[1]} samples per member, {files[0]} {arrays[0].shape[1]}; {REDO}"
+            )
+    return np.concatenate(arrays)
 
 
 @REPORTS.register(name="mode")
@@ -44,6 +106,11 @@ class ModeCoverageReport(EvaluatorReport):
             "no HQ sample, and such seeds are left out of their mean (n shown)."
         )
 
+    def check_files(self, runs) -> None:
+        """Every run folder's ``final_samples.npy`` is a numeric ``(E, N, 2)`` array."""
+        for _, run_dir in runs:
+            load_run_samples(run_dir)
+
     def figures(
         self, study_dir, runs, results, history, info, file_prefix: str = ""
     ) -> list[tuple[str, str]]:
@@ -57,8 +124,7 @@ class ModeCoverageReport(EvaluatorReport):
         means = np.array(info["means"])
         panels = {}
         for label, run_dir in runs:
-            files = sorted(Path(run_dir).glob("**/final_samples.npy"), key=_natural)  # seed2 before seed10
-            samples = np.concatenate([np.load(f) for f in files])  # (seeds, N, 2)
+            samples = load_run_samples(run_dir)  # (seeds, N, 2)
             rows = sorted((r for r in results if r["objective"] == label), key=lambda r: r["member"])
             panels[label] = (samples, means, rows)
         samples_png, coverage_png = f"{file_prefix}samples.png", f"{file_prefix}coverage.png"

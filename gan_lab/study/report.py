@@ -10,11 +10,18 @@ The files (in ``runs/<name>/``):
 
 A study runs one or several evaluators (the :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`
 callbacks of its runs). With one, its metrics are the columns (``modes``, ``hq_fraction``, ...),
-study.json's ``evaluator`` is its class path and ``info`` its facts; with several, each metric
-column is prefixed with the evaluator's name (``mode/modes``, ``sr/psnr``) so that no two collide,
-``evaluator`` is the list of class paths and ``info`` maps each name to its facts, and each
+study.json's ``evaluator`` is its registered name (``mode``) and ``info`` its facts; with several,
+each metric column is prefixed with the evaluator's name (``mode/modes``, ``sr/psnr``) so that no
+two collide, ``evaluator`` is the list of names and ``info`` maps each name to its facts, and each
 evaluator's figure files are prefixed with its name (``mode_samples.png``). History rows where an
 evaluator did not evaluate hold NaN in its columns.
+
+The evaluator classes are found by name in :data:`EVALUATORS` (the lab's are registered beside
+their reports; a user's by :func:`register_evaluator`, or when a study first runs it), never
+imported from what a file says: nothing in a study folder can make ``gan-lab report`` or
+``gan-lab dashboard`` import or run code. A study.json written before the registry names an
+evaluator by its class path; that is accepted only when it is, as a string, the
+``module.QualName`` of a registered evaluator.
 
 How the report shows an evaluator (its table's headers and scales, the protocol paragraph, its
 figures) is an :class:`EvaluatorReport`, registered in :data:`REPORTS` under the evaluator's
@@ -33,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import json
 import math
 from collections.abc import Sequence
@@ -78,6 +84,11 @@ class EvaluatorReport:
         """
         return ""
 
+    def check_files(self, runs: list[tuple[str, Path]]) -> None:
+        """Refuse (one-line :class:`ConfigError`) a file of the run folders that :meth:`figures`
+        would read and could not; :func:`check_study_folder` calls it before anything is written.
+        ``runs``: ``(label, run folder)`` of each configuration."""
+
     def figures(
         self, study_dir: Path, runs: list[tuple[str, Path]], results, history, info, file_prefix: str = ""
     ) -> list[tuple[str, str]]:
@@ -90,6 +101,38 @@ class EvaluatorReport:
 
 #: report helpers by evaluator name (``ScheduledEvaluator.NAME``)
 REPORTS: Registry = Registry("evaluator report", base=EvaluatorReport)
+
+
+#: the evaluator classes a study may name, by ``ScheduledEvaluator.NAME``; the lab's are registered
+#: beside their reports (:mod:`gan_lab.study.mode_report`, ...), a user's by
+#: :func:`register_evaluator` (or when a study first runs it)
+EVALUATORS: Registry = Registry("evaluator")
+
+
+def register_evaluator(cls: type) -> type:
+    """Register the evaluator class ``cls`` under its ``NAME`` (nothing when it is registered
+    already; a class of the same ``module.QualName`` defined again, a re-run notebook cell, takes
+    the name over); returns ``cls``, so that it works as a class decorator.
+
+    Raises:
+        ConfigError: ``cls`` is not a :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`
+            subclass, or its ``NAME`` is another class's (one line naming that class).
+    """
+    from gan_lab.callbacks.evaluation import ScheduledEvaluator
+
+    if not (isinstance(cls, type) and issubclass(cls, ScheduledEvaluator)):
+        raise ConfigError(f"{cls!r} is not an evaluator callback (a ScheduledEvaluator subclass)")
+    name = getattr(cls, "NAME", None)
+    held = EVALUATORS[name] if name in EVALUATORS else None  # noqa: SIM401 (get() builds one)
+    if held is not cls:
+        again = held is not None and class_path(held) == class_path(cls)
+        EVALUATORS.register(cls, name=name, replace=again)  # refuses a NAME another class holds
+    return cls
+
+
+def class_path(cls: type) -> str:
+    """``module.QualName`` of a class: how a study.json written before :data:`EVALUATORS` named it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def report_for(evaluator_cls: type) -> EvaluatorReport:
@@ -114,11 +157,17 @@ def column_prefixes(names: Sequence[str]) -> list[str]:
 
 
 def evaluators_meta(classes: Sequence[type], infos: Sequence[dict]) -> dict:
-    """study.json's ``evaluator`` and ``info`` for the study's evaluator classes and their facts."""
-    paths = [f"{c.__module__}.{c.__qualname__}" for c in classes]
-    if len(paths) == 1:
-        return {"evaluator": paths[0], "info": infos[0]}
-    return {"evaluator": paths, "info": {c.NAME: info for c, info in zip(classes, infos)}}
+    """study.json's ``evaluator`` (each class's registered name) and ``info`` for the study's
+    evaluator classes and their facts. A class not registered yet (a user's evaluator, imported by
+    the user's own config) is registered here, so that the report finds it by name.
+
+    Raises:
+        ConfigError: a class whose ``NAME`` another registered evaluator holds.
+    """
+    names = [register_evaluator(c).NAME for c in classes]
+    if len(names) == 1:
+        return {"evaluator": names[0], "info": infos[0]}
+    return {"evaluator": names, "info": {c.NAME: info for c, info in zip(classes, infos)}}
 
 
 @dataclass(frozen=True)
@@ -164,35 +213,49 @@ class StudyEvaluator:
         return out
 
 
-def _import(path: str):
-    module, name = path.rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)
+def evaluator_class(name: object, where: object = "study.json") -> type:
+    """The registered evaluator class that a file (``where``) names: its name in
+    :data:`EVALUATORS`, or, in a file written before the registry, exactly the ``module.QualName``
+    of a registered evaluator. Nothing is imported.
+
+    Raises:
+        ConfigError: one line naming ``where``, the name and the valid names.
+
+    >>> evaluator_class("mode").__name__, evaluator_class("gan_lab.callbacks.mode_eval.ModeCoverageEvaluator").__name__
+    ('ModeCoverageEvaluator', 'ModeCoverageEvaluator')
+    >>> evaluator_class("this.X")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gan_lab.errors.ConfigError: study.json names the evaluator 'this.X', which is not a registered evaluator (names in a study folder are looked up, never imported, so it cannot be imported); valid evaluators: image, mode, ...
+    """
+    try:
+        return EVALUATORS.lookup(name, old_paths=True)
+    except ConfigError:
+        shown = name if isinstance(name, str) else repr(name)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ConfigError(
+            f"{where} names the evaluator {shown!r}, which is not a registered evaluator (names in a "
+            "study folder are looked up, never imported, so it cannot be imported); valid evaluators: "
+            f"{', '.join(sorted(EVALUATORS))}"
+        ) from None
 
 
 def study_evaluators(meta: dict, meta_path: Path | None = None) -> list[StudyEvaluator]:
-    """The evaluators that study.json names, imported, with their facts.
+    """The evaluators that study.json names, looked up in :data:`EVALUATORS`, with their facts.
 
     Raises:
-        ConfigError: (one line naming ``meta_path``) an evaluator that cannot be imported or is not
-            an evaluator callback, or facts that do not fit its report's protocol.
+        ConfigError: (one line naming ``meta_path``) an evaluator that is not registered, or facts
+            that do not fit its report's protocol.
     """
-    from gan_lab.callbacks.evaluation import ScheduledEvaluator
-
     where = meta_path or "study.json"
-    paths = meta["evaluator"] if isinstance(meta["evaluator"], list) else [meta["evaluator"]]
-    several = len(paths) > 1
+    names = meta["evaluator"] if isinstance(meta["evaluator"], list) else [meta["evaluator"]]
+    several = len(names) > 1
     classes = []
-    for path in paths:
+    for name in names:
         try:
-            cls = _import(path)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise ConfigError(
-                f"{where} names the evaluator {path!r}, which cannot be imported "
-                f"({type(e).__name__}: {e}); {REDO}"
-            ) from None
-        if not (isinstance(cls, type) and issubclass(cls, ScheduledEvaluator)):
-            raise ConfigError(f"{where}: the evaluator {path!r} is not an evaluator callback; {REDO}")
-        classes.append(cls)
+            classes.append(evaluator_class(name, where))
+        except ConfigError as e:
+            raise ConfigError(f"{e}; {REDO}") from None
     entries = []
     for cls, prefix in zip(classes, column_prefixes([c.NAME for c in classes])):
         info = meta["info"].get(cls.NAME) if several else meta["info"]
@@ -287,10 +350,10 @@ def read_rows(path: Path, required: Sequence[str] = ()) -> list[dict]:
     return rows
 
 
-def _class_paths(value) -> bool:
-    """A class path, or a non-empty list of them (study.json's ``evaluator``)."""
+def _evaluator_names(value) -> bool:
+    """A name, or a non-empty list of them (study.json's ``evaluator``)."""
     values = value if isinstance(value, list) and value else [value]
-    return all(isinstance(v, str) and "." in v for v in values)
+    return all(isinstance(v, str) and v for v in values)
 
 
 #: Keys of study.json that the report reads.
@@ -329,7 +392,7 @@ def read_meta(path: Path) -> dict:
         ("seeds", "an integer >= 1", is_int(meta["seeds"]) and meta["seeds"] >= 1),
         ("seed", "an integer", is_int(meta["seed"])),
         ("ensemble", "true or false", isinstance(meta["ensemble"], bool)),
-        ("evaluator", "a class path or a list of them", _class_paths(meta["evaluator"])),
+        ("evaluator", "an evaluator name or a list of them", _evaluator_names(meta["evaluator"])),
         ("info", "an object", isinstance(meta["info"], dict)),
         ("weights", "an object", isinstance(meta.get("weights", {}), dict)),
         (
@@ -352,9 +415,10 @@ def read_meta(path: Path) -> dict:
 
 def check_study_folder(study_dir: Path) -> None:
     """Every file :func:`write_report` reads, checked before it writes anything: study.json (its
-    evaluators importable, their facts fitting their protocols), results.csv and history.csv (the
+    evaluators registered, their facts fitting their protocols), results.csv and history.csv (the
     evaluators' metric columns, numbers where numbers belong, at least one row), and a run folder in
-    study.json for every objective of results.csv. Raises a one-line :class:`ConfigError`."""
+    study.json for every objective of results.csv, and the run folders' files that the evaluators'
+    figures read (:meth:`EvaluatorReport.check_files`). Raises a one-line :class:`ConfigError`."""
     study_dir = Path(study_dir)
     meta_path = study_dir / "study.json"
     meta = read_meta(meta_path)
@@ -379,6 +443,12 @@ def check_study_folder(study_dir: Path) -> None:
                     raise ConfigError(
                         f"the run folder {study_dir / runs[label]} of {label!r} (study.json) does not exist; {REDO}"
                     )
+            first: dict[str, str] = {}  # the run folder write_report draws from: the first listed
+            for r in meta["runs"]:
+                first.setdefault(r["label"], r["run_dir"])
+            labels = dict.fromkeys(r["objective"] for r in rows)
+            for entry in entries:
+                entry.report.check_files([(label, study_dir / first[label]) for label in labels])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -748,7 +818,8 @@ def report_main(argv: list[str]) -> int:
         return fail(f"{args.study_dir!r} is not a finished study folder (missing {', '.join(missing)})")
     try:
         check_study_folder(d)  # before write_report rewrites any figure or report.md
+        path = write_report(d)
     except ConfigError as e:
         return fail(e)
-    print(write_report(d))
+    print(path)
     return 0

@@ -40,7 +40,9 @@ Two optional keys put a study beside the literature:
 A study of J such objectives then makes one fit of ``J · seeds`` members instead of J fits (one
 kernel per layer for all of them on a GPU).
 
-:func:`load_study` reads and checks it (one-line :class:`~gan_lab.errors.ConfigError` otherwise),
+:func:`load_study` reads and checks it (one-line :class:`~gan_lab.errors.ConfigError` otherwise;
+every config it names, ``base``, ``configs`` and ``--config`` in ``args``, must be a YAML mapping
+of settings, :func:`check_config_file`, refused without quoting the file, whatever file it is),
 :func:`select` keeps one entry (a job-array task), and :func:`plan_jobs` turns it into jobs: one
 ``gan-lab fit`` per objective (seed-ensemble nets, ``ensemble: true``, the default, train all
 seeds as members of one run) or per objective × seed (``ensemble: false``).
@@ -48,7 +50,9 @@ seeds as members of one run) or per objective × seed (``ensemble: false``).
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +93,65 @@ def _as_str_list(value, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{what} must be a list of strings, got {value!r}")
     return list(value)
+
+
+#: top-level settings (and flags) whose string value jsonargparse reads as the path of a config
+#: file of that section (``data: data.yaml``, ``--model=model.yaml``)
+CONFIG_SECTIONS = ("trainer", "model", "data", "optimizer", "lr_scheduler")
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """Where and what a YAML error is, without the text around it (the file may be anything)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = " ".join(str(getattr(e, "problem", None) or "not YAML").split())
+    problem = re.sub(r"'[^']{2,}'", "'…'", problem)[:80]  # quoted tokens of the file: left out
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
+def check_config_file(config: Path, named_in: str, role: str = "config", _depth: int = 0) -> None:
+    """Refuse (one line naming ``config``, ``named_in`` and what is wrong, never its content) a
+    config file that a study file names and that is not a YAML mapping of settings: unreadable,
+    not UTF-8 text, not valid YAML, or YAML of something else (a text, a list). An empty file is
+    an empty config. A section that names another config file (``data: data.yaml``) is checked
+    the same way. E.g. ``base: /etc/passwd`` is "base /etc/passwd named in 's.yaml' is not a YAML
+    config: it holds a text (str), not a mapping of settings (trainer:, model:, data:)".
+    """
+    where = f"{role} {config} named in {named_in!r}"
+    try:
+        data = config.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{where} cannot be read ({e.strerror or type(e).__name__})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where} is not a YAML config (not UTF-8 text at byte {e.start})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML ({_yaml_problem(e)})") from None
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        kind = {str: "a text", list: "a list"}.get(type(raw), "a single value")
+        raise ConfigError(
+            f"{where} is not a YAML config: it holds {kind} ({type(raw).__name__}), not a mapping of "
+            "settings (trainer:, model:, data:)"
+        )
+    for key in CONFIG_SECTIONS:
+        value = raw.get(key)
+        if isinstance(value, str) and _depth < 4:
+            for q in (config.parent / value, Path(value)):
+                if q.is_file():
+                    check_config_file(q, str(config), f"{key} config", _depth + 1)
+
+
+def _config_args(args: list[str]) -> list[str]:
+    """The config files that fit arguments name: ``--config X`` / ``--config=X`` / ``-c X`` and a
+    section given as a file (``--data=data.yaml``)."""
+    flags = ("--config", "-c", *(f"--{k}" for k in CONFIG_SECTIONS))
+    found = [a.split("=", 1)[1] for a in args if "=" in a and a.split("=", 1)[0] in flags]
+    found += [b for a, b in itertools.pairwise(args) if a in flags]
+    return found
 
 
 def load_study(path: str, out: str | None = None) -> StudySpec:
@@ -143,12 +206,24 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
             "study mixed: true trains objectives as members of one ensemble; it needs ensemble: true"
         )
 
-    def resolve(f: str) -> str:
+    def resolve(f: str, role: str = "config") -> str:
+        if not isinstance(f, str) or not f:
+            raise ConfigError(
+                f"{role} in study file {path!r} must be the path of a YAML config, got {f!r:.60}"
+            )
         q = (p.parent / f) if not os.path.isabs(f) else Path(f)
         if not q.is_file():
             raise ConfigError(f"config file {f!r} named in {path!r} not found (looked at {q})")
+        check_config_file(q, path, role)
         return str(q)
 
+    def check_args(args: list[str]) -> list[str]:
+        for f in _config_args(args):
+            if Path(f).is_file():  # a missing one: `gan-lab fit` names it
+                check_config_file(Path(f), path, "config")
+        return args
+
+    base = resolve(raw["base"], "base")
     runs = []
     if not isinstance(raw["objectives"], list) or not raw["objectives"]:
         raise ConfigError("study objectives must be a non-empty list")
@@ -163,7 +238,7 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
             RunSpec(
                 objective=item["objective"],
                 configs=[resolve(c) for c in _as_str_list(item.get("configs"), "configs")],
-                args=_as_str_list(item.get("args"), "args"),
+                args=check_args(_as_str_list(item.get("args"), "args")),
                 label=item.get("label") or item["objective"],
             )
         )
@@ -187,10 +262,10 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         name=name,
         note=" ".join(note.split()),
         published=published,
-        base=resolve(raw["base"]),
+        base=base,
         seeds=seeds,
         seed=seed,
-        args=_as_str_list(raw.get("args"), "args"),
+        args=check_args(_as_str_list(raw.get("args"), "args")),
         runs=runs,
         out=out or raw.get("out") or "runs",
         source=str(p),

@@ -8,7 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.study.report import REPORTS, EvaluatorReport
+from gan_lab.callbacks.sr_eval import SRMetricsEvaluator
+from gan_lab.study.report import REPORTS, EvaluatorReport, register_evaluator
+
+register_evaluator(SRMetricsEvaluator)
 
 
 @REPORTS.register(name="sr")
