@@ -24,18 +24,19 @@ test-slow: $(STAMP)
 	WANDB_SILENT=true $(BIN)/pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check gan_lab tests
-	$(BIN)/ruff format --check gan_lab tests
+	$(BIN)/ruff check gan_lab tests benchmarks
+	$(BIN)/ruff format --check gan_lab tests benchmarks
 
-## The lab's step against a hand-written PyTorch loop (JSON: steps/s, samples/s, ratio).
+## The lab's step against a hand-written PyTorch loop (JSON: steps/s, samples/s, ratio); benchmarks/
+## is a developer folder in the repo, not installed with gan_lab.
 bench: $(STAMP)
-	$(BIN)/gan-lab bench --device cpu
+	$(BIN)/python -m benchmarks.bench --device cpu
 
 ## GPU checks (bf16/16-mixed fits, penalty equivalence, bench on CUDA), JSON, < 8 min on one GPU.
 ## No $(STAMP): the GPU machine has torch + lightning but no internet, wandb or kornia.
 GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 gpu-check:
-	$(GPU_PY) -m gan_lab.gpu_check
+	$(GPU_PY) -m benchmarks.gpu_check
 
 clean-venv:
 	rm -rf $(VENV)

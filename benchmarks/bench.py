@@ -1,4 +1,4 @@
-"""``gan-lab bench``: the lab's training step against a minimal hand-written PyTorch loop.
+"""``make bench``: the lab's training step against a minimal hand-written PyTorch loop.
 
 In one process, for each case, the same nets (same initial weights), objective, batch and precision
 are trained by
@@ -36,7 +36,7 @@ Seed ensembles (named only, ``--cases toy_ens_e1 toy_ens_e64 toy_ens_e512``): Pa
 G's noise and the penalty points from the same counter-based streams of :mod:`gan_lab.seeding`
 (seed 0), all members in one op each, so ``ratio`` compares the loops on the same work.
 
-``eval`` (in the default run; :mod:`gan_lab.metrics.bench`): the image metrics: features/s of each
+``eval`` (in the default run; :mod:`benchmarks.eval_bench`): the image metrics: features/s of each
 feature network (Inception-v3, VGG16 fc2, the digit classifier; random weights of their
 architectures) and the seconds of one FD + precision/recall + density/coverage evaluation at
 N = 10,000 on 2,048-d features.
@@ -49,14 +49,16 @@ the slowdown factor, 1.0 = unaffected, 2.0 = twice as slow). Two entries: ``thre
 (the lab's choice, as above) and ``threads_from: "torch_default"`` (torch's default count, what
 the lab used before :mod:`gan_lab.threads`).
 
-    gan-lab bench --device cpu                  # all cases (minutes on 2 CPU cores)
-    gan-lab bench --device cpu --cases toy_e1 --repeats 5
-    gan-lab bench --device cpu --cases toy_e1_busy   # quiet vs one competing process
-    gan-lab bench --device cuda --cases toy_e64 --members 512   # many seeds at once
-    gan-lab bench --device cuda --precision bf16-mixed
-    gan-lab bench --quick                       # tiny sizes: a smoke run (tests)
-    gan-lab bench --device cuda --channels-last --compile
-    gan-lab bench --device cuda --cases toy_ens_e512 --compile reduce-overhead   # CUDA graphs
+Run from the repository root (``benchmarks`` is not installed with ``gan_lab``):
+
+    python -m benchmarks.bench --device cpu     # all cases (minutes on 2 CPU cores): `make bench`
+    python -m benchmarks.bench --device cpu --cases toy_e1 --repeats 5
+    python -m benchmarks.bench --device cpu --cases toy_e1_busy   # quiet vs one competing process
+    python -m benchmarks.bench --device cuda --cases toy_e64 --members 512   # many seeds at once
+    python -m benchmarks.bench --device cuda --precision bf16-mixed
+    python -m benchmarks.bench --quick          # tiny sizes: a smoke run (tests)
+    python -m benchmarks.bench --device cuda --channels-last --compile
+    python -m benchmarks.bench --device cuda --cases toy_ens_e512 --compile reduce-overhead  # CUDA graphs
 
 ``--channels-last`` and ``--compile [MODE]`` set GANModule's switches of the same names in the lab
 loop and do the same in the hand loop: 4-D weights and image batches in channels_last memory
@@ -672,7 +674,7 @@ def run_bench(
 
     check_choice("device", device, ("cpu", "cuda"))
     table = cases(quick)
-    eval_case = names is None or EVAL_CASE in names  # the image metrics' case (gan_lab.metrics.bench)
+    eval_case = names is None or EVAL_CASE in names  # the image metrics' case (benchmarks.eval_bench)
     names = [n for n in names if n != EVAL_CASE] if names is not None else None
     names = names if names is not None else [n for n, c in table.items() if device in c.steps and c.default]
     for n in names:
@@ -707,7 +709,7 @@ def run_bench(
             else:
                 results.append(run_case(case, *args))
         if eval_case:
-            from gan_lab.metrics.bench import run_eval_bench
+            from benchmarks.eval_bench import run_eval_bench
 
             results.append(run_eval_bench(device, quick=quick))
     return {
@@ -733,7 +735,7 @@ def run_bench(
 def bench_main(argv: list[str]) -> int:
     from gan_lab.errors import ConfigError, fail
 
-    parser = argparse.ArgumentParser(prog="gan-lab bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", default="32-true", help=", ".join(PRECISIONS))
     parser.add_argument(

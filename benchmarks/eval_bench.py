@@ -1,6 +1,6 @@
-"""The evaluation case of ``gan-lab bench``: how fast the image metrics are.
+"""The evaluation case of :mod:`benchmarks.bench`: how fast the image metrics are.
 
-Two figures (``gan-lab bench --cases eval``):
+Two figures (``python -m benchmarks.bench --cases eval``):
 
 - **features/s** of each feature network (Inception-v3 pool3, VGG16 fc2, the lab's digit
   classifier) on 32×32 RGB images in ``[-1, 1]`` (the nets resize them to their own input: 299,

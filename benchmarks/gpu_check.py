@@ -7,17 +7,19 @@
    once in float32 and once under autocast (float16 with a GradScaler: the scaled-gradient recipe;
    bfloat16 without), same weights, inputs and random points: the per-sample penalties agree
    within ``PENALTY_RTOL``.
-3. ``bench``: ``gan-lab bench --device cuda`` (see :mod:`gan_lab.bench`); ``bench_bf16``: the same
-   in ``bf16-mixed``; ``bench_e512``: the toy ensemble with 512 members (member-steps/s);
-   ``bench_ens`` / ``bench_ens_cudagraphs``: the counter-stream ensembles of PacGAN-size nets at
-   E = 1, 64, 512, eager and as CUDA graphs (``compile="reduce-overhead"``).
+3. ``bench``: ``python -m benchmarks.bench --device cuda`` (see :mod:`benchmarks.bench`);
+   ``bench_bf16``: the same in ``bf16-mixed``; ``bench_e512``: the toy ensemble with 512 members
+   (member-steps/s); ``bench_ens`` / ``bench_ens_cudagraphs``: the counter-stream ensembles of
+   PacGAN-size nets at E = 1, 64, 512, eager and as CUDA graphs (``compile="reduce-overhead"``).
 
 Only torch, lightning and torchvision are imported (no wandb, no kornia). Without CUDA it stops at
 once with one line on stderr and exit code 2; ``--device cpu`` runs parts 1 and 2 on the CPU instead
 (16-mixed there is float16 autocast with a CPU GradScaler), to check the script itself.
 
-    python -m gan_lab.gpu_check                 # what `make gpu-check` runs
-    python -m gan_lab.gpu_check --device cpu --no-bench
+Run from the repository root (``benchmarks`` is not installed with ``gan_lab``):
+
+    python -m benchmarks.gpu_check              # what `make gpu-check` runs
+    python -m benchmarks.gpu_check --device cpu --no-bench
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def short_fit(
             self.rows.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
 
     if nets == "dcgan":
-        from gan_lab.bench import _image_datamodule
+        from benchmarks.bench import _image_datamodule
         from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
         G, D = DCGANGenerator(ngf=8, seed=0), DCGANDiscriminator(ndf=8, seed=0)
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import warnings
 
-    from gan_lab.bench import quiet_lightning
+    from benchmarks.bench import quiet_lightning
 
     quiet_lightning()
     warnings.filterwarnings("ignore")
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         p: penalty_gradients_match(p, args.device) for p in ("16-mixed", "bf16-mixed")
     }
     if not args.no_bench:
-        from gan_lab.bench import run_bench
+        from benchmarks.bench import run_bench
 
         report["bench"] = run_bench(device=args.device, quick=args.device == "cpu", repeats=3)
         if args.device == "cuda":

@@ -1,5 +1,5 @@
 """The ``gan-lab`` command: dispatch to ``fit`` (LightningCLI), ``study``, ``report``, ``sample``, ``metrics``,
-``bench``, ``dashboard``.
+``dashboard``.
 
     gan-lab fit --config experiments/toy/ring8.yaml --model.objective hinge
     gan-lab fit --config experiments/toy/ring8.yaml --print_config      # the resolved config
@@ -46,10 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gan_lab.study import study_main
 
         return study_main(rest)
-    if command == "bench":
-        from gan_lab.bench import bench_main
-
-        return bench_main(rest)
     if command == "report":
         from gan_lab.study import report_main
 
@@ -67,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return dashboard_main(rest)
     return fail(
-        f"unknown command {command!r}; valid commands: fit, study, report, sample, metrics, bench, dashboard"
+        f"unknown command {command!r}; valid commands: fit, study, report, sample, metrics, dashboard"
     )
 
 

@@ -31,7 +31,7 @@ def tiny_fit(
     """Fit ``GANModule(G, D, **module_kwargs)`` for ``batches`` batches of 4 random images on the
     CPU (one thread); return the module, every step's logged loss terms and the trainer (which
     writes a checkpoint only when ``default_root_dir`` is given)."""
-    from gan_lab.gpu_check import trainer_precision
+    from benchmarks.gpu_check import trainer_precision
 
     rows: list[dict[str, float]] = []
 

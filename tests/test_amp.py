@@ -14,9 +14,9 @@ import pytest
 import torch
 from lightning.pytorch.plugins import MixedPrecision
 
+from benchmarks.gpu_check import OBJECTIVES, penalty_equivalence, penalty_gradients_match, short_fit
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
-from gan_lab.gpu_check import OBJECTIVES, penalty_equivalence, penalty_gradients_match, short_fit
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.regularizers import PenaltyInputs, get_regularizer

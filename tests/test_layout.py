@@ -1,5 +1,6 @@
 """The package's layout: no import cycle among gan_lab's modules (module-level or inside
-functions), and `gan_lab.cli` only dispatches (nothing imports it)."""
+functions), `gan_lab.cli` only dispatches (nothing imports it), and the installed package imports
+nothing from the developer tools in `benchmarks/` (which are not installed with it)."""
 
 import ast
 from pathlib import Path
@@ -72,3 +73,30 @@ def test_no_import_cycle_in_gan_lab():
 
 def test_nothing_imports_the_cli():
     assert [m for m, targets in import_graph().items() if "gan_lab.cli" in targets] == []
+
+
+def imports_of(prefix: str, root: Path = ROOT) -> dict[str, set[str]]:
+    """``file under root -> the modules it imports that are prefix or under it`` (absolute imports,
+    module-level or inside functions)."""
+    found = {}
+    for path in root.rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+        hits = {n for n in names if n == prefix or n.startswith(prefix + ".")}
+        if hits:
+            found[path.relative_to(root).as_posix()] = hits
+    return found
+
+
+def test_imports_of_finds_the_imports_it_is_shown(tmp_path):
+    (tmp_path / "a.py").write_text("def f():\n    from benchmarks.bench import run_bench\n")
+    (tmp_path / "b.py").write_text("import benchmarks\nimport benchmarks_x\nfrom . import benchmarks\n")
+    assert imports_of("benchmarks", tmp_path) == {"a.py": {"benchmarks.bench"}, "b.py": {"benchmarks"}}
+
+
+def test_gan_lab_imports_nothing_from_benchmarks():
+    assert imports_of("benchmarks") == {}

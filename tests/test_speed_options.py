@@ -3,7 +3,6 @@ training; a training step makes no host synchronisation."""
 
 import copy
 import functools
-import json
 import os
 import pickle
 import traceback
@@ -13,7 +12,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from gan_lab.bench import _image_datamodule
+from benchmarks.bench import _image_datamodule
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
 from gan_lab.module import GANModule
@@ -148,33 +147,6 @@ def test_compile_trains_like_eager_with_a_gradient_penalty(mode):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-3, msg=k)
-
-
-def test_bench_passes_channels_last_to_both_loops(capsys, monkeypatch):
-    from gan_lab import bench
-
-    formats = {}
-
-    def spy(loop):
-        def run(case, G, D, *args, **kwargs):
-            seconds = loop(case, G, D, *args, **kwargs)
-            conv = next(p for p in D.parameters() if p.dim() == 4)
-            formats[loop.__name__] = (
-                kwargs["channels_last"],
-                conv.is_contiguous(memory_format=torch.channels_last),
-            )
-            return seconds
-
-        return run
-
-    monkeypatch.setattr(bench, "lab_loop", spy(bench.lab_loop))
-    monkeypatch.setattr(bench, "hand_loop", spy(bench.hand_loop))
-    assert bench.bench_main(["--quick", "--cases", "dcgan32_ns", "--channels-last"]) == 0
-    # both loops were told, and trained D's convolution weights in channels_last
-    assert formats == {"lab_loop": (True, True), "hand_loop": (True, True)}
-    result = json.loads(capsys.readouterr().out)
-    assert result["channels_last"] is True and result["compile"] is False
-    assert result["cases"][0]["lab_steps_per_s"] > 0 and result["cases"][0]["hand_steps_per_s"] > 0
 
 
 @pytest.mark.parametrize("implementation", [{"foreach": True}, {"fused": True}])

@@ -35,10 +35,7 @@ fake × fake, fake × real.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from typing import Any
 
 import torch
@@ -52,7 +49,6 @@ __all__ = [
     "PRDC",
     "density_coverage",
     "knn_radii",
-    "measure_prdc_memory",
     "prdc",
     "precision_recall",
 ]
@@ -376,56 +372,3 @@ class PRDC(FeatureSetsMetric):
 
     def extra_repr(self) -> str:
         return f"k_pr={self.k_pr}, k_dc={self.k_dc}, chunk={self.chunk}"
-
-
-_MEASURE = """
-import json, resource, sys, time, torch
-from gan_lab.metrics.prdc import prdc
-n_real, n_fake, d, chunk, seed, device = json.loads(sys.argv[1])
-g = torch.Generator().manual_seed(seed)
-real = torch.randn(n_real, d, generator=g).to(device)
-fake = (torch.randn(n_fake, d, generator=g) + 0.1).to(device)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if device.startswith("cuda"):
-    torch.cuda.synchronize(); base_gpu = torch.cuda.max_memory_allocated()
-start = time.perf_counter()
-out = prdc(real, fake, chunk=chunk)
-if device.startswith("cuda"):
-    torch.cuda.synchronize()
-seconds = time.perf_counter() - start
-result = dict(
-    seconds=seconds,
-    rss_before_mib=before / 1024,
-    rss_peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    inputs_mib=(real.numel() + fake.numel()) * 4 / 2**20,
-    **{k: v.item() for k, v in out.items()},
-)
-if device.startswith("cuda"):
-    result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    result["gpu_inputs_mib"] = base_gpu / 2**20
-print(json.dumps(result))
-"""
-
-
-def measure_prdc_memory(
-    n_real: int = 50_000,
-    n_fake: int = 50_000,
-    d: int = 64,
-    chunk: int = DEFAULT_CHUNK,
-    seed: int = 0,
-    device: str = "cpu",
-) -> dict[str, float]:
-    """Run :func:`prdc` on random Gaussian features in a fresh Python process and report its memory.
-
-    The peak resident set (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which sees torch's
-    allocations, unlike ``tracemalloc``) is read before and after the computation, so
-    ``rss_peak_mib − rss_before_mib`` bounds the work memory above the inputs; on CUDA also
-    ``torch.cuda.max_memory_allocated``. Not a test: it takes minutes at 50,000 × 50,000.
-
-    Returns:
-        ``seconds``, ``rss_before_mib``, ``rss_peak_mib``, ``inputs_mib`` (the float32 features),
-        the four metric values, and on CUDA ``gpu_peak_mib`` / ``gpu_inputs_mib``.
-    """
-    args = json.dumps([n_real, n_fake, d, chunk, seed, device])
-    done = subprocess.run([sys.executable, "-c", _MEASURE, args], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -12,8 +12,8 @@ import torch
 import torchvision
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
+from benchmarks.eval_bench import random_inception_state, random_vgg16_state
 from gan_lab.errors import ConfigError
-from gan_lab.metrics.bench import random_inception_state, random_vgg16_state
 from gan_lab.metrics.features import (
     FEATURE_NETS,
     INCEPTION_FILE,
@@ -40,7 +40,7 @@ def _one_line(err) -> str:
 
 def _random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """torchvision's Inception-v3 (no aux logits) with fc -> 1008: the names of torch-fidelity's
-    graph, random (``gan_lab.metrics.bench.random_inception_state``)."""
+    graph, random (``benchmarks.eval_bench.random_inception_state``)."""
     return random_inception_state(seed)
 
 

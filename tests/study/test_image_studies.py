@@ -123,7 +123,7 @@ def test_stacked_mnist_study_runs_on_fabricated_mnist(tmp_path):
 def test_cifar10_study_runs_on_fabricated_cifar_with_inception_weights(tmp_path, monkeypatch):
     from fake_datasets import write_cifar
 
-    from gan_lab.metrics.bench import random_inception_state
+    from benchmarks.eval_bench import random_inception_state
     from gan_lab.metrics.features import INCEPTION_FILE
 
     write_cifar(tmp_path / "cifar10", monkeypatch, per_batch=8)  # 40 training images
