@@ -76,13 +76,16 @@ def test_quick_bench_prints_json_for_every_case(capsys):
         assert set(b) >= BUSY_KEYS and b["competing_processes"] == 1
         assert b["quiet_steps_per_s"] > 0 and b["busy_steps_per_s"] > 0
         # the slowdown: busy time / quiet time per step
+        # (steps/s are rounded to 3 decimals: on a very busy machine that is more than 1 % of a small rate)
+        slack = 1e-2 + 1e-3 / min(b["quiet_steps_per_s"], b["busy_steps_per_s"])
         assert b["busy_quiet_ratio"] == pytest.approx(
-            b["quiet_steps_per_s"] / b["busy_steps_per_s"], rel=1e-2
+            b["quiet_steps_per_s"] / b["busy_steps_per_s"], rel=slack
         )
     for c in lab_vs_hand:
         assert set(c) >= KEYS
         assert c["lab_steps_per_s"] > 0 and c["hand_steps_per_s"] > 0
-        assert c["ratio"] == pytest.approx(c["lab_steps_per_s"] / c["hand_steps_per_s"], rel=1e-2)
+        slack = 1e-2 + 1e-3 / min(c["lab_steps_per_s"], c["hand_steps_per_s"])
+        assert c["ratio"] == pytest.approx(c["lab_steps_per_s"] / c["hand_steps_per_s"], rel=slack)
         # whole D/G cycles timed, the first G step warmed up
         assert c["steps"] % c["n_critic"] == 0 and c["warmup"] >= c["n_critic"]
         per_step = c["batch"] * (c["members"] or 1)
