@@ -63,22 +63,43 @@ def load_checkpoint(path: str) -> dict:
     return ckpt
 
 
+def state_dict_mismatch(state, shapes, required=None, here: str = "this model") -> str | None:
+    """How a state dict does not fit the tensor ``shapes`` (name -> shape) it is meant for, in a few
+    words (the first misshapen tensor, else the first missing one, else the first unexpected one),
+    or None when it fits. ``required``: the names that must be there (default: all of ``shapes``).
+
+    >>> import torch
+    >>> shapes = {"w": (2, 3), "b": (2,)}
+    >>> state_dict_mismatch({"w": torch.zeros(2, 3), "b": torch.zeros(2)}, shapes) is None
+    True
+    >>> state_dict_mismatch({"w": torch.zeros(3, 3), "b": torch.zeros(2)}, shapes)
+    'w has shape (3, 3) there but (2, 3) here'
+    >>> state_dict_mismatch({"w": torch.zeros(2, 3)}, shapes)
+    'it lacks b'
+    >>> state_dict_mismatch({**{k: torch.zeros(s) for k, s in shapes.items()}, "x": torch.zeros(1)}, shapes, here="the graph")
+    'it has x, which the graph lacks'
+    """
+    required = set(shapes) if required is None else set(required)
+    missing = sorted(required - set(state))
+    unexpected = sorted(set(state) - set(shapes))
+    wrong = [k for k in shapes if k in state and tuple(state[k].shape) != tuple(shapes[k])]
+    if wrong:
+        k = wrong[0]
+        return f"{k} has shape {tuple(state[k].shape)} there but {tuple(shapes[k])} here"
+    if missing:
+        return f"it lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+    if unexpected:
+        return f"it has {unexpected[0]}, which {here} lacks"
+    return None
+
+
 def check_checkpoint_fits(ckpt_path: str, model, ckpt: dict | None = None) -> dict:
     """Refuse a checkpoint whose weights do not fit ``model`` (another config), before any work;
     return the loaded checkpoint (``ckpt``: the file already read, not read again)."""
     ckpt = load_checkpoint(ckpt_path) if ckpt is None else ckpt
-    state, ours = ckpt["state_dict"], model.state_dict()
-    missing = sorted(set(ours) - set(state))
-    unexpected = sorted(set(state) - set(ours))
-    shapes = [k for k in ours if k in state and tuple(ours[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shapes:
-        if shapes:
-            k = shapes[0]
-            what = f"{k} has shape {tuple(state[k].shape)} there but {tuple(ours[k].shape)} here"
-        elif missing:
-            what = f"it lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
-        else:
-            what = f"it has {unexpected[0]}, which this model lacks"
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    what = state_dict_mismatch(ckpt["state_dict"], shapes)
+    if what is not None:
         raise ConfigError(
             f"checkpoint {ckpt_path!r} was trained with another config ({what}); resume with the config "
             "saved beside it (config.yaml)"

@@ -7,22 +7,52 @@ code 2 for bad input (143 / 130 for a run stopped by SIGTERM / Ctrl-C, its check
 
 from __future__ import annotations
 
+import difflib
+import errno
 import itertools
 import os
+import re
+import shutil
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
+import lightning as L
+import yaml
+from jsonargparse import ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins import TorchCheckpointIO
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from gan_lab.callbacks.checkpoint import WholeCheckpointIO
+from gan_lab.callbacks.guard import TrainingDiverged
+from gan_lab.callbacks.progress import use_g_step_progress_bar
+from gan_lab.checkpoints import check_checkpoint_fits
 from gan_lab.console import say
 from gan_lab.errors import ConfigError, bad_input_in, describe_argument_error, fail, writable_folder
-from gan_lab.files import FolderLock
+from gan_lab.files import LOCK_FILE, FolderLock, clean_orphans
+from gan_lab.module import ADAM_DEFAULTS, GANModule
 from gan_lab.runs import (
     CHECKPOINT_ALIASES,
     LIGHTNING_ALIASES,
+    RunFinished,
+    SaveConfigToLoggers,
+    check_resume,
+    claim_run_folder,
     close_failed_wandb_runs,
     data_name,
     default_loggers,
     finish_stopped_wandb_run,
     finish_wandb,
+    hpc_checkpoint,
+    resolve_resume,
+    resumed_config_name,
     run_folder,
 )
 
@@ -52,7 +82,6 @@ def preflight(
     missing pretrained weights, data that does not fit the nets, optimizer settings torch refuses,
     a checkpoint of another config, an output folder that cannot be written, a loggerless run
     into a folder that already holds one. ``ckpt``: the checkpoint at ``ckpt_path`` already read."""
-    from gan_lab.checkpoints import check_checkpoint_fits
 
     model.check_ready()
     model.check_data(datamodule)
@@ -74,7 +103,6 @@ def preflight(
 def default_optimizer() -> dict:
     """GANModule's default optimizer (:data:`gan_lab.module.ADAM_DEFAULTS`) as a config entry: written
     into every resolved config, so that ``--model.optimizer_d.init_args.lr`` works and runs record it."""
-    from gan_lab.module import ADAM_DEFAULTS
 
     init_args = {k: list(v) if isinstance(v, tuple) else v for k, v in ADAM_DEFAULTS.items()}
     return {"class_path": "gan_lab.optim.Adam", "init_args": init_args}
@@ -86,13 +114,6 @@ def build_cli(args: Sequence[str], run: bool = True):
     With ``run=False`` the config is parsed and every object instantiated (model, data, trainer)
     without fitting: :mod:`gan_lab.study` uses this to validate all runs before any of them starts.
     """
-    import time
-
-    import lightning as L
-    from lightning.pytorch.cli import LightningCLI
-
-    from gan_lab.module import GANModule
-    from gan_lab.runs import SaveConfigToLoggers
 
     class GanLabCLI(LightningCLI):
         """LightningCLI that resolves resumes into the run's own folder, runs :func:`preflight`,
@@ -120,7 +141,6 @@ def build_cli(args: Sequence[str], run: bool = True):
         def parse_arguments(self, parser, args) -> None:
             # LightningCLI's own warns when sys.argv holds arguments too: as the command it does (the
             # DDP launcher needs them), and they are `args`.
-            from jsonargparse import ArgumentError
 
             try:
                 self.config = parser.parse_args(args)
@@ -147,10 +167,6 @@ def build_cli(args: Sequence[str], run: bool = True):
             return
 
         def before_fit(self) -> None:
-            from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-            from gan_lab.callbacks.progress import use_g_step_progress_bar
-            from gan_lab.runs import check_resume, hpc_checkpoint, resolve_resume
 
             config = self.config[self.subcommand]
             loggers = config.trainer.get("logger") in (None, True)
@@ -230,9 +246,6 @@ def several_devices(devices) -> bool:
 def suggest_keys(message: str, parser) -> str:
     """jsonargparse's error, with the close keys named for each unrecognized ``--key`` (an
     abbreviation or a typo: ``--model.max_g_step`` -> ``model.max_g_steps``)."""
-    import difflib
-    import re
-
     text = " ".join(message.split())
     unknown = (
         re.findall(r"--([\w.]+)", text.split("unrecognized arguments:", 1)[1])
@@ -281,15 +294,6 @@ def claim(trainer, model, datamodule, resume, loggers: bool):
     broadcasts): the resumed run's own folder, a new ``version_N`` or, without loggers, the root;
     lock it (one writer per folder), clear the temporary files a killed writer left, build the
     default loggers in it and have checkpoints written whole. Returns ``(run folder, lock)``."""
-    import shutil
-    from pathlib import Path
-
-    from lightning.pytorch.plugins import TorchCheckpointIO
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from gan_lab.callbacks.checkpoint import WholeCheckpointIO
-    from gan_lab.files import FolderLock, clean_orphans
-    from gan_lab.runs import claim_run_folder
 
     check_launch(trainer)
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
@@ -322,9 +326,6 @@ _CREATED: list = []
 
 def drop_empty_claims() -> None:
     """Remove the run folders this process created that hold nothing but their lock file."""
-    import shutil
-
-    from gan_lab.files import LOCK_FILE
 
     while _CREATED:
         folder = _CREATED.pop()
@@ -336,7 +337,6 @@ def drop_empty_claims() -> None:
 def config_file_for_resume(trainer, resume) -> None:
     """A resumed session writes its resolved config beside the run's ``config.yaml`` (which stays
     as the first session wrote it), or, for a branch, as the new folder's ``config.yaml``."""
-    from gan_lab.runs import SaveConfigToLoggers, resumed_config_name
 
     for cb in trainer.callbacks:
         if isinstance(cb, SaveConfigToLoggers) and not resume.branch and resume.run_dir is not None:
@@ -345,7 +345,6 @@ def config_file_for_resume(trainer, resume) -> None:
 
 def fit_summary(trainer, model, wall_s: float, resume=None) -> str:
     """The paragraph a fit ends with: steps, wall time, the final metrics, where the run is."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     start = f"resumed at G step {resume.g_steps}, " if resume is not None else ""
     parts = [
@@ -373,8 +372,6 @@ def fit_summary(trainer, model, wall_s: float, resume=None) -> str:
 def check_config_files(args: Sequence[str]) -> None:
     """Parse every ``--config`` YAML file first, so that a typo is one line naming the file and the
     line (jsonargparse would report it without either)."""
-    import yaml
-
     paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
     paths += [b for a, b in itertools.pairwise(args) if a in ("--config", "-c")]
     for path in paths:
@@ -408,16 +405,12 @@ def stopped_by(exc: BaseException) -> str:
     >>> stopped_by(Exception("SIGUSR1: checkpoint saved")), stopped_by(Exception(""))
     ('SIGUSR1', 'SIGTERM')
     """
-    import re
-
     m = re.match(r"(SIG[A-Z0-9]+)\b", str(exc))
     return m.group(1) if m else "SIGTERM"
 
 
 def disk_full_in(exc: BaseException) -> OSError | None:
     """The "no space left on device" error behind ``exc`` (Lightning and torch wrap it), or None."""
-    import errno
-
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -431,14 +424,6 @@ def disk_full_in(exc: BaseException) -> OSError | None:
 
 def fit_main(argv: Sequence[str]) -> int:
     """``gan-lab fit ...`` (``argv`` starts with ``fit``); returns the exit status."""
-    import signal
-
-    from jsonargparse import ArgumentError
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    from gan_lab.callbacks.guard import TrainingDiverged
-    from gan_lab.runs import RunFinished
 
     _CREATED.clear()
     try:

@@ -39,12 +39,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from gan_lab.checkpoints import checkpoint_counters, load_checkpoint
 from gan_lab.errors import ConfigError
+from gan_lab.files import write_whole
 
 _VERSION = re.compile(r"version_(\d+)$")
 _HPC = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")
@@ -81,8 +84,6 @@ class Resume:
     @classmethod
     def of(cls, ckpt_path: str, run_dir: Path | None = None) -> Resume:
         """Read ``ckpt_path`` (one line if it is no checkpoint) and continue in ``run_dir``."""
-        from gan_lab.checkpoints import load_checkpoint
-
         ckpt = load_checkpoint(ckpt_path)
         state = ckpt.get("gan_lab") or {}
         g, d = int(state.get("g_steps", 0)), int(state.get("d_steps", 0))
@@ -131,8 +132,6 @@ def newest_valid_checkpoint(
 ) -> tuple[tuple[int, int], Path] | None:
     """``((g_steps, d_steps), path)`` of the furthest valid ``*.ckpt`` in ``folders`` (torn or
     foreign files are passed over; ``skip`` is not read), or None."""
-    from gan_lab.checkpoints import checkpoint_counters
-
     best = None
     for folder in dict.fromkeys(Path(f).resolve() for f in folders):
         for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else ():
@@ -148,8 +147,6 @@ def _last(candidates: Sequence[Path], where: Sequence[str]) -> Resume:
     """``--ckpt_path last``: the newest existing candidate, or, when a valid checkpoint beside it
     went further (a kill between writing ``g_steps=N.ckpt`` and ``last.ckpt``) or it is torn, the
     furthest valid checkpoint of its folder, with a note."""
-    from gan_lab.checkpoints import checkpoint_counters
-
     found = [c for c in candidates if c.is_file()]
     if not found:
         raise ConfigError(
@@ -263,8 +260,6 @@ def training_settings(config_yaml: str | None) -> dict:
     >>> training_settings("model: {objective: hinge, max_g_steps: 5}\nseed_everything: 0\ntrainer: {precision: 32, max_steps: 3}")
     {'model.objective': 'hinge', 'seed_everything': 0, 'trainer.precision': 32}
     """
-    import yaml
-
     config = yaml.safe_load(config_yaml or "") or {}
     if not isinstance(config, dict):
         return {}
@@ -367,8 +362,6 @@ class RunExperimentWriter(ExperimentWriter):
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
-        from gan_lab.files import write_whole
-
         os.makedirs(self.log_dir, exist_ok=True)
         if self._keep is None:
             return
@@ -381,8 +374,6 @@ class RunExperimentWriter(ExperimentWriter):
             self.metrics_keys = list(header)
 
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
-        from gan_lab.files import write_whole
-
         with open(self.metrics_file_path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if not _torn(r)]
         write_whole(self.metrics_file_path, _csv_text(fieldnames, rows))
@@ -433,8 +424,6 @@ class SaveConfigToLoggers(SaveConfigCallback):
     logger's ``hparams.yaml`` record the optimizers, the data and every other setting that ran."""
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
-        import yaml
-
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": config})
@@ -529,8 +518,6 @@ def configure_wandb_mode() -> None:
 
 def finish_wandb(trainer) -> None:
     """Close the W&B runs of a finished fit, so that their (offline) files are complete."""
-    from lightning.pytorch.loggers import WandbLogger
-
     for logger in trainer.loggers:
         if hasattr(logger, "finish") and hasattr(logger, "log_member_metrics"):  # per-seed runs
             logger.finish()

@@ -44,6 +44,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
+from gan_lab.checkpoints import state_dict_mismatch
 from gan_lab.errors import ConfigError, check_choice
 from gan_lab.metrics.digit_classifier import load_or_train_digit_classifier
 from gan_lab.metrics.reference import file_hash
@@ -261,16 +262,8 @@ def check_inception_weights(path: Path) -> None:
         raise ConfigError(f"refused Inception-v3 weights {path}: not a state dict of tensors")
     shapes = _inception_shapes()
     required = {k for k in shapes if not k.endswith("num_batches_tracked")}
-    missing = sorted(required - set(state))
-    unexpected = sorted(set(state) - set(shapes))
-    wrong = [k for k in shapes if k in state and tuple(state[k].shape) != shapes[k]]
-    if missing or unexpected or wrong:
-        if wrong:
-            what = f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, not {shapes[wrong[0]]}"
-        elif missing:
-            what = f"it lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
-        else:
-            what = f"it has {unexpected[0]}, which the graph lacks"
+    what = state_dict_mismatch(state, shapes, required, here="the graph")
+    if what is not None:
         raise ConfigError(
             f"refused {path}: not torch-fidelity's Inception-v3 state dict ({what}); get {INCEPTION_URL}"
         )
