@@ -60,35 +60,6 @@ class PenaltyInputs:
     grad_scaler: Any | None = None
 
 
-class _ReadOnlyAlias:
-    """A class attribute that reads another attribute (on the class or the instance) and cannot be
-    set on an instance.
-
-    >>> class A:
-    ...     new = 1
-    ...     old = _ReadOnlyAlias("new")
-    >>> A.old, A().old
-    (1, 1)
-    >>> A().old = 2
-    Traceback (most recent call last):
-    ...
-    AttributeError: old is read-only: it reads new
-    """
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        return getattr(owner if obj is None else obj, self.target)
-
-    def __set__(self, obj: object, value: Any) -> None:
-        raise AttributeError(f"{self.name} is read-only: it reads {self.target}")
-
-
 class Regularizer(nn.Module):
     """A weighted per-sample penalty added to one player's loss.
 
@@ -113,9 +84,6 @@ class Regularizer(nn.Module):
       distributions (WGAN-GP, one-sided GP; weight clipping, a :class:`Constraint`, bounds it by a
       K the clip sets). R1, R2 and DRAGAN take input gradients too, but only at or around the
       data: they stabilise a GAN, they do not make WGAN's critic Lipschitz.
-
-    ``is_gradient_penalty`` is a read-only alias of ``needs_input_grad``, kept for code that still
-    reads it; set the two flags above instead.
     """
 
     name: str = ""
@@ -123,15 +91,6 @@ class Regularizer(nn.Module):
     needs_target: bool = False
     needs_input_grad: bool = False
     enforces_lipschitz: bool = False
-    is_gradient_penalty = _ReadOnlyAlias("needs_input_grad")
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if "is_gradient_penalty" in vars(cls):
-            raise TypeError(
-                f"{cls.__name__} sets is_gradient_penalty, a read-only alias of needs_input_grad now; "
-                "set needs_input_grad and enforces_lipschitz instead"
-            )
 
     def __init__(self, weight: float = 1.0, every: int = 1) -> None:
         super().__init__()

@@ -1,14 +1,13 @@
 """What every registered regularizer declares to the module: ``needs_input_grad`` (its penalty
 takes D's input gradient: per-sample gradients, no SyncBatchNorm) and ``enforces_lipschitz`` (it
-constrains D's Lipschitz constant as WGAN's critic needs), and the old ``is_gradient_penalty``,
-now a read-only alias of ``needs_input_grad``."""
+constrains D's Lipschitz constant as WGAN's critic needs)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gan_lab.regularizers import REGULARIZERS, Constraint, PenaltyInputs, Regularizer, get_regularizer
+from gan_lab.regularizers import REGULARIZERS, PenaltyInputs, Regularizer, get_regularizer
 
 #: name -> (needs_input_grad, enforces_lipschitz). R1, R2 and DRAGAN take input gradients only at or
 #: around the data: they do not make WGAN's critic Lipschitz. Weight clipping bounds it without any
@@ -38,8 +37,6 @@ def test_flags(name):
     cls, reg = REGULARIZERS[name], get_regularizer(name)
     assert (cls.needs_input_grad, cls.enforces_lipschitz) == FLAGS[name]
     assert (reg.needs_input_grad, reg.enforces_lipschitz) == FLAGS[name]
-    if issubclass(cls, Regularizer):  # the old flag, on the class (gpu_check reads it there) and instances
-        assert cls.is_gradient_penalty is reg.is_gradient_penalty is FLAGS[name][0]
 
 
 @pytest.mark.parametrize(
@@ -64,26 +61,3 @@ def test_needs_input_grad_is_what_the_penalty_does(name):
         (grad,) = torch.autograd.grad(penalty.sum(), w)
         assert grad.abs().sum() > 0
 
-
-def test_is_gradient_penalty_is_read_only():
-    reg = get_regularizer("r1")
-    with pytest.raises(AttributeError, match="is_gradient_penalty is read-only: it reads needs_input_grad"):
-        reg.is_gradient_penalty = False
-    assert reg.is_gradient_penalty and reg.needs_input_grad
-    reg.needs_input_grad = False  # an instance may change the real flag; the alias follows
-    assert reg.is_gradient_penalty is False
-
-
-def test_a_subclass_setting_the_old_flag_is_refused():
-    with pytest.raises(TypeError, match="set needs_input_grad and enforces_lipschitz instead"):
-
-        class OldStyle(Regularizer):
-            name = "old_style"
-            is_gradient_penalty = True
-
-    class NewStyle(Regularizer):
-        name = "new_style"
-        needs_input_grad = True
-
-    assert NewStyle.is_gradient_penalty and not NewStyle.enforces_lipschitz
-    assert not Constraint.needs_input_grad and not Constraint.enforces_lipschitz

@@ -93,7 +93,7 @@ def test_get_regularizer_defaults(name):
     assert isinstance(reg, Regularizer)
     assert reg.name == name
     assert reg.player == "D"
-    assert reg.is_gradient_penalty
+    assert reg.needs_input_grad
     assert not reg.needs_target
     assert reg.weight == 10.0  # λ = 10 (Gulrajani et al.), γ = 10 (Mescheder et al.)
     assert reg.every == 1
