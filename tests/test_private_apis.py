@@ -130,7 +130,6 @@ def test_torch_dispatch_mode_sees_every_aten_op_forward_and_backward():
     assert torch.equal(x.grad, torch.full((3,), 2.0))
 
 
-
 def test_lightning_cli_keeps_its_subcommand_parsers_by_name(capsys):
     """gan_lab.fit names the keys close to an unknown ``--key`` from LightningCLI's
     ``_subcommand_parsers["fit"]`` (the main parser holds only ``config`` and ``subcommand``):
@@ -146,12 +145,14 @@ def test_lightnings_csv_writer_rewrites_a_new_header_through_its_hook(tmp_path, 
     existing metrics.csv there; the crash-safety tests cover it) and ``_rewrite_with_new_header``
     (a new column rewrites the file: whole, via gan_lab.files.write_whole). If Lightning stopped
     calling the second, the rewrite would silently be its own, not whole."""
-    import gan_lab.files
+    import gan_lab.runs
     from gan_lab.runs import RunExperimentWriter
 
     calls = []
-    real = gan_lab.files.write_whole
-    monkeypatch.setattr(gan_lab.files, "write_whole", lambda path, data: calls.append(path) or real(path, data))
+    real = gan_lab.runs.write_whole
+    monkeypatch.setattr(
+        gan_lab.runs, "write_whole", lambda path, data: calls.append(path) or real(path, data)
+    )
     writer = RunExperimentWriter(str(tmp_path))
     writer.log_metrics({"a": 1.0}, step=1)
     writer.save()
@@ -159,3 +160,36 @@ def test_lightnings_csv_writer_rewrites_a_new_header_through_its_hook(tmp_path, 
     writer.save()
     assert [str(p) for p in calls] == [str(tmp_path / "metrics.csv")]
     assert (tmp_path / "metrics.csv").read_text().splitlines() == ["a,b,step", "1.0,,1", "2.0,3.0,2"]
+
+
+def test_lightning_cli_gives_a_subcommands_parser_by_name():
+    """gan_lab.fit dumps the resolved config of a fit (kept in every checkpoint, compared by a
+    resume) with ``LightningCLI._parser("fit")``, the subcommand's own parser."""
+    from lightning.pytorch.cli import LightningCLI
+    from tiny_fit import TINY_RING8
+
+    from gan_lab.fit import build_cli
+
+    cli = build_cli([*TINY_RING8, "--trainer.logger=false", "--model.max_g_steps=1"], run=False)
+    assert callable(getattr(LightningCLI, "_parser", None))
+    assert cli._parser(None) is cli.parser  # without subcommands: the one parser
+
+
+def test_lightning_optimizer_wraps_its_optimizer_in_optimizer():
+    """gan_lab.callbacks.guard matches the optimizer a hook names with the trainer's
+    LightningOptimizer wrappers through ``LightningOptimizer._optimizer``."""
+    from lightning.pytorch.core.optimizer import LightningOptimizer
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    assert LightningOptimizer(opt)._optimizer is opt
+
+
+def test_foreach_lerp_is_lerp_on_every_tensor():
+    """gan_lab.nets.ema updates G_ema with ``torch._foreach_lerp_`` (one op for all parameters, as
+    torch's own ``get_ema_multi_avg_fn``): the same numbers as ``torch.lerp`` per tensor."""
+    gen = torch.Generator().manual_seed(0)
+    ema = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen)]
+    params = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen)]
+    expected = [torch.lerp(e, p, 0.25) for e, p in zip(ema, params)]
+    torch._foreach_lerp_(ema, params, 0.25)
+    assert all(torch.equal(a, b) for a, b in zip(ema, expected))
