@@ -45,10 +45,9 @@ from gan_lab.runs import (
     SaveConfigToLoggers,
     check_resume,
     claim_run_folder,
-    close_failed_wandb_runs,
+    close_open_wandb_runs,
     data_name,
     default_loggers,
-    finish_stopped_wandb_run,
     finish_wandb,
     hpc_checkpoint,
     resolve_resume,
@@ -440,11 +439,11 @@ def fit_main(argv: Sequence[str]) -> int:
         status = (
             128 + signal.Signals[signame].value if signame in signal.Signals.__members__ else EXIT_TERMINATED
         )
-        finish_stopped_wandb_run(status)
+        close_open_wandb_runs(status, preempted=True)
         print(f"gan-lab: stopped by {signame}; resume with --ckpt_path last", file=sys.stderr)
         return status
     except TrainingDiverged as e:
-        close_failed_wandb_runs(EXIT_FAILED)
+        close_open_wandb_runs(EXIT_FAILED, preempted=False)
         print(f"gan-lab: training diverged: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_FAILED
     except (ValueError, TypeError, ArgumentError, MisconfigurationException) as e:
@@ -457,7 +456,7 @@ def fit_main(argv: Sequence[str]) -> int:
         full = disk_full_in(e)
         if full is None:
             raise
-        close_failed_wandb_runs(EXIT_FAILED)
+        close_open_wandb_runs(EXIT_FAILED, preempted=False)
         where = f" while writing {full.filename}" if getattr(full, "filename", None) else ""
         print(
             f"gan-lab: the disk is full{where} ({full.strerror}); free space, then resume with "

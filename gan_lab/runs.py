@@ -484,6 +484,8 @@ def default_loggers(model, datamodule, run_dir: Path, resume: Resume | None = No
     own = member_facts(model)  # a mixed ensemble: each member's objective is its own tag
     tags = [*([] if own else objectives), *model.regularizer_names]
     same_runs = resume is not None and not resume.branch and resume.run_dir is not None
+    branch = resume is not None and resume.branch and resume.history is not None
+    at = (resume.g_steps, resume.d_steps) if resume is not None else None
     wandb = SeedRunsLogger(
         csv_logger.log_dir,
         seeds=model.run_seeds,
@@ -493,6 +495,8 @@ def default_loggers(model, datamodule, run_dir: Path, resume: Resume | None = No
         name=f"{data}/{'+'.join([*objectives, *model.regularizer_names])}",
         tags=tags,
         ids=wandb_run_ids(run_dir) if same_runs else None,
+        resume_at=at if (same_runs or branch) else None,  # the history up to it, replayed if lost
+        history_from=resume.history.parent if branch else None,
         media=MediaSettings.from_env(),
     )
     return [csv_logger, wandb]
@@ -517,34 +521,26 @@ def configure_wandb_mode() -> None:
 
 
 def finish_wandb(trainer) -> None:
-    """Close the W&B runs of a finished fit, so that their (offline) files are complete."""
+    """Close the W&B runs of a finished fit, returning once their (offline) files are complete."""
     for logger in trainer.loggers:
         if hasattr(logger, "finish") and hasattr(logger, "log_member_metrics"):  # per-seed runs
             logger.finish()
     if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
-        import wandb
-
-        wandb.finish()
+        close_open_wandb_runs(None, preempted=False)
 
 
-def finish_stopped_wandb_run(status: int) -> None:
-    """Close the W&B runs of a fit stopped by a signal, marked as preempted (resumable) with the
-    process's exit status, so that their files are complete and a resume can attach to their ids."""
+def close_open_wandb_runs(status: int | None, preempted: bool) -> None:
+    """Close every W&B run this process still has open (the per-seed runs, a plain WandbLogger's
+    run) with exit ``status``, returning once their files are complete: a fit stopped by a signal
+    (``preempted``: marked resumable, so that a resume attaches to their ids) or one that failed
+    (diverged, disk full: W&B shows them failed)."""
     seed_runs = sys.modules.get("gan_lab.dashboard.seed_runs")
     if seed_runs is not None:
-        seed_runs.finish_open_runs(status)
+        seed_runs.finish_open_runs(status, preempted)
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
-        wandb.run.mark_preempting()
-        wandb.finish(exit_code=status)
+        from gan_lab.dashboard.seed_runs import finish_written
 
-
-def close_failed_wandb_runs(status: int) -> None:
-    """Close the W&B runs of a fit that failed (diverged, disk full) with the process's exit status,
-    so that their files are complete and W&B shows them as failed."""
-    seed_runs = sys.modules.get("gan_lab.dashboard.seed_runs")
-    if seed_runs is not None:
-        seed_runs.finish_open_runs(status)
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish(exit_code=status)
+        if preempted:
+            wandb.run.mark_preempting()
+        finish_written([wandb.run], exit_code=status)

@@ -31,9 +31,13 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _wandb(run: Path) -> dict:
-    """The W&B run of member 0 (a fit logs one run per seed: per ensemble member)."""
-    records = [read_run(f) for f in run.glob("wandb/offline-run-*/run-*.wandb")]
-    (record,) = [r for r in records if r["config"].get("member", 0) == 0]
+    """The W&B run of member 0 (a fit logs one run per seed: per ensemble member), read as soon as
+    the fit returned: every run's file is complete by then (it holds the run's exit record), and
+    there is one file per member, each naming its member (no file without a config)."""
+    records = [read_run(f) for f in sorted(run.glob("wandb/offline-run-*/run-*.wandb"))]
+    assert records and all(r["complete"] for r in records), "a W&B file was incomplete when the fit returned"
+    assert sorted(r["config"]["member"] for r in records) == list(range(len(records)))
+    (record,) = [r for r in records if r["config"]["member"] == 0]
     return record
 
 

@@ -2,11 +2,19 @@
 
 The file is W&B's LevelDB-style log: a 7-byte header (``:W&B``, magic, version), then 32 KiB
 blocks of chunks, each with a 7-byte header ``<crc32 u32, length u16, type u8>`` (type 1 = a whole
-record, 2/3/4 = first/middle/last piece); each record is a ``wandb_internal_pb2.Record``.
+record, 2/3/4 = first/middle/last piece; the crc covers the type byte and the piece); each record
+is a ``wandb_internal_pb2.Record``. A chunk not written whole (cut short, or its crc wrong: a file
+W&B is still writing, or one a kill cut) ends what is read: records are never made of torn bytes.
+
+A W&B run resumed in another process (a resumed fit) is one more *session*: another
+``offline-run-*`` folder holding another file of the same run id. :func:`sessions` groups the
+files by run id, in the order they were written, and :func:`run_history` reads a run's history
+across them. A file the lab set aside (``run-<id>.wandb.superseded``) is no file of the run.
 """
 
 import json
 import struct
+import zlib
 from pathlib import Path
 
 BLOCK = 32 * 1024
@@ -16,26 +24,29 @@ HEADER = 7
 def _payloads(data: bytes):
     if data[:4] != b":W&B":
         raise ValueError("not a W&B transaction log")
-    pos, pieces = HEADER, b""
+    pos, pieces = HEADER, None
     while pos + HEADER <= len(data):
         left = BLOCK - pos % BLOCK
         if left < HEADER:
             pos += left
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if kind == 0 and length == 0:
             pos += left
             continue
         chunk = data[pos + HEADER : pos + HEADER + length]
+        if len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) != crc:
+            return  # not written (whole) yet: the end of what can be read
         pos += HEADER + length
         if kind == 1:
             yield chunk
         elif kind == 2:
             pieces = chunk
-        elif kind == 3:
+        elif kind == 3 and pieces is not None:
             pieces += chunk
-        elif kind == 4:
+        elif kind == 4 and pieces is not None:
             yield pieces + chunk
+            pieces = None
 
 
 def _config_items(config, into: dict) -> None:
@@ -45,11 +56,13 @@ def _config_items(config, into: dict) -> None:
 
 
 def read_run(path: Path) -> dict:
-    """``{"run": Record.run, "history": [dict, ...], "config": {key: value}}`` of one offline run
-    file (``config``: the run's config and every later update, W&B's ``{"value": ...}`` form)."""
+    """``{"run": Record.run, "history": [dict, ...], "config": {key: value}, "complete": bool,
+    "exit_code": int | None}`` of one offline run file (``config``: the run's config and every
+    later update, W&B's ``{"value": ...}`` form; ``complete``: the file holds the run's exit
+    record, the last one W&B writes)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    out = {"run": None, "history": [], "config": {}}
+    out = {"run": None, "history": [], "config": {}, "complete": False, "exit_code": None}
     for payload in _payloads(Path(path).read_bytes()):
         record = pb.Record()
         record.ParseFromString(payload)
@@ -65,7 +78,29 @@ def read_run(path: Path) -> dict:
                 key = item.key or "/".join(item.nested_key)
                 row[key] = json.loads(item.value_json)
             out["history"].append(row)
+        elif kind == "exit":
+            out["complete"], out["exit_code"] = True, record.exit.exit_code
     return out
+
+
+def sessions(folder: Path) -> dict[str, list[Path]]:
+    """``run id -> [file, ...]``: the offline run files under ``folder``
+    (``**/wandb/offline-run-*/run-*.wandb``) by run id, each run's sessions in the order they
+    were written (by the session folder's start stamp, then the run record's start time)."""
+    found: dict[str, list[tuple]] = {}
+    for path in Path(folder).rglob("offline-run-*/run-*.wandb"):
+        record = read_run(path)
+        run_id = record["run"].run_id if record["run"] is not None else path.stem.removeprefix("run-")
+        stamp = path.parent.name.split("-")[2]
+        start = record["run"].start_time.ToNanoseconds() if record["run"] is not None else 0
+        found.setdefault(run_id, []).append((stamp, start, str(path)))
+    return {run_id: [Path(p) for *_, p in sorted(files)] for run_id, files in found.items()}
+
+
+def run_history(files) -> list[dict]:
+    """A run's history across its sessions' files (from :func:`sessions`), read with wandb's own
+    reader (:func:`inspect_run`), in the order it was logged."""
+    return [row for path in files for row in inspect_run(path)["history"]]
 
 
 # -- wandb's own reader ----------------------------------------------------------------------------
