@@ -84,7 +84,7 @@ def feature_nets(tmp_dir, quick: bool = False) -> dict[str, nn.Module]:
     run only the digit classifier (no 100 MB / 550 MB weights files to write)."""
     from gan_lab.metrics.digit_classifier import DigitClassifier
     from gan_lab.metrics.features import INCEPTION_FILE, InceptionV3Features, VGG16FcFeatures
-    from gan_lab.regularizers.image import VGG16_FILE
+    from gan_lab.weights import VGG16_FILE
 
     nets: dict[str, nn.Module] = {}
     if not quick:

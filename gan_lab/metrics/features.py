@@ -50,13 +50,12 @@ from gan_lab.metrics.digit_classifier import load_or_train_digit_classifier
 from gan_lab.metrics.reference import file_hash
 from gan_lab.nets.spec import import_module_class
 from gan_lab.registry import Registry
-from gan_lab.regularizers.image import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+from gan_lab.regularizers.image import IMAGENET_MEAN, IMAGENET_STD
+from gan_lab.weights import (
     VGG16_FILE,
     MissingWeightsError,
-    _load_vgg16_features_state,
     default_vgg16_path,
+    load_vgg16_state,
     load_weights_file,
 )
 
@@ -221,7 +220,7 @@ def _rgb(x: Tensor) -> Tensor:
 
 def _load_safely(path: Path, what: str) -> Any:
     """``torch.load(path, weights_only=True)`` with one-line errors (the file exists):
-    :func:`~gan_lab.regularizers.image.load_weights_file`."""
+    :func:`~gan_lab.weights.load_weights_file`."""
     return load_weights_file(path, what)
 
 
@@ -341,7 +340,7 @@ class VGG16FcFeatures(FeatureNet):
     """torchvision VGG16's fc2 features (4096, after its ReLU: node ``classifier.4``), the features
     StyleGAN2-ADA computes improved precision/recall on (Kynkäänniemi et al. 2019).
 
-    The same local file as the perceptual loss (:func:`~gan_lab.regularizers.image.default_vgg16_path`,
+    The same local file as the perceptual loss (:func:`~gan_lab.weights.default_vgg16_path`,
     ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``), here the full state dict (``features.*``
     and ``classifier.*``). Input handling: ``[-1, 1] → [0, 1]``, ImageNet mean/std, one channel
     repeated to three, bilinear resize to 224 × 224 (``align_corners=False``, no antialias).
@@ -361,7 +360,7 @@ class VGG16FcFeatures(FeatureNet):
             vgg16 = torchvision.models.vgg16(weights=None).eval()
         net = create_feature_extractor(vgg16, {"classifier.4": "fc2"})
         shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-        state = _load_vgg16_features_state(path, set(shapes))
+        state = load_vgg16_state(path, set(shapes))
         missing = sorted(set(shapes) - set(state))
         wrong = [k for k in shapes if k in state and tuple(state[k].shape) != shapes[k]]
         if missing or wrong:

@@ -35,9 +35,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from gan_lab.errors import ConfigError, check_choice, check_weight
 from gan_lab.regularizers.base import PenaltyInputs, Regularizer, full_precision
-
-VGG16_FILE = "vgg16-397923af.pth"
-VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
+from gan_lab.weights import default_vgg16_path, load_vgg16_state
 
 #: Layer names of VGG16 (Simonyan & Zisserman, 2015) -> index of that ReLU in ``vgg16().features``
 #: (its node ``features.<index>`` for torchvision's feature extraction).
@@ -47,10 +45,6 @@ DEFAULT_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class MissingWeightsError(ConfigError, FileNotFoundError):
-    """A weights file that is not there: both a :class:`ConfigError` and a ``FileNotFoundError``."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,15 +272,6 @@ def sobel_edge_loss(output: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor
 # --------------------------------------------------------------------------------------------------
 
 
-def default_vgg16_path() -> Path:
-    """torchvision's cache file for VGG16: ``torch.hub.get_dir()/checkpoints/vgg16-397923af.pth``.
-
-    ``torch.hub.get_dir()`` is ``$TORCH_HOME/hub`` (read at call time) unless
-    ``torch.hub.set_dir`` was called.
-    """
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
-
-
 def _check_layers(layers: Sequence[str]) -> tuple[str, ...]:
     if isinstance(layers, str):
         layers = (layers,)
@@ -334,7 +319,7 @@ class VGG16Features(nn.Module):
             vgg16 = torchvision.models.vgg16(weights=None).eval()
         return_nodes = {f"features.{VGG16_LAYERS[name]}": name for name in self.layers}
         features = create_feature_extractor(vgg16, return_nodes)  # features.0 .. the deepest node
-        state = _load_vgg16_features_state(self.path, set(features.state_dict()))
+        state = load_vgg16_state(self.path, set(features.state_dict()))
         try:
             features.load_state_dict(state, assign=True)
         except RuntimeError as err:
@@ -372,48 +357,6 @@ class VGG16Features(nn.Module):
 
     def extra_repr(self) -> str:
         return f"layers={list(self.layers)}, weights={str(self.path)!r}"
-
-
-def load_weights_file(path: Path, what: str):
-    """``torch.load(path, map_location="cpu", weights_only=True)`` of a weights file that exists,
-    with one-line errors: a file that names Python objects (a pickle ``GLOBAL``) is refused as such
-    (never with torch's advice to load it with ``weights_only=False``), one torch cannot read is
-    "not a torch weights file". ``what`` names the file in the messages (``"VGG16 weights"``)."""
-    import pickle
-    import warnings
-
-    from gan_lab.checkpoints import _refused_global
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = _refused_global(str(e))
-        if found:
-            raise ConfigError(
-                f"refused {what} {path}: it holds arbitrary Python objects ({found}), which would run "
-                "code if unpickled; gan_lab loads weights only (torch.load weights_only=True)"
-            ) from None
-        raise ConfigError(f"refused {what} {path}: not a torch weights file (torch cannot read it)") from None
-    except Exception as e:  # zip / EOF / key errors of a file that is no torch file
-        raise ConfigError(f"refused {what} {path}: not a torch weights file ({type(e).__name__})") from None
-
-
-def _load_vgg16_features_state(path: Path, keys: set[str]) -> dict[str, Tensor]:
-    """The entries ``keys`` (``features.<i>.weight`` ...) of the VGG16 state dict in ``path``,
-    read weights-only (:func:`load_weights_file`: a file of Python objects is one line, refused)."""
-    if not path.is_file():
-        raise MissingWeightsError(
-            f"VGG16 weights not found at {path}: download {VGG16_URL} into {path.parent} "
-            f"(or point TORCH_HOME at a cache that has it), or pass weights=PATH"
-        )
-    state = load_weights_file(path, "VGG16 weights")
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, Mapping):
-        raise ConfigError(f"{path} is not a state dict (got {type(state).__name__})")
-    return {key: value for key, value in state.items() if key in keys and isinstance(value, Tensor)}
 
 
 class _Unregistered:

@@ -351,7 +351,7 @@ def torch_home_with_vgg16(tmp_path, monkeypatch) -> Path:
     """A TORCH_HOME whose cache holds VGG16 ``features.*`` weights made here (random, seeded)."""
     import torchvision
 
-    from gan_lab.regularizers.image import VGG16_FILE
+    from gan_lab.weights import VGG16_FILE
 
     with torch.device("meta"):
         features = torchvision.models.vgg16(weights=None).features

@@ -24,7 +24,8 @@ from gan_lab.metrics.features import (
     load_feature_net,
     quantize_uint8,
 )
-from gan_lab.regularizers.image import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, MissingWeightsError
+from gan_lab.regularizers.image import IMAGENET_MEAN, IMAGENET_STD
+from gan_lab.weights import VGG16_FILE, MissingWeightsError
 
 
 def _one_line(err) -> str:

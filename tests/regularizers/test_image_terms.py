@@ -22,21 +22,19 @@ from torch import nn
 from gan_lab.errors import ConfigError
 from gan_lab.regularizers import REGULARIZERS, PenaltyInputs, get_regularizer
 from gan_lab.regularizers.image import (
-    VGG16_FILE,
     VGG16_LAYERS,
-    MissingWeightsError,
     PerceptualLoss,
     PixelLoss,
     SobelEdgeLoss,
     StyleLoss,
     VGG16Features,
-    default_vgg16_path,
     gram_matrix,
     perceptual_loss,
     pixel_loss,
     sobel_edge_loss,
     style_loss,
 )
+from gan_lab.weights import VGG16_FILE, MissingWeightsError, default_vgg16_path
 
 SHAPE = (2, 3, 32, 32)
 
