@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench gpu-check clean-venv
+.PHONY: demo test test-slow lint docs bench gpu-check clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gan_lab tests benchmarks
 	$(BIN)/ruff format --check gan_lab tests benchmarks
+
+## The docs site (MkDocs Material + mkdocstrings) into build/site/, strictly: a broken link or a stale
+## API reference fails (tests/test_docs.py builds it the same way in `make test`). Offline.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 ## The lab's step against a hand-written PyTorch loop (JSON: steps/s, samples/s, ratio); benchmarks/
 ## is a developer folder in the repo, not installed with gan_lab.

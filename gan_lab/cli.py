@@ -1,16 +1,5 @@
-"""The ``gan-lab`` command: dispatch to ``fit`` (LightningCLI), ``study``, ``report``, ``sample``, ``metrics``,
-``dashboard``.
-
-    gan-lab fit --config experiments/toy/ring8.yaml --model.objective hinge
-    gan-lab fit --config experiments/toy/ring8.yaml --print_config      # the resolved config
-    gan-lab study experiments/studies/ring8.yaml
-    gan-lab report runs/ring8-demo
-    gan-lab dashboard runs/ring8-demo          # the W&B workspace definition; --save pushes it
-    gan-lab metrics FAKE_DIR REAL_DIR --weights PATH                 # FID & co. between two folders
-
-Bad input (an unknown objective, regularizer or dataset, an impossible combination, a malformed
-argument) ends the command with exit code 2 and one line on stderr, before any training starts.
-"""
+"""The ``gan-lab`` command: dispatch only. ``gan-lab --help`` prints :data:`HELP` before anything
+heavy is imported; each command parses its own arguments (``gan-lab COMMAND --help``)."""
 
 from __future__ import annotations
 
@@ -20,13 +9,32 @@ from collections.abc import Sequence
 
 from gan_lab.errors import fail
 
+#: What ``gan-lab``, ``gan-lab -h`` and ``gan-lab --help`` print: one line per command.
+HELP = """\
+usage: gan-lab COMMAND [ARGS]        (gan-lab COMMAND --help: its options)
+
+commands:
+  fit        train one run: gan-lab fit --config experiments/toy/ring8.yaml
+  study      train a study's entries x seeds, write its report: gan-lab study FILE
+  report     rewrite a study's report from its CSV files: gan-lab report DIR
+  sample     samples from a checkpoint's G: gan-lab sample --ckpt PATH --out grid.png
+  metrics    FID, KID, IS, precision/recall of image folders: gan-lab metrics FAKE REAL
+  dashboard  a study's W&B workspace (--save pushes it): gan-lab dashboard DIR
+
+Bad input: one line on stderr and exit code 2, before any training.
+Guide: README.md; the docs site: make docs, then open build/site/index.html."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):  # before Lightning and the commands are imported
+        print(HELP)
+        return 0
     if argv is None:  # the command itself: its command line is what DDP's launcher runs again
         import gan_lab.fit
 
         gan_lab.fit.AS_COMMAND = True
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = args
     from gan_lab.console import quiet_lightning
     from gan_lab.runs import configure_wandb_mode
 
@@ -34,9 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_lightning()
     # "Seed set to N" would precede a one-line error; the seed is in the saved config anyway.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0
     command, rest = argv[0], argv[1:]
     if command == "fit":
         from gan_lab.fit import fit_main

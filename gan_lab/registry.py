@@ -10,8 +10,9 @@ through unchanged, so that a config value may be either; an unknown name is one
 Names only: a ``class_path`` (``gan_lab.losses.Hinge``, or the short ``Hinge``) is resolved by
 LightningCLI / jsonargparse before a value reaches a registry, and a registry imports nothing.
 
-The registries: ``gan_lab.losses.OBJECTIVES``, ``gan_lab.regularizers.REGULARIZERS`` and
-``gan_lab.data.toy.MIXTURES``. A new kind is one line:
+The registries: ``gan_lab.losses.OBJECTIVES``, ``gan_lab.regularizers.REGULARIZERS``,
+``gan_lab.data.toy.MIXTURES``, ``gan_lab.metrics.METRICS`` and the evaluators a study runs,
+``gan_lab.study.EVALUATORS`` (keyed by their ``NAME``). A new kind is one line:
 
 >>> class Metric: ...
 >>> METRICS = Registry("metric", base=Metric)
@@ -45,6 +46,8 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
             it unchanged. ``()`` passes nothing through.
         entries: registered at once, each under its ``name`` attribute (see :meth:`register`).
         plural: the messages' plural when it is not ``kind + "s"``.
+        key: the attribute an entry's name is read from when :meth:`register` is given none
+            (``"name"``; the evaluators' is ``"NAME"``).
 
     >>> from gan_lab.losses import OBJECTIVES, Hinge
     >>> OBJECTIVES
@@ -59,8 +62,9 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
         base: type | tuple[type, ...] = (),
         entries: Iterable[Callable[[], T]] = (),
         plural: str | None = None,
+        key: str = "name",
     ) -> None:
-        self.kind, self.base = kind, base
+        self.kind, self.base, self.key = kind, base, key
         self.plural = plural or f"{kind}s"
         self._entries: dict[str, Callable[[], T]] = {}
         for entry in entries:
@@ -69,7 +73,8 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
     def register(
         self, entry: Callable[[], T] | None = None, *, name: str | None = None, replace: bool = False
     ) -> Any:
-        """Add ``entry`` under ``name`` (default: ``entry.name``) and return it unchanged.
+        """Add ``entry`` under ``name`` (default: its :attr:`key` attribute, ``entry.name``) and
+        return it unchanged.
 
         Works as ``register(cls)``, as a decorator ``@register`` and as ``@register(name="x")``.
         ``replace``: take the name over from the entry that holds it (a class defined again).
@@ -88,11 +93,11 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
         """
 
         def add(entry: Callable[[], T]) -> Callable[[], T]:
-            key = getattr(entry, "name", None) if name is None else name
+            key = getattr(entry, self.key, None) if name is None else name
             if not isinstance(key, str) or not key:
                 raise ConfigError(
                     f"cannot register {_qualname(entry)} as a {self.kind}: it has no name "
-                    "(set its `name` attribute or pass register(..., name=...))"
+                    f"(set its `{self.key}` attribute or pass register(..., name=...))"
                 )
             if key in self._entries and not replace:
                 raise ConfigError(
@@ -117,7 +122,7 @@ class Registry(Mapping[str, Callable[[], T]], Generic[T]):
         False
         """
         self.register(entry, name=name)
-        key = getattr(entry, "name", None) if name is None else name
+        key = getattr(entry, self.key, None) if name is None else name
         try:
             yield entry
         finally:

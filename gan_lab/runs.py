@@ -253,7 +253,7 @@ def _flat(value, prefix: str = "") -> dict:
 
 
 def training_settings(config_yaml: str | None) -> dict:
-    """The settings of a resolved config (YAML) that change what a run trains, flattened
+    r"""The settings of a resolved config (YAML) that change what a run trains, flattened
     (``model.objective``, ``model.optimizer_d.init_args.lr``, ``data.init_args.batch_size``, ...):
     the model and the data but :data:`SCHEDULE_KEYS`, the global seed, :data:`TRAINER_KEYS`.
 

@@ -1,13 +1,41 @@
 """A second toy evaluator for the tests of studies with several evaluators (importable by class
-path): the spread of G's samples, ``mean ‖x − mean(x)‖`` per member, on its own schedule."""
+path), written as a user writes a new evaluator: this module is all of it. The evaluator class
+schedules, computes and logs the spread of G's samples (``mean ‖x − mean(x)‖`` per member, on its
+own schedule) and names its report section (:class:`SpreadReport`: a header, a protocol paragraph,
+a figure, its own dashboard section); a study registers the class when it first runs it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
+from gan_lab.study.section import EvaluatorReport
+
+
+class SpreadReport(EvaluatorReport):
+    """How a study shows the spread: its column header, its protocol, its curve, its dashboard section."""
+
+    TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {"spread": ("spread (distance)", 1.0, 3)}
+    SECTION = "sample spread"
+
+    def protocol(self, info: dict) -> str:
+        return (
+            f"Protocol (sample spread): {info['n_samples']} samples from a fixed noise set; the spread is their "
+            "mean distance from their centroid."
+        )
+
+    def figures(
+        self, study_dir, runs, results, history, info, file_prefix: str = ""
+    ) -> list[tuple[str, str]]:
+        from gan_lab.plots import save_curves_figure
+
+        name = f"{file_prefix}curve.png"
+        histories = {label: [r for r in history if r["objective"] == label] for label, _ in runs}
+        save_curves_figure(histories, "spread", str(Path(study_dir) / name), ylabel="spread", title="spread")
+        return [("spread against G steps", name)]
 
 
 class SampleSpread(ScheduledEvaluator):
@@ -37,11 +65,12 @@ class SampleSpread(ScheduledEvaluator):
         self._last_eval = pl_module.g_steps
         return {"spread": spread}
 
-    def save_artifacts(self, run_dir: Path) -> None:
-        """Nothing to save."""
-
     def info(self, trainer) -> dict:
         return {"n_samples": 200}
+
+    @classmethod
+    def report_section(cls) -> SpreadReport:
+        return SpreadReport()
 
 
 class SampleSpreadAgain(SampleSpread):

@@ -102,6 +102,44 @@ def test_console_script_exit_code_and_single_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+COMMANDS = ["fit", "study", "report", "sample", "metrics", "dashboard"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []])
+def test_help_is_a_short_plain_list_of_commands(capsys, args):
+    """`gan-lab --help` (and `-h`, and no argument): one line per command, plain text (no reST
+    markup), exit 0."""
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) <= 20 and all(len(line) <= 100 for line in lines)
+    assert "``" not in out and ":class:" not in out and ":func:" not in out
+    listed = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert listed == COMMANDS  # one line each, in this order
+
+
+def test_help_prints_before_lightning_is_imported():
+    """The help needs none of the training stack: the command prints it before importing Lightning
+    or any command's module (no timing asserted; what is imported is the measure)."""
+    code = (
+        "import sys; from gan_lab.cli import main; main(['--help']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'wandb')"
+        " or m in ('gan_lab.fit', 'gan_lab.study', 'gan_lab.module')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_console_script_prints_the_help():
+    """The installed `gan-lab` (beside this interpreter), as a user runs it."""
+    script = Path(sys.executable).with_name("gan-lab")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "gan_lab.cli"]
+    proc = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("usage: gan-lab COMMAND") and "dashboard" in proc.stdout
+
+
 def test_unknown_command(capsys):
     assert main(["fitt"]) == 2
     assert "valid commands" in capsys.readouterr().err

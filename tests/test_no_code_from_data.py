@@ -34,9 +34,14 @@ LEGACY = "gan_lab.callbacks.mode_eval.ModeCoverageEvaluator"
 def tiny_study_folder(folder: Path, evaluator="mode") -> Path:
     """A finished one-objective, two-seed mode-coverage study, as `gan-lab study` writes it
     (study.json naming ``evaluator``, results.csv, history.csv, a run folder with its final
-    samples) and a per-seed W&B record for `gan-lab dashboard`; nothing is trained."""
+    samples) and a per-seed W&B record for `gan-lab dashboard`; nothing is trained. A list of
+    evaluators is today's study.json (columns ``mode/<metric>``, ``info`` by name); anything else
+    the one-evaluator study.json of before (columns by metric name, its facts as ``info``)."""
     from gan_lab.dashboard.seed_runs import RECORD_FILE
     from gan_lab.study.report import HISTORY_KEYS, RESULT_KEYS
+
+    listed = isinstance(evaluator, list)
+    columns = [f"mode/{m}" if listed else m for m in MODE_METRICS]
 
     run = folder / "hinge"
     run.mkdir(parents=True)
@@ -45,14 +50,13 @@ def tiny_study_folder(folder: Path, evaluator="mode") -> Path:
     meta = {
         "study": "tiny", "source": "", "command": "gan-lab study tiny.yaml", "seeds": 2, "seed": 0,
         "ensemble": True, "note": "", "published": [], "labels": ["hinge"], "evaluator": evaluator,
-        "info": MODE_INFO, "started": "2025-01-01 00:00:00", "finished": "2025-01-01 00:01:00",
+        "info": {"mode": MODE_INFO} if listed else MODE_INFO, "started": "2025-01-01 00:00:00", "finished": "2025-01-01 00:01:00",
         "torch": torch.__version__, "python": "3", "host": "test",
         "runs": [{"label": "hinge", "run_dir": "hinge", "wall_time_s": 1.0}], "weights": {},
     }  # fmt: skip
     (folder / "study.json").write_text(json.dumps(meta, indent=2))
     history = [
-        {"objective": "hinge", "member": k, "seed": k, "g_steps": g, "modes": 8.0, "hq_fraction": 0.9,
-         "reverse_kl": 0.01, "js": 0.01}
+        {"objective": "hinge", "member": k, "seed": k, "g_steps": g, **dict(zip(columns, (8.0, 0.9, 0.01, 0.01)))}
         for g in (2, 4) for k in range(2)
     ]  # fmt: skip
     results = [
@@ -61,8 +65,8 @@ def tiny_study_folder(folder: Path, evaluator="mode") -> Path:
         if r["g_steps"] == 4
     ]
     for name, keys, rows in (
-        ("results.csv", [*RESULT_KEYS, *MODE_METRICS, "wall_time_s", "status"], results),
-        ("history.csv", [*HISTORY_KEYS, *MODE_METRICS], history),
+        ("results.csv", [*RESULT_KEYS, *columns, "wall_time_s", "status"], results),
+        ("history.csv", [*HISTORY_KEYS, *columns], history),
     ):
         with open(folder / name, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
@@ -96,11 +100,16 @@ def _one_line(err: str) -> str:
 
 @pytest.mark.parametrize("evaluator", ["mode", "gan_lab.callbacks.mode_eval.ModeCoverageEvaluator", ["mode"]])
 def test_report_and_dashboard_find_registered_evaluators(tmp_path, capsys, evaluator):
-    """The control: a registered name, and the class path a study.json written before the registry
-    holds (an exact string match, not an import), are reported and dashboarded."""
+    """The control: today's list of registered names, and what a study.json written before held (one
+    name, or the class path of before the registry: an exact string match, not an import, with
+    columns by metric name), are reported, the same table from either, and dashboarded."""
     study = tiny_study_folder(tmp_path / "tiny", evaluator)
     assert main(["report", str(study)]) == 0
-    assert "Protocol (PacGAN / VEEGAN)" in (study / "report.md").read_text()
+    report = (study / "report.md").read_text()
+    assert "Protocol (PacGAN / VEEGAN)" in report and "## ModeCoverageEvaluator (`mode/` columns)" in report
+    row = next(line for line in report.splitlines() if line.startswith("| hinge |"))
+    assert "| 8.00 ± 0.00 | 90.0 ± 0.0 | 0.010 ± 0.000 | 0.010 ± 0.000 |" in row
+    assert (study / "mode_samples.png").is_file() and (study / "mode_coverage.png").is_file()
     assert main(["dashboard", str(study)]) == 0
     assert "mode coverage: mode/modes" in capsys.readouterr().out
 
@@ -117,7 +126,10 @@ def test_a_new_study_records_evaluator_names():
     from gan_lab.callbacks import ImageMetricsEvaluator, ModeCoverageEvaluator
     from gan_lab.study.report import evaluators_meta
 
-    assert evaluators_meta([ModeCoverageEvaluator], [{}])["evaluator"] == "mode"
+    assert evaluators_meta([ModeCoverageEvaluator], [{"k": 1}]) == {
+        "evaluator": ["mode"],
+        "info": {"mode": {"k": 1}},
+    }
     two = evaluators_meta([ModeCoverageEvaluator, ImageMetricsEvaluator], [{}, {}])
     assert two["evaluator"] == ["mode", "image"]
 
@@ -138,14 +150,14 @@ def test_a_users_evaluator_is_registered_by_its_study_and_may_not_take_a_labs_na
         NAME, METRICS = "mode", ("modes",)
 
     assert "mine" not in EVALUATORS
-    assert evaluators_meta([Mine], [{}])["evaluator"] == "mine"
+    assert evaluators_meta([Mine], [{}])["evaluator"] == ["mine"]
     assert evaluator_class("mine") is Mine
     assert evaluator_class(f"{Mine.__module__}.{Mine.__qualname__}") is Mine  # its exact class path
 
     class Mine(ScheduledEvaluator):  # defined again (a re-run notebook cell)
         NAME, METRICS = "mine", ("m",)
 
-    assert evaluators_meta([Mine], [{}])["evaluator"] == "mine" and evaluator_class("mine") is Mine
+    assert evaluators_meta([Mine], [{}])["evaluator"] == ["mine"] and evaluator_class("mine") is Mine
     with pytest.raises(ConfigError, match="evaluator 'mode' is already registered"):
         evaluators_meta([Impostor], [{}])
     assert evaluator_class("mode").__name__ == "ModeCoverageEvaluator"
@@ -253,7 +265,7 @@ def test_an_object_array_npy_is_refused_in_one_line(tmp_path, capsys):
     assert code == 2
     err = _one_line(capsys.readouterr().err)
     assert str(npy) in err and "Python objects" in err and "object array" in err
-    assert not (study / "report.md").exists() and not (study / "samples.png").exists()
+    assert not (study / "report.md").exists() and not (study / "mode_samples.png").exists()
 
 
 @pytest.mark.parametrize(

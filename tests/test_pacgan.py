@@ -135,8 +135,8 @@ def test_published_rows_are_shown_in_the_metrics_units_beside_ours_with_overlap_
     hinge = _line(report, "| hinge (published) |")
     assert "| 0.10 ± 0.05 | 0.0 |" in hinge  # HQ 0.0 as a fraction -> 0.0 %, no s.e. given
     ours = _line(report, "| hinge (ours: `hinge`) |")
-    modes = [float(r["modes"]) for r in results if r["objective"] == "hinge"]
-    hq = [float(r["hq_fraction"]) for r in results if r["objective"] == "hinge"]
+    modes = [float(r["mode/modes"]) for r in results if r["objective"] == "hinge"]
+    hq = [float(r["mode/hq_fraction"]) for r in results if r["objective"] == "hinge"]
     mean = sum(modes) / 2
     se = abs(modes[0] - modes[1]) / 2  # s.e. of 2 values: |a − b| / 2
     apart = [
@@ -243,7 +243,7 @@ def test_convergence_note_names_the_moving_metrics():
     from gan_lab.callbacks import ModeCoverageEvaluator
     from gan_lab.study.report import StudyEvaluator
 
-    entry = StudyEvaluator(ModeCoverageEvaluator, {}, "", False)
+    entry = StudyEvaluator(ModeCoverageEvaluator, {})
     note = convergence_note(entry, _history([(100, 0.1), (300, 0.5), (400, 0.7)]))
     assert note == "not converged: HQ % +20.0 over G steps 300→400"
     assert convergence_note(entry, _history([(300, 0.7), (400, 0.7)])) == ""

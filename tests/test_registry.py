@@ -197,3 +197,18 @@ def test_without_a_base_nothing_passes_through():
     reg = Registry("objective")  # no base: an Objective is not a name
     with pytest.raises(ConfigError, match=r"^unknown objective Hinge\(\); valid objectives: $"):
         reg.get(Hinge())
+
+
+def test_a_kind_named_by_another_attribute():
+    """``key``: the evaluators' registry reads an entry's name from ``NAME`` (gan_lab.study.EVALUATORS)."""
+
+    class Counter:
+        NAME = "count"
+
+    reg = Registry("evaluator", key="NAME", entries=[Counter])
+    assert reg["count"] is Counter and list(reg) == ["count"]
+    with pytest.raises(ConfigError, match=r"^cannot register .* it has no name \(set its `NAME` attribute"):
+        reg.register(type("Nameless", (), {"NAME": ""}))
+    with reg.temporarily(type("Other", (), {"NAME": "other"})):
+        assert sorted(reg) == ["count", "other"]
+    assert list(reg) == ["count"]

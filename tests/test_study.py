@@ -45,9 +45,10 @@ def finished(tmp_path_factory):
 
 
 def test_study_writes_every_file(finished):
-    for name in ("results.csv", "history.csv", "report.md", "samples.png", "coverage.png", "study.json"):
+    files = ("plan.json", "results.csv", "history.csv", "report.md", "mode_samples.png", "mode_coverage.png")
+    for name in (*files, "study.json"):
         assert (finished / name).is_file(), name
-    assert (finished / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (finished / "mode_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for label in ("hinge", "wasserstein"):
         assert (finished / label / "final_samples.npy").is_file()
 
@@ -68,8 +69,8 @@ def test_report_figures_match_results_csv(finished):
     report = (finished / "report.md").read_text()
     for obj in ("hinge", "wasserstein"):
         line = next(x for x in report.splitlines() if x.startswith(f"| {obj} |"))
-        modes = [float(r["modes"]) for r in rows if r["objective"] == obj]
-        hq = [float(r["hq_fraction"]) for r in rows if r["objective"] == obj]
+        modes = [float(r["mode/modes"]) for r in rows if r["objective"] == obj]
+        hq = [float(r["mode/hq_fraction"]) for r in rows if r["objective"] == obj]
         mean, se = mean_and_se(torch.tensor(modes, dtype=torch.float64))
         assert f"{mean:.2f} ± {se:.2f}" in line
         assert fmt_mean_se(hq, scale=100, digits=1) in line
@@ -158,7 +159,7 @@ def test_job_array_entries_merge_into_one_study(tmp_path):
     rows = read_csv(shared / "results.csv")
     assert sorted({r["objective"] for r in rows}) == ["hinge", "wasserstein"] and len(rows) == 4
     report = (shared / "report.md").read_text()
-    assert "| hinge |" in report and "| wasserstein |" in report and (shared / "samples.png").is_file()
+    assert "| hinge |" in report and "| wasserstein |" in report and (shared / "mode_samples.png").is_file()
 
 
 def test_only_unknown_label(tmp_path, capsys):
@@ -232,8 +233,8 @@ DAMAGE = {
     ),
     "results non-numeric": (
         "results.csv",
-        lambda p: _edit_csv(p, _set_cell("modes", "many")),
-        ["results.csv", "line 2", "modes", "'many'", "not a number"],
+        lambda p: _edit_csv(p, _set_cell("mode/modes", "many")),
+        ["results.csv", "line 2", "mode/modes", "'many'", "not a number"],
     ),
     "results non-integer seed": (
         "results.csv",
@@ -242,8 +243,8 @@ DAMAGE = {
     ),
     "results missing column": (
         "results.csv",
-        lambda p: _edit_csv(p, _drop_column("hq_fraction")),
-        ["results.csv", "lacks column", "hq_fraction"],
+        lambda p: _edit_csv(p, _drop_column("mode/hq_fraction")),
+        ["results.csv", "lacks column", "mode/hq_fraction"],
     ),
     "results extra field": (
         "results.csv",
@@ -263,8 +264,8 @@ DAMAGE = {
     ),
     "history missing column": (
         "history.csv",
-        lambda p: _edit_csv(p, _drop_column("modes")),
-        ["history.csv", "lacks column", "modes"],
+        lambda p: _edit_csv(p, _drop_column("mode/modes")),
+        ["history.csv", "lacks column", "mode/modes"],
     ),
     "study.json truncated": (
         "study.json",
@@ -289,7 +290,9 @@ DAMAGE = {
     ),
     "study.json info not fitting": (
         "study.json",
-        lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "info": {"mixture": "ring8"}})),
+        lambda p: p.write_text(
+            json.dumps({**json.loads(p.read_text()), "info": {"mode": {"mixture": "ring8"}}})
+        ),
         ["study.json", "'info' does not fit ModeCoverageEvaluator", "KeyError", "means"],
     ),
     "study.json bad runs": (
@@ -318,7 +321,7 @@ def test_report_on_a_damaged_study_exits_2_and_rewrites_nothing(small_study, tmp
 
 
 #: what `gan-lab report` (re)writes: the report and the toy evaluator's figures
-REPORT_OUTPUTS = ("report.md", "samples.png", "coverage.png")
+REPORT_OUTPUTS = ("report.md", "mode_samples.png", "mode_coverage.png")
 
 
 def test_report_on_the_undamaged_copy_rewrites_the_same_report(small_study, tmp_path):
@@ -407,6 +410,8 @@ def test_several_evaluators_each_get_their_prefixed_columns(two_evaluators):
 
 
 def test_several_evaluators_each_get_their_table_and_figures(two_evaluators):
+    """Each evaluator's section as its class names it: the lab's mode coverage, and the spread of
+    tests/spread_evaluator.py (a user's evaluator: its module is all it took)."""
     report = (two_evaluators / "report.md").read_text()
     results = read_csv(two_evaluators / "results.csv")
     mode, spread = report.split("## ModeCoverageEvaluator")[1].split("## SampleSpread")
@@ -415,7 +420,9 @@ def test_several_evaluators_each_get_their_table_and_figures(two_evaluators):
         and "| objective | regularizers | n_critic | G steps | modes covered |" in mode
     )
     assert "![final samples](mode_samples.png)" in mode and "![mode coverage](mode_coverage.png)" in mode
-    assert "| objective | regularizers | n_critic | G steps | spread | wall time (s) |" in spread  # by name
+    assert "Protocol (sample spread): 200 samples" in spread
+    assert "| objective | regularizers | n_critic | G steps | spread (distance) | wall time (s) |" in spread
+    assert "![spread against G steps](spread_curve.png)" in spread
     for obj in ("hinge", "least_squares"):
         hq = [float(r["mode/hq_fraction"]) for r in results if r["objective"] == obj]
         values = [float(r["spread/spread"]) for r in results if r["objective"] == obj]
@@ -424,7 +431,7 @@ def test_several_evaluators_each_get_their_table_and_figures(two_evaluators):
         )
         line = next(x for x in spread.splitlines() if x.startswith(f"| {obj} |"))
         assert fmt_mean_se(values, digits=3) in line
-    for name in ("mode_samples.png", "mode_coverage.png"):
+    for name in ("mode_samples.png", "mode_coverage.png", "spread_curve.png"):
         assert (two_evaluators / name).read_bytes()[:4] == b"\x89PNG"
     assert not (two_evaluators / "samples.png").exists()
 
@@ -471,16 +478,13 @@ def test_runs_with_other_evaluators_are_refused_before_any_folder(tmp_path, caps
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_mixed_study_gives_every_entry_the_rows_of_its_own_job(tmp_path):
-    """``mixed: true``: hinge, minimax and relativistic (same configs) train as one 3 × 2-member
-    ensemble, wasserstein (its own config) as its own job; every row of results.csv and history.csv
-    equals the plain study's (wall times aside), each entry gets its samples, and the W&B runs carry
-    each member's objective."""
-    objectives = "[hinge, minimax, {objective: wasserstein, configs: [wgan.yaml]}, relativistic]"
+def plain_and_mixed(tmp_path, objectives: str, rows: int) -> tuple[Path, Path]:
+    """The study of ``objectives`` (2 seeds) run plain (no W&B) and with ``mixed: true`` (W&B
+    offline), one job at a time; every row of their results.csv and history.csv is the same (wall
+    times aside), at least ``rows`` of them. Returns the two study folders."""
     study = write_study(tmp_path, objectives=objectives, seeds=2)
-    text = study.read_text()
     mixed = tmp_path / "mixed.yaml"
-    mixed.write_text(text.replace("name: tiny", "name: tiny\nmixed: true"))
+    mixed.write_text(study.read_text().replace("name: tiny", "name: tiny\nmixed: true"))
     assert main(["study", str(study), "--out", str(tmp_path / "plain"), "--no-wandb", "--jobs", "1"]) == 0
     assert main(["study", str(mixed), "--out", str(tmp_path / "mixed"), "--jobs", "1"]) == 0
     plain, both = tmp_path / "plain" / "tiny", tmp_path / "mixed" / "tiny"
@@ -489,7 +493,17 @@ def test_a_mixed_study_gives_every_entry_the_rows_of_its_own_job(tmp_path):
         for row in (*a, *b):
             row.pop("wall_time_s", None)
         key = lambda r: (r["objective"], r.get("g_steps"), r["member"])  # noqa: E731
-        assert sorted(a, key=key) == sorted(b, key=key) and len(a) >= 8
+        assert sorted(a, key=key) == sorted(b, key=key) and len(a) >= rows
+    return plain, both
+
+
+def test_a_mixed_study_gives_every_entry_the_rows_of_its_own_job(tmp_path):
+    """``mixed: true``: hinge, minimax and relativistic (same configs) train as one 3 × 2-member
+    ensemble, wasserstein (its own config) as its own job; every row of results.csv and history.csv
+    equals the plain study's (wall times aside), each entry gets its samples, and the W&B runs carry
+    each member's objective."""
+    objectives = "[hinge, minimax, {objective: wasserstein, configs: [wgan.yaml]}, relativistic]"
+    plain, both = plain_and_mixed(tmp_path, objectives, rows=8)
     meta = json.loads((both / "study.json").read_text())
     trained = {r["label"]: r.get("trained_in") for r in meta["runs"]}
     assert trained == {
@@ -543,3 +557,136 @@ def test_the_demo_study_runs_five_objectives_as_one_mixed_fit_and_wgan_gp_beside
     )
     report = (study / "report.md").read_text()
     assert "not PacGAN's protocol" in report and "trained side by side as one mixed ensemble" in report
+
+
+# ----------------------------------------------------------------------------------------------
+# The plan, and a user's own objective
+# ----------------------------------------------------------------------------------------------
+
+
+def test_the_plan_is_written_before_the_first_fit_and_follows_the_jobs(tmp_path, monkeypatch):
+    """plan.json holds every job (its command, entries, seeds, folder) before the first fit starts,
+    each job ``running`` while it fits and ``finished`` with its status after; study.json's run
+    arguments and results.csv's columns are the plan's."""
+    import gan_lab.study.jobs as jobs
+
+    seen, fit = [], jobs.fit_job
+
+    def spy(job, cli, study, study_dir, *args, **kwargs):
+        seen.append(json.loads((study_dir / "plan.json").read_text()))
+        return fit(job, cli, study, study_dir, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "fit_job", spy)
+    study = write_study(
+        tmp_path, objectives="[hinge, minimax, {objective: wasserstein, configs: [wgan.yaml]}]"
+    )
+    study.write_text(study.read_text().replace("name: tiny", "name: tiny\nmixed: true"))
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb", "--jobs", "1"]) == 0
+    out = tmp_path / "runs" / "tiny"
+    assert [[j["state"] for j in plan["jobs"]] for plan in seen] == [
+        ["running", "planned"],
+        ["finished", "running"],
+    ]
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["format"] == "gan_lab/study-plan-1" and plan["evaluators"] == ["mode"]
+    assert [(j["state"], j["status"]) for j in plan["jobs"]] == [("finished", "ok")] * 2
+    mixed, wgan = plan["jobs"]
+    assert (mixed["name"], mixed["run_dir"], mixed["seeds"]) == (
+        "hinge+minimax",
+        "hinge+minimax",
+        [7, 8, 9] * 2,
+    )
+    entries = [(e["label"], e["objective"], e["seeds"], e["run_dir"]) for e in mixed["entries"]]
+    assert entries == [("hinge", "hinge", [7, 8, 9], "hinge"), ("minimax", "minimax", [7, 8, 9], "minimax")]
+    assert (
+        mixed["command"][:2] == ["gan-lab", "fit"] and "--model.objective=[hinge,minimax]" in mixed["command"]
+    )
+    assert (wgan["regularizers"], wgan["n_critic"], wgan["max_g_steps"]) == (["wgan_gp"], 2, 4)
+    meta = json.loads((out / "study.json").read_text())
+    assert [r["args"] for r in meta["runs"]] == [mixed["command"][2:]] * 2 + [wgan["command"][2:]]
+    assert plan["columns"]["results"] == list(read_csv(out / "results.csv")[0])
+    assert plan["columns"]["history"] == list(read_csv(out / "history.csv")[0])
+
+
+#: hinge, the margin hinge of tests/custom_objective.py with margin 0 ({class_path, init_args}),
+#: and with margin 1 (a dotted name; the same objective name as the first, so not in its mixed fit)
+CUSTOM = (
+    "[hinge, {objective: {class_path: custom_objective.MarginHinge, init_args: {margin: 0.0}}, label: margin},"
+    " {objective: custom_objective.MarginHinge, label: margin1}]"
+)
+
+
+def test_a_study_runs_a_users_objective_plain_and_mixed(tmp_path):
+    """A user's objective as ``fit`` takes it (``{class_path, init_args}``, or a dotted name), in a
+    plain study and a ``mixed: true`` one: hinge and the margin-0 hinge train as one mixed fit, the
+    margin-1 hinge (an objective of the same name as the margin-0 one) in a fit of its own; every
+    row is the plain study's and every entry's samples its own run's. The objective is the one
+    named, with its arguments: margin 1 gives hinge's samples bit for bit, margin 0 others (D's
+    logits start near 0, where a margin of 0 stops half of D's gradients)."""
+    plain, both = plain_and_mixed(tmp_path, CUSTOM, rows=6)
+    meta = json.loads((both / "study.json").read_text())
+    trained = {r["label"]: r.get("trained_in") for r in meta["runs"]}
+    assert trained == {"hinge": "hinge+margin", "margin": "hinge+margin", "margin1": None}
+    samples = {
+        (kind, label): np.load(folder / label / "final_samples.npy")
+        for kind, folder in (("plain", plain), ("mixed", both))
+        for label in ("hinge", "margin", "margin1")
+    }
+    for label in ("hinge", "margin", "margin1"):
+        assert samples["mixed", label].shape[0] == 2  # its own 2 seeds
+        np.testing.assert_allclose(samples["mixed", label], samples["plain", label], rtol=0, atol=1e-5)
+    assert np.array_equal(samples["plain", "margin1"], samples["plain", "hinge"])
+    assert not np.array_equal(samples["plain", "margin"], samples["plain", "hinge"])
+    runs = [read_run(f) for f in sorted((both / "hinge+margin").glob("wandb/offline-run-*/run-*.wandb"))]
+    seen = sorted((r["config"]["objective"], r["config"]["loss"], r["config"]["seed"]) for r in runs)
+    assert seen == [
+        ("hinge", "hinge", 7),
+        ("hinge", "hinge", 8),
+        ("margin", "margin_hinge", 7),
+        ("margin", "margin_hinge", 8),
+    ]
+
+
+def test_a_study_entry_takes_the_objectives_fit_takes(tmp_path):
+    """A registered name, a dotted class path and ``{class_path, init_args}`` are entries (labelled by
+    name or class path unless given one); with ``mixed: true`` the name and the dotted path share a
+    fit (fit's mixed list takes names only: the plan gives it a PerMember by class path, which
+    builds), the margin-0 hinge (another objective of the same name) one of its own."""
+    from gan_lab.study import build_jobs, load_study, plan_study
+
+    custom = "{objective: {class_path: custom_objective.MarginHinge, init_args: {margin: 0.0}}, label: m0}"
+    study = write_study(tmp_path, objectives=f"[hinge, custom_objective.MarginHinge, {custom}]", seeds=2)
+    study.write_text(study.read_text().replace("name: tiny", "name: tiny\nmixed: true"))
+    spec = load_study(str(study))
+    assert [(r.label, r.objective) for r in spec.runs] == [
+        ("hinge", "hinge"),
+        ("custom_objective.MarginHinge", "custom_objective.MarginHinge"),
+        ("m0", {"class_path": "custom_objective.MarginHinge", "init_args": {"margin": 0.0}}),
+    ]
+    plan = plan_study(spec, tmp_path / "runs" / "tiny", [])
+    assert [job.name for job in plan.jobs] == ["hinge+custom_objective.MarginHinge", "m0"]
+    assert [[e.loss for e in job.entries] for job in plan.jobs] == [
+        ["hinge", "margin_hinge"],
+        ["margin_hinge"],
+    ]
+    (mixed,) = [a.split("=", 1)[1] for a in plan.jobs[0].args if a.startswith("--model.objective=")]
+    assert json.loads(mixed) == {
+        "class_path": "gan_lab.losses.per_member.PerMember",
+        "init_args": {
+            "objectives": [
+                {"class_path": "gan_lab.losses.objectives.Hinge"},
+                {"class_path": "custom_objective.MarginHinge"},
+            ]
+        },
+    }
+    clis = build_jobs(plan)
+    assert [cli.model.objective.names for cli in clis[:1]] == [["hinge", "margin_hinge"]]
+    assert clis[1].model.objective.margin == 0.0 and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("objective", ["{init_args: {margin: 1}}", "3", "''", "[hinge]", "{class_path: ''}"])
+def test_an_entry_without_an_objective_is_one_line(tmp_path, capsys, objective):
+    study = write_study(tmp_path, objectives=f"[{{objective: {objective}}}]")
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs an 'objective': a name, a class path or {class_path" in err

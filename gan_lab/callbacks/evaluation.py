@@ -31,11 +31,24 @@ settings (None: no per-seed logger, or media off), at its ``size`` and ``count``
         media = {f"{self.NAME}/samples": [image_grid(x[k], settings.size, settings.count) for k in range(E)]}
     self.log_metrics(trainer, pl_module, means_and_se, per_member=per_member, media=media)
 
-A subclass sets :attr:`NAME` (the namespace of its logged keys, ``<NAME>/<metric>``, and of its
-columns in a study of several evaluators), :attr:`METRICS` (the per-member metrics of each history
-row) and :attr:`PRIMARY`, and implements :meth:`evaluate` (score, append rows, call
-:meth:`log_metrics`), and for a study :meth:`info` (the facts of its setting, JSON) and
-:meth:`save_artifacts`.
+**One plug-in.** A subclass sets :attr:`NAME` (the namespace of its logged keys,
+``<NAME>/<metric>``, of its study columns and of its report figures), :attr:`METRICS` (the
+per-member metrics of each history row) and :attr:`PRIMARY`, implements :meth:`evaluate` (score,
+append rows, call :meth:`log_metrics`) and, for a study, :meth:`info` (the facts of its setting,
+JSON) and :meth:`save_artifacts`; :meth:`report_section` names how a study shows it (columns,
+protocol paragraph, figures, dashboard panels: a :class:`~gan_lab.study.section.EvaluatorReport`).
+Registered once in :data:`gan_lab.study.EVALUATORS` (the lab's) — or when a study first runs it (a
+user's) — it is all a study needs::
+
+    class Spread(ScheduledEvaluator):                   # gan_lab/callbacks/spread_eval.py
+        NAME, METRICS, PRIMARY = "spread", ("spread",), "spread"
+
+        def evaluate(self, trainer, pl_module): ...     # history rows, self.log_metrics(...)
+
+        @classmethod
+        def report_section(cls):                        # optional: the default shows METRICS by name
+            from gan_lab.study.spread_report import SpreadReport
+            return SpreadReport()
 """
 
 from __future__ import annotations
@@ -51,21 +64,19 @@ from gan_lab.errors import check_int
 
 if TYPE_CHECKING:
     from gan_lab.dashboard.media import MediaSettings
+    from gan_lab.study.section import EvaluatorReport
 
 
 class ScheduledEvaluator(Callback):
     """Evaluation every ``every_n_g_steps`` G steps and at the end of training."""
 
-    #: the evaluator's name: its logged keys are ``<NAME>/<metric>``; a study's report helper for it
-    #: is registered under this name (``gan_lab.study.report.REPORTS``)
+    #: the evaluator's name: its logged keys are ``<NAME>/<metric>``, its study columns too, and
+    #: study.json names it by this (:data:`gan_lab.study.EVALUATORS`)
     NAME: ClassVar[str] = ""
     #: the metrics of each history row (one value per member)
     METRICS: ClassVar[tuple[str, ...]] = ()
     #: the headline metric (the study's curves)
     PRIMARY: ClassVar[str] = ""
-    #: the section of the study's W&B workspace that shows the metrics (``gan-lab dashboard``):
-    #: "mode coverage" or "image metrics"
-    SECTION: ClassVar[str] = "image metrics"
     #: also evaluate the untrained G (step 0)
     EVALUATE_AT_START: ClassVar[bool] = False
 
@@ -85,13 +96,25 @@ class ScheduledEvaluator(Callback):
     def finish(self, trainer, pl_module) -> None:
         """After the final evaluation (rank 0 only): artifacts into the run folder, W&B images."""
 
-    def save_artifacts(self, run_dir: Path) -> None:
-        """Write what a study's report reads from the run folder (final samples, image grids)."""
-        raise NotImplementedError
+    def save_artifacts(self, run_dir: Path, members: Sequence[int] | None = None) -> None:
+        """Write what a study's report reads from the run folder (final samples, image grids);
+        ``members``: only theirs (one entry of a mixed ensemble; None: every member). Default:
+        nothing."""
 
     def info(self, trainer) -> dict:
-        """The facts of the evaluation's setting (JSON), which the study's report states."""
-        raise NotImplementedError
+        """The facts of the evaluation's setting (JSON), which the study's report states; default:
+        none."""
+        return {}
+
+    @classmethod
+    def report_section(cls) -> EvaluatorReport:
+        """How a study shows this evaluator: its report section (table columns, protocol
+        paragraph, figures) and dashboard panels. This default shows :attr:`METRICS` by name, with
+        no protocol and no figures; an evaluator with a section of its own returns it (importing
+        it here, when a report asks: the study's sections never import the evaluators)."""
+        from gan_lab.study.section import EvaluatorReport
+
+        return EvaluatorReport()
 
     # -- logging --------------------------------------------------------------------------------
 

@@ -25,13 +25,14 @@ them; the real features are every metric's fixed reference (the same on every ra
 The history (one row per evaluation, ``member`` 0: image nets train one seed per run) is kept in
 checkpoints by :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`; the final samples'
 grid (``samples_grid.png``, torchvision's ``make_grid``) goes into the run folder, and with a
-per-seed W&B logger a grid of every evaluation's samples (``image/samples``) goes to that seed's run. A study's report
-of this evaluator is :mod:`gan_lab.study.image_report`.
+per-seed W&B logger a grid of every evaluation's samples (``image/samples``) goes to that seed's run. How a study
+shows this evaluator is :class:`gan_lab.study.image_report.ImageMetricsReport` (:meth:`ImageMetricsEvaluator.report_section`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -249,10 +250,17 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
         save_image(images, path, nrow=max(1, round(math.sqrt(images.shape[0]))), padding=1)
         return path
 
-    def save_artifacts(self, run_dir: Path) -> None:
-        """``samples_grid.png`` (the final samples) in the run folder."""
+    def save_artifacts(self, run_dir: Path, members: Sequence[int] | None = None) -> None:
+        """``samples_grid.png`` (the final samples) in the run folder (image nets: one member)."""
         if self.last_grid is not None and self.grid:
             self.save_grid(Path(run_dir))
+
+    @classmethod
+    def report_section(cls):
+        """:class:`~gan_lab.study.image_report.ImageMetricsReport`."""
+        from gan_lab.study.image_report import ImageMetricsReport
+
+        return ImageMetricsReport()
 
     def info(self, trainer) -> dict:
         net = self._net

@@ -6,9 +6,11 @@ mixture mean, is high quality (HQ) when its distance is under 3 std, and a mode 
 least one HQ sample lands on it. Reported per ensemble member, then as mean ± s.e. over members.
 The same noise set is used for every member and every evaluation, so curves are comparable.
 
-The metric is found by name in :data:`gan_lab.metrics.METRICS` (``mode_coverage``: the protocol
-above); a study's report of this evaluator (protocol paragraph, ``samples.png``, ``coverage.png``)
-is :mod:`gan_lab.study.mode_report`.
+The metric is found by name in :data:`gan_lab.metrics.METRICS` among the mode-coverage metrics
+(:func:`mode_metrics`: ``mode_coverage``, the protocol above, or a registered subclass of it); how
+a study shows this evaluator (protocol paragraph, ``mode_samples.png``, ``mode_coverage.png``, the
+dashboard's "mode coverage" section) is :class:`gan_lab.study.mode_report.ModeCoverageReport`
+(:meth:`ModeCoverageEvaluator.report_section`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,21 @@ from lightning.pytorch.loggers import WandbLogger
 
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.errors import check_choice, check_int
-from gan_lab.metrics import METRICS, mean_and_se
+from gan_lab.metrics import METRICS, ModeCoverage, mean_and_se
 from gan_lab.runs import run_folder
 from gan_lab.seeding import fixed_noise
+
+
+def mode_metrics() -> list[str]:
+    """The names in :data:`gan_lab.metrics.METRICS` that :class:`ModeCoverageEvaluator` can run:
+    :class:`~gan_lab.metrics.ModeCoverage` and its subclasses, built as ``cls(means, std,
+    members=E)`` and computing ``modes``, ``hq_fraction``, ``reverse_kl`` and ``js`` per member (the
+    other metrics take features or labels, not 2D samples).
+
+    >>> mode_metrics()
+    ['mode_coverage']
+    """
+    return [n for n, cls in METRICS.items() if isinstance(cls, type) and issubclass(cls, ModeCoverage)]
 
 
 class ModeCoverageEvaluator(ScheduledEvaluator):
@@ -41,9 +55,10 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         use_ema: evaluate ``G_ema`` when the module keeps one.
         plot: write ``samples.png`` (final samples over the mixture means) into the run folder and,
             with a W&B logger, log it there.
-        metric: the name in :data:`gan_lab.metrics.METRICS` of the metric class, built as
-            ``cls(means, std, members=E)``, updated with the samples ``(E, N, 2)``, and computing
-            the four :attr:`METRICS` per member.
+        metric: the name in :data:`gan_lab.metrics.METRICS` of a mode-coverage metric
+            (:func:`mode_metrics`), built as ``cls(means, std, members=E)``, updated with the
+            samples ``(E, N, 2)``, and computing the four :attr:`METRICS` per member; another name
+            is refused here, in one line naming the valid ones.
 
     After training, ``history`` holds one dict per (evaluation, member) with ``g_steps``,
     ``member``, ``seed`` and the four metrics, and ``last_samples`` the final samples ``(E, N, 2)``.
@@ -55,7 +70,6 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
     NAME = "mode"
     METRICS: ClassVar[tuple[str, ...]] = ("modes", "hq_fraction", "reverse_kl", "js")
     PRIMARY = "modes"
-    SECTION = "mode coverage"
 
     def __init__(
         self,
@@ -68,7 +82,7 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
     ) -> None:
         super().__init__(every_n_g_steps)
         self.n_samples = check_int("ModeCoverageEvaluator n_samples", n_samples)
-        check_choice("metric", metric, METRICS)
+        check_choice("mode-coverage metric", metric, mode_metrics())
         self.noise_seed, self.use_ema, self.plot, self.metric = noise_seed, use_ema, plot, metric
         self.last_samples: torch.Tensor | None = None
 
@@ -129,6 +143,13 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
                 logger.log_image(key="samples", images=[path], step=int(pl_module.g_steps))
 
     # -- what a study reads ----------------------------------------------------------------------
+
+    @classmethod
+    def report_section(cls):
+        """:class:`~gan_lab.study.mode_report.ModeCoverageReport`."""
+        from gan_lab.study.mode_report import ModeCoverageReport
+
+        return ModeCoverageReport()
 
     def save_artifacts(self, run_dir: Path, members: Sequence[int] | None = None) -> None:
         """Final samples ``(E, N, 2)`` as ``final_samples.npy`` in the run folder; ``members``: only

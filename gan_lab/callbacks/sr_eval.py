@@ -17,13 +17,14 @@ would be saved. Then, per crop, averaged over the crops:
 The bicubic upsampling of the low-res crops is scored once, as the baseline every SR net should
 beat. Image grids (one row per crop: low-res upsampled nearest | bicubic | output | target, for
 the crops with the most detail) are written as ``grid.png`` into the run folder at the end of
-training. A study's report of this evaluator (protocol paragraph, ``grids.png``, ``psnr.png``) is
-:mod:`gan_lab.study.sr_report`.
+training. How a study shows this evaluator (protocol paragraph, ``sr_grids.png``, ``sr_psnr.png``) is
+:class:`gan_lab.study.sr_report.SRMetricsReport` (:meth:`SRMetricsEvaluator.report_section`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -253,10 +254,18 @@ class SRMetricsEvaluator(ScheduledEvaluator):
     # What a study reads
     # ------------------------------------------------------------------------------------------
 
-    def save_artifacts(self, run_dir: Path) -> None:
-        """The final image grid as ``grid.png`` in the run folder."""
+    def save_artifacts(self, run_dir: Path, members: Sequence[int] | None = None) -> None:
+        """The final image grid as ``grid.png`` in the run folder (SR nets: one member)."""
         if self.last_grid is not None:
             self.save_grid(Path(run_dir))
+
+    @classmethod
+    def report_section(cls):
+        """:class:`~gan_lab.study.sr_report.SRMetricsReport`, captioning the grids with
+        :data:`GRID_COLUMNS`."""
+        from gan_lab.study.sr_report import SRMetricsReport
+
+        return SRMetricsReport(GRID_COLUMNS)
 
     def info(self, trainer) -> dict:
         """Dataset, crop size, scale, validation set and the bicubic baseline (JSON-serialisable)."""

@@ -19,6 +19,7 @@ in :meth:`info`, so every report states it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -49,7 +50,6 @@ class StackedModeEvaluator(ScheduledEvaluator):
     """
 
     NAME = "stacked"
-    SECTION = "mode coverage"
     METRICS: ClassVar[tuple[str, ...]] = ("modes", "kl")
     PRIMARY = "modes"
 
@@ -123,12 +123,20 @@ class StackedModeEvaluator(ScheduledEvaluator):
         self._last_eval = pl_module.g_steps
         return values
 
-    def save_artifacts(self, run_dir: Path) -> None:
-        """``channel_histograms.npy``: the final evaluation's digit counts per channel, ``(C, 10)``."""
+    def save_artifacts(self, run_dir: Path, members: Sequence[int] | None = None) -> None:
+        """``channel_histograms.npy``: the final evaluation's digit counts per channel, ``(C, 10)``
+        (image nets: one member)."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if self.channel_histograms is not None:
             np.save(run_dir / "channel_histograms.npy", self.channel_histograms)
+
+    @classmethod
+    def report_section(cls):
+        """:class:`~gan_lab.study.image_report.StackedModeReport`."""
+        from gan_lab.study.image_report import StackedModeReport
+
+        return StackedModeReport()
 
     def info(self, trainer) -> dict:
         net = self._net

@@ -8,10 +8,12 @@ every panel names a key that was logged:
 - the runset: the study's per-seed runs (``Group`` = the study folder's name, ``JobType`` =
   ``seed``; the study's closing run, job type ``report``, is left out), grouped by
   ``config.objective``; the x-axis of every line plot is ``g_steps``;
-- sections, each only when it has a panel: **mode coverage** and **image metrics** (each
-  evaluator's metrics ``<NAME>/<metric>``, in the section its class names, ``SECTION``), as line
-  plots of the mean over an objective's seeds with a standard-error band; **losses** (``d/loss``,
-  ``g/loss``, each penalty); **samples** (a media browser per media key, stepping through training).
+- sections, each only when it has a panel: first the evaluators' (their panels as each one's
+  report section gives them, :meth:`~gan_lab.study.section.EvaluatorReport.panels`: **mode
+  coverage**, **image metrics**, ..., in the order the study's evaluators first name them), line
+  plots of the mean of ``<NAME>/<metric>`` over an objective's seeds with a standard-error band;
+  then **losses** (``d/loss``, ``g/loss``, each penalty); **samples** (a media browser per media
+  key, stepping through training).
 
 ``gan-lab dashboard runs/<study>`` writes the definition (never the network);
 ``gan-lab dashboard --save runs/<study>`` builds it into a Workspace and saves it to W&B (after the
@@ -30,9 +32,6 @@ from gan_lab.errors import ConfigError, fail
 
 #: the definition's file in the study folder, and its format tag
 DEFINITION_FILE, FORMAT = "dashboard.json", "gan_lab/dashboard-1"
-
-#: the order of the sections; an evaluator names its section in ``SECTION``
-SECTIONS = ("mode coverage", "image metrics", "losses", "samples")
 
 LOSS_KEYS = ("d/loss", "g/loss")
 
@@ -58,14 +57,15 @@ def run_records(study_dir: Path) -> list[dict]:
 
 
 def evaluator_classes(study_dir: Path) -> list[type]:
-    """The evaluator classes study.json names (one name or a list), looked up in the lab's registry
-    (:data:`gan_lab.study.report.EVALUATORS`): nothing a study folder says is imported.
+    """The evaluator classes study.json names (a list; one name in a folder written before lists),
+    looked up in the lab's registry (:data:`gan_lab.study.report.EVALUATORS`): nothing a study
+    folder says is imported.
 
     Raises:
         ConfigError: study.json cannot be read, or names an evaluator that is not registered (one
             line naming the valid ones).
     """
-    from gan_lab.study.report import evaluator_class
+    from gan_lab.study.report import evaluator_class, evaluator_names
 
     path = Path(study_dir) / "study.json"
     try:
@@ -76,13 +76,7 @@ def evaluator_classes(study_dir: Path) -> list[type]:
         ) from None
     if not isinstance(meta, dict):
         raise ConfigError(f"{path} must hold a JSON object (the study's facts); run the study again")
-    names = meta.get("evaluator") or []
-    names = [names] if isinstance(names, str) else names
-    if not isinstance(names, list):
-        raise ConfigError(
-            f"{path}: 'evaluator' must be an evaluator name or a list of them; run the study again"
-        )
-    return [evaluator_class(name, path) for name in names]
+    return [evaluator_class(name, path) for name in evaluator_names(meta.get("evaluator"), path)]
 
 
 def filter_expression(group: str) -> str:
@@ -113,12 +107,10 @@ def definition(study_dir: Path) -> dict:
         )
     keys = set().union(*(r["keys"] for r in records))
     media = sorted(set().union(*(r["media"] for r in records)))
-    panels: dict[str, list[dict]] = {s: [] for s in SECTIONS}
+    panels: dict[str, list[dict]] = {}
     for cls in evaluator_classes(study_dir):
-        section = getattr(cls, "SECTION", "image metrics")
-        for m in cls.METRICS:
-            if f"{cls.NAME}/{m}" in keys:
-                panels.setdefault(section, []).append({"kind": "line", "key": f"{cls.NAME}/{m}"})
+        for section, panel in cls.report_section().panels(cls.NAME, cls.METRICS, keys):
+            panels.setdefault(section, []).append(panel)
     losses = [k for k in LOSS_KEYS if k in keys]
     losses += sorted(k for k in keys if k[:2] in ("d/", "g/") and k not in LOSS_KEYS)
     panels["losses"] = [{"kind": "line", "key": k} for k in losses]

@@ -1,12 +1,12 @@
 """torchmetrics Metrics and their functional cores for GAN evaluation (protocols in docs/DESIGN.md).
 
 :data:`METRICS` finds a metric class by name, as stylegan3's ``metric_main`` does, so that an
-evaluator's config names the metric it runs (``ModeCoverageEvaluator(metric="mode_coverage")``):
+evaluator's config names the metric it runs (``ModeCoverageEvaluator(metric="mode_coverage")``:
+a mode-coverage metric, ``mode_coverage`` or a registered subclass of :class:`ModeCoverage`;
+the evaluator refuses the others, which take features or labels):
 
->>> sorted(METRICS)
-['frechet_distance', 'inception_score', 'kernel_distance', 'mode_coverage', 'prdc', 'stacked_modes']
->>> METRICS["mode_coverage"] is ModeCoverage
-True
+>>> METRICS["mode_coverage"] is ModeCoverage, "prdc" in METRICS
+(True, True)
 
 The image metrics take features (or logits, or digit labels), not images: FID is
 ``frechet_distance`` and KID ``kernel_distance`` on Inception-v3 pool3 features, IS is

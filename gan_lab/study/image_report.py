@@ -1,9 +1,10 @@
-"""How a study's report shows the image evaluators: the protocol paragraphs of
+"""How a study shows the image evaluators (their report sections): the protocol paragraphs of
 :class:`~gan_lab.callbacks.image_eval.ImageMetricsEvaluator` (feature network and its hash, N real
 and N fake, the reference split, the resize) and of
 :class:`~gan_lab.callbacks.stacked_eval.StackedModeEvaluator` (the classifier and its held-out
-accuracy), their tables, and the figures: a grid of final samples per objective (``samples.png``),
-the main metric against G steps (``fd.png``; ``modes.png`` and ``kl.png`` for stacked digits).
+accuracy), their tables, and the figures: a grid of final samples per objective
+(``image_samples.png``), the main metric against G steps (``image_fd.png``; ``stacked_modes.png``
+and ``stacked_kl.png`` for stacked digits).
 """
 
 from __future__ import annotations
@@ -11,12 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.callbacks.image_eval import ImageMetricsEvaluator
-from gan_lab.callbacks.stacked_eval import StackedModeEvaluator
-from gan_lab.study.report import REPORTS, EvaluatorReport, register_evaluator
-
-register_evaluator(ImageMetricsEvaluator)
-register_evaluator(StackedModeEvaluator)
+from gan_lab.study.section import EvaluatorReport
 
 
 def distance_name(feature_net: dict) -> str:
@@ -84,7 +80,6 @@ def _curve(study_dir: Path, runs, history, key: str, path: str, ylabel: str, tit
     )
 
 
-@REPORTS.register(name="image")
 class ImageMetricsReport(EvaluatorReport):
     """The report of :class:`~gan_lab.callbacks.image_eval.ImageMetricsEvaluator`."""
 
@@ -151,7 +146,6 @@ class ImageMetricsReport(EvaluatorReport):
         return figures
 
 
-@REPORTS.register(name="stacked")
 class StackedModeReport(EvaluatorReport):
     """The report of :class:`~gan_lab.callbacks.stacked_eval.StackedModeEvaluator`."""
 
@@ -159,6 +153,7 @@ class StackedModeReport(EvaluatorReport):
         "modes": ("modes covered", 1.0, 1),
         "kl": ("KL(p̂ ‖ uniform) (nats)", 1.0, 3),
     }
+    SECTION = "mode coverage"
 
     def protocol(self, info: dict) -> str:
         k = info["num_modes"]

@@ -1,21 +1,24 @@
-"""Running a study: every run validated first, then the jobs fitted, the rows collected.
+"""Running a study: its plan built and checked, then the jobs fitted, the rows collected.
 
-:func:`run_study` parses, instantiates and preflights every run before anything is written (a bad
-name or an impossible combination ends the study with one line and exit code 2 and no folder),
-then fits the jobs and writes ``results.csv``, ``history.csv`` and ``study.json`` as they finish,
-and the report (:mod:`gan_lab.study.report`). ``gan-lab study`` is :func:`study_main`.
+:func:`run_study` plans the study (:func:`gan_lab.study.plan.plan_study`: every job's ``gan-lab
+fit`` command), builds and preflights every job before anything is written
+(:func:`gan_lab.study.plan.build_jobs`: a bad name or an impossible combination ends the study with
+one line and exit code 2 and no folder), writes the plan (``plan.json``), then fits the jobs and
+writes ``results.csv``, ``history.csv`` and ``study.json`` as they finish, and the report
+(:mod:`gan_lab.study.report`). ``gan-lab study`` is :func:`study_main`.
 
-A job is one ``gan-lab fit`` (an objective's ensemble of seeds, or one seed). :func:`fit_job` fits
-it with the study's loggers and turns its evaluators' histories into rows; what it returns is plain
-data (:class:`JobResult`), so that it can come back from another process. The evaluators are the
-:class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator` callbacks of the run (one or several,
-e.g. mode coverage and image metrics, the same classes in every run of the study); with several,
-their columns are prefixed with their names (:func:`gan_lab.study.report.column_prefixes`).
+:func:`fit_job` fits one job with the study's loggers and returns what the fit produced
+(:class:`FitResult`: each evaluator's history and facts, the wall time, the status), plain data, so
+that it can come back from another process; :func:`job_rows` turns it into the study's rows with
+what the plan says of the job (its entries, each member's seed). The evaluators are the
+:class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator` callbacks of the run (one or several, e.g.
+mode coverage and image metrics, the same classes in every run of the study); their columns are
+``<NAME>/<metric>``.
 
 On a CPU, a study's runs of small nets each use one intra-op thread (:mod:`gan_lab.threads`), which
 leaves the other cores idle in a sequential study. :func:`worker_count` gives as many worker
 processes as the cores hold runs of that thread count; :func:`run_jobs` then fits the jobs in a
-spawned process pool, longest first (``max_g_steps × n_critic``), and collects the results in the
+spawned process pool, longest first (``max_g_steps × n_critic``), and the rows are collected in the
 study's job order. Each job is parsed, seeded and fitted in its worker as ``gan-lab fit`` would do
 it in a fresh process, so a job's numbers do not depend on where or beside what it ran (a test
 compares a parallel study with a sequential one). On a GPU, under DDP, or with ``--jobs 1`` the
@@ -34,35 +37,28 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
 from gan_lab.callbacks.guard import TrainingDiverged
-from gan_lab.errors import ConfigError, bad_input_in, check_int, fail, writable_folder
-from gan_lab.study.report import (
-    HISTORY_KEYS,
-    RESULT_KEYS,
-    StudyEvaluator,
-    check_published_metrics,
-    column_prefixes,
-    evaluators_meta,
-    write_csv,
-    write_report,
-)
-from gan_lab.study.spec import StudySpec, load_study, new_study_dir, plan_jobs, select
+from gan_lab.errors import ConfigError, check_int, fail, writable_folder
+from gan_lab.study.plan import Job, StudyPlan, build_jobs, plan_study
+from gan_lab.study.report import evaluators_meta, write_csv, write_report
+from gan_lab.study.spec import StudySpec, load_study, new_study_dir, select
 
 
 @dataclass
-class JobResult:
-    """What one fitted job contributes to the study (plain data: it may come from a worker)."""
+class FitResult:
+    """What one job's fit produced (plain data: it may come from a worker)."""
 
-    history: list[dict]
-    results: list[dict]
-    runs: list[dict]  # study.json's entries for the run (one per entry of a mixed job)
-    info: list[dict]  # each evaluator's facts (the same for every job of a study)
-    weights: dict[str, str] = field(default_factory=dict)  # pretrained files used: path -> sha256
+    histories: list[list[dict]]  # each evaluator's history, in the plan's evaluator order
+    infos: list[dict]  # each evaluator's facts
+    wall_time_s: float
+    status: str  # ok, or diverged at g_steps=N
+    cpu_threads: int | None = None  # intra-op threads of a CPU run (gan_lab.threads); None on a GPU
+    cpu_threads_reason: str | None = None
 
 
 class StudyProgress(Callback):
@@ -77,114 +73,110 @@ class StudyProgress(Callback):
             self.seen = pl_module.g_steps
 
 
-def job_name(spec, job) -> str:
-    return job.label if job.seed_index is None else f"{job.label}/seed{spec.seed + job.seed_index}"
-
-
 def fit_job(
-    spec, job, cli, study_dir, wandb: bool, lead: bool, advance, say, known=(), media=None
-) -> JobResult:
-    """Fit ``job`` (its ``cli`` built with ``run=False``) with the study's CSV logger and, with
-    ``wandb``, one W&B run per seed (:class:`gan_lab.dashboard.SeedRunsLogger`, media as ``media``
-    says), and return its rows. A run that diverges is a result (its rows say where, its W&B runs
-    are marked), not a crash. ``known``: pretrained files already hashed for the study (not read again)."""
-    from gan_lab.runs import RunCSVLogger, data_name, finish_wandb
+    job: Job, cli, study: str, study_dir: Path, wandb: bool, lead: bool, advance, say, media=None
+) -> FitResult:
+    """Fit ``job`` (its ``cli`` built with ``run=False``) of the study ``study`` in ``study_dir``
+    with the study's CSV logger and, with ``wandb``, one W&B run per seed
+    (:class:`gan_lab.dashboard.SeedRunsLogger`, media as ``media`` says), save each entry's
+    artifacts into its folder (``lead``), and return what the fit produced. A run that diverges is
+    a result (its status says where, its W&B runs are marked), not a crash."""
+    from gan_lab.callbacks.evaluation import ScheduledEvaluator
+    from gan_lab.runs import RunCSVLogger, finish_wandb
 
     model, trainer = cli.model, cli.trainer
-    name = job_name(spec, job)
-    entries, per_entry = job.runs, (model.members or 1) // len(job.runs)  # a mixed job: S members each
     loggers = [RunCSVLogger(str(job.run_dir), name="", version="")]
     seed_runs = None
     if wandb:
-        from gan_lab.dashboard.facts import run_facts
         from gan_lab.dashboard.seed_runs import SeedRunsLogger
         from gan_lab.dashboard.workspace import study_group
 
-        facts = run_facts(model, data_name(cli.datamodule), study=spec.name, objective=job.label)
-        mixed = len(entries) > 1
-        own = [
-            {"objective": entries[k // per_entry].label, "loss": entries[k // per_entry].objective}
-            for k in range(model.members or 1)
-        ]
+        group = study_group(study_dir)
         seed_runs = SeedRunsLogger(
             job.run_dir,
-            seeds=model.run_seeds,
-            facts={**facts, "args": job.args},
-            group=study_group(study_dir),
-            name=study_group(study_dir) if mixed else f"{study_group(study_dir)}/{job.label}",
-            tags=model.regularizer_names if mixed else [job.run.objective, *model.regularizer_names],
+            seeds=job.run_seeds,
+            facts={**job.facts, "args": job.args},
+            group=group,
+            name=group if job.mixed else f"{group}/{job.label}",
+            tags=job.regularizers if job.mixed else [job.entries[0].run.objective_text, *job.regularizers],
             media=media,
-            member_facts=own if mixed else None,
+            member_facts=[{"objective": e.label, "loss": e.loss} for e, _ in job.seats()]
+            if job.mixed
+            else None,
         )
         loggers.append(seed_runs)
     trainer.loggers = loggers
-    trainer.callbacks.append(StudyProgress(advance, name))
+    trainer.callbacks.append(StudyProgress(advance, job.name))
     t0 = time.perf_counter()
     status = "ok"
     try:
         trainer.fit(model, cli.datamodule)
     except TrainingDiverged as e:  # a result, not a crash: record it and go on
         status = f"diverged at g_steps={model.g_steps}"
-        say(f"{name}: {e}")
+        say(f"{job.name}: {e}")
     wall = time.perf_counter() - t0
-    evaluators = find_evaluators(trainer)
+    evaluators = [cb for cb in trainer.callbacks if isinstance(cb, ScheduledEvaluator)]
     for evaluator in evaluators:
         if not evaluator.history:  # diverged before its first evaluation
             evaluator.evaluate_without_logging(trainer, model)
-        if lead and len(entries) == 1:
-            evaluator.save_artifacts(job.run_dir)
-        elif lead:  # a mixed job: each entry's members in a folder of its own, as its own job's
-            for j, entry in enumerate(entries):
-                members = range(j * per_entry, (j + 1) * per_entry)
-                evaluator.save_artifacts(job.run_dir.parent / entry.label, members=members)
+        for entry in job.entries if lead else ():  # a mixed job: each entry's members in its own folder
+            own = {"members": job.members_of(entry)} if job.mixed else {}  # (older evaluators: no members)
+            evaluator.save_artifacts(entry.run_dir, **own)
     if seed_runs is not None:
         final_summary(seed_runs, evaluators, status, wall, model.g_steps)
     for logger in loggers:
         logger.finalize("success")
     finish_wandb(trainer)
-    every, final = evaluation_rows(evaluators)
-    regs = "+".join(model.regularizer_names) or "-"
+    return FitResult(
+        histories=[list(e.history) for e in evaluators],
+        infos=[e.info(trainer) for e in evaluators],
+        wall_time_s=round(wall, 2),
+        status=status,
+        cpu_threads=model.hparams.get("cpu_threads_used"),
+        cpu_threads_reason=getattr(model, "cpu_threads_reason", None),
+    )
+
+
+def job_rows(plan: StudyPlan, job: Job, fit: FitResult) -> tuple[list[dict], list[dict], list[dict]]:
+    """A fitted job's rows: ``(history rows, results rows, study.json's runs entries)``. Each
+    evaluation row of fit member ``k`` goes to the entry and seed the plan gives member ``k``
+    (``member``: the seed's index among the study's seeds)."""
+    seats = job.seats()
 
     def keyed(r: dict) -> dict:
-        """A row under its entry's label, ``member`` its index among that entry's seeds."""
-        if job.seed_index is not None:
-            return {**r, "objective": job.label, "member": job.seed_index, "seed": spec.seed + job.seed_index}
-        entry, member = divmod(r["member"], per_entry)
-        return {**r, "objective": entries[entry].label, "member": member}
+        entry, seed = seats[r["member"]]
+        return {**r, "objective": entry.label, "member": seed - plan.spec.seed, "seed": seed}
 
+    every, final = evaluation_rows(plan.evaluators, fit.histories)
     history = [keyed(r) for r in every]
+    regularizers = "+".join(job.regularizers) or "-"
     results = [
         {
-            "study": spec.name,
-            "regularizers": regs,
-            "n_critic": model.n_critic,
+            "study": plan.spec.name,
+            "regularizers": regularizers,
+            "n_critic": job.n_critic,
             **keyed(r),
-            "wall_time_s": round(wall, 2),
-            "status": status,
+            "wall_time_s": fit.wall_time_s,
+            "status": fit.status,
         }
         for r in final
     ]
     runs = [
         {
             "label": entry.label,
-            "objective": entry.objective,
+            "objective": entry.run.objective,
             # a mixed job's entry: its artifacts' folder; the fit's own folder is ``trained_in``
-            "run_dir": str(
-                (job.run_dir if len(entries) == 1 else job.run_dir.parent / entry.label).relative_to(
-                    study_dir
-                )
-            ),
-            **({"trained_in": str(job.run_dir.relative_to(study_dir))} if len(entries) > 1 else {}),
+            "run_dir": plan.relative(entry.run_dir),
+            **({"trained_in": plan.relative(job.run_dir)} if job.mixed else {}),
             "args": job.args,
-            "wall_time_s": round(wall, 2),
+            "wall_time_s": fit.wall_time_s,
             # intra-op threads of a CPU run (gan_lab.threads) and why; absent on a GPU
-            "cpu_threads": model.hparams.get("cpu_threads_used"),
-            "cpu_threads_reason": getattr(model, "cpu_threads_reason", None),
+            "cpu_threads": fit.cpu_threads,
+            "cpu_threads_reason": fit.cpu_threads_reason,
         }
-        for entry in entries
+        for entry in job.entries
     ]
-    infos = [evaluator.info(trainer) for evaluator in evaluators]
-    return JobResult(history, results, runs, infos, pretrained_weights(model, known))
+    return history, results, runs
 
 
 def final_summary(seed_runs, evaluators: Sequence, status: str, wall: float, g_steps: int) -> None:
@@ -204,31 +196,33 @@ def final_summary(seed_runs, evaluators: Sequence, status: str, wall: float, g_s
         seed_runs.mark_diverged(status, g_steps)
 
 
-def evaluation_rows(evaluators: Sequence) -> tuple[list[dict], list[dict]]:
-    """The rows of a run's evaluators: every evaluation's and the final one's, one per (G step,
-    member) with ``member``, ``seed``, ``g_steps`` and the metrics of every evaluator (prefixed
-    with its name when there are several, NaN at a G step where one did not evaluate). The final
+def evaluation_rows(
+    evaluators: Sequence[type], histories: Sequence[list[dict]]
+) -> tuple[list[dict], list[dict]]:
+    """The rows of a run's evaluators (their classes and histories): every evaluation's and the
+    final one's, one per (G step, member) with ``member``, ``seed``, ``g_steps`` and the metrics of
+    every evaluator as ``<NAME>/<metric>`` (NaN at a G step where one did not evaluate). The final
     rows hold each evaluator's last evaluation (the same G step, unless the run diverged between
     two evaluators' schedules: then ``g_steps`` is the later one).
 
     >>> from types import SimpleNamespace as E
-    >>> a = E(NAME="a", METRICS=("x",), history=[{"g_steps": g, "member": 0, "seed": 3, "x": g} for g in (2, 4)])
-    >>> b = E(NAME="b", METRICS=("y",), history=[{"g_steps": 4, "member": 0, "seed": 3, "y": 1.0}])
-    >>> every, final = evaluation_rows([a, b])
+    >>> a, b = E(NAME="a", METRICS=("x",)), E(NAME="b", METRICS=("y",))
+    >>> ha = [{"g_steps": g, "member": 0, "seed": 3, "x": g} for g in (2, 4)]
+    >>> hb = [{"g_steps": 4, "member": 0, "seed": 3, "y": 1.0}]
+    >>> every, final = evaluation_rows([a, b], [ha, hb])
     >>> every
     [{'member': 0, 'seed': 3, 'g_steps': 2, 'a/x': 2, 'b/y': nan}, {'member': 0, 'seed': 3, 'g_steps': 4, 'a/x': 4, 'b/y': 1.0}]
-    >>> final == every[1:], evaluation_rows([a])[0][0]
-    (True, {'member': 0, 'seed': 3, 'g_steps': 2, 'x': 2})
+    >>> final == every[1:], evaluation_rows([a], [ha])[0][0]
+    (True, {'member': 0, 'seed': 3, 'g_steps': 2, 'a/x': 2})
     """
-    prefixes = column_prefixes([e.NAME for e in evaluators])
-    columns = [prefix + m for e, prefix in zip(evaluators, prefixes) for m in e.METRICS]
+    columns = [f"{e.NAME}/{m}" for e in evaluators for m in e.METRICS]
     every: dict[tuple[int, int], dict] = {}
     final: dict[int, dict] = {}
-    for evaluator, prefix in zip(evaluators, prefixes):
-        last = max(r["g_steps"] for r in evaluator.history)
-        for r in evaluator.history:
+    for evaluator, history in zip(evaluators, histories, strict=True):
+        last = max(r["g_steps"] for r in history)
+        for r in history:
             key = {"member": r["member"], "seed": r["seed"], "g_steps": r["g_steps"]}
-            values = {prefix + m: r[m] for m in evaluator.METRICS}
+            values = {f"{evaluator.NAME}/{m}": r[m] for m in evaluator.METRICS}
             every.setdefault((r["g_steps"], r["member"]), key).update(values)
             if r["g_steps"] == last:
                 row = final.setdefault(r["member"], key.copy())
@@ -238,48 +232,6 @@ def evaluation_rows(evaluators: Sequence) -> tuple[list[dict], list[dict]]:
         return {**row, **{c: row.get(c, math.nan) for c in columns}}
 
     return [complete(every[k]) for k in sorted(every)], [complete(final[k]) for k in sorted(final)]
-
-
-def find_evaluators(trainer) -> list:
-    """The evaluator callbacks of a run (:class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`),
-    in ``trainer.callbacks`` order.
-
-    Raises:
-        ConfigError: there is none, or two share a ``NAME`` (their columns would collide), or one of
-            several has no ``NAME``.
-    """
-    from gan_lab.callbacks.evaluation import ScheduledEvaluator
-
-    found = [cb for cb in trainer.callbacks if isinstance(cb, ScheduledEvaluator)]
-    if not found:
-        raise ConfigError(
-            "a study needs an evaluator callback in trainer.callbacks (gan_lab.callbacks.ModeCoverageEvaluator "
-            "for toy mixtures, gan_lab.callbacks.sr_eval.SRMetricsEvaluator for super-resolution)"
-        )
-    names = [type(e).NAME for e in found]
-    if len(found) > 1 and (len(set(names)) < len(names) or not all(names)):
-        kinds = ", ".join(f"{type(e).__name__} ({type(e).NAME or 'no NAME'})" for e in found)
-        raise ConfigError(
-            f"the evaluators of a study need distinct names (their columns are prefixed with them): {kinds}; "
-            "keep one evaluator of each kind"
-        )
-    return found
-
-
-def pretrained_weights(model, known=()) -> dict[str, str]:
-    """``{path: sha256 prefix}`` of every pretrained file the run's regularizers loaded (VGG16), so
-    that a report says which weights its perceptual figures come from; paths in ``known`` (hashed
-    for an earlier run of the study) are not read again."""
-    import hashlib
-
-    out = {}
-    for reg in getattr(model, "penalties", []):
-        vgg = reg._vgg.module if hasattr(reg, "_vgg") else None
-        path = getattr(vgg, "path", None)
-        if path is not None and str(path) not in known and Path(path).is_file():
-            with open(path, "rb") as f:  # streamed: the VGG16 file is ~528 MB
-                out[str(path)] = hashlib.file_digest(f, "sha256").hexdigest()[:16]
-    return out
 
 
 def available_cores() -> int:
@@ -320,22 +272,21 @@ def worker_count(clis, setting: int | None, cores: int | None = None) -> int:
     return max(1, min(len(clis), cores // max(threads, 1)))
 
 
-def _cost(cli) -> int:
-    """A job's relative length: its G steps times its D steps per G step."""
-    return (cli.model.max_g_steps or 0) * cli.model.n_critic
-
-
-def _worker_fit(spec, job, study_dir, wandb: bool, progress, media=None) -> JobResult:
-    """In a worker process: parse, seed and build the job as ``gan-lab fit`` would, then fit it."""
+def _worker_fit(
+    index: int, job: Job, study: str, study_dir: Path, wandb: bool, progress, media=None
+) -> FitResult:
+    """In a worker process: parse, seed and build the job as ``gan-lab fit`` would, then fit it
+    (the progress queue hears that job ``index`` started, its G steps and its messages)."""
     from gan_lab.console import quiet_lightning
     from gan_lab.fit import build_cli
 
+    progress.put(("start", index, 0))
     quiet_lightning()
     cli = build_cli(job.args, run=False)
     return fit_job(
-        spec,
         job,
         cli,
+        study,
         study_dir,
         wandb,
         lead=True,
@@ -346,21 +297,20 @@ def _worker_fit(spec, job, study_dir, wandb: bool, progress, media=None) -> JobR
 
 
 def run_jobs(
-    spec,
-    jobs: Sequence,
+    plan: StudyPlan,
     clis: Sequence,
-    study_dir,
     wandb: bool,
     lead: bool,
     workers: int,
     bar,
-    done,
-    known,
+    started: Callable[[int], None],
+    done: Callable[[int, FitResult], None],
     media=None,
-):
-    """Fit every job, ``workers`` at a time, and call ``done(index, JobResult)`` in job order as
-    the results come in (a job's results wait for those of the jobs before it). ``known``: the
-    study's dict of hashed pretrained files, which sequential jobs skip."""
+) -> None:
+    """Fit the plan's jobs (built: ``clis``), ``workers`` at a time (longest first), calling
+    ``started(index)`` as a job starts and ``done(index, FitResult)`` as it ends (side by side, in
+    the order they end)."""
+    jobs, study, study_dir = plan.jobs, plan.spec.name, plan.study_dir
 
     def advance(label: str, n: int) -> None:
         bar.update(n)
@@ -368,10 +318,19 @@ def run_jobs(
 
     if workers <= 1:
         for i, (job, cli) in enumerate(zip(jobs, clis)):
-            done(i, fit_job(spec, job, cli, study_dir, wandb, lead, advance, bar.write, known, media))
+            started(i)
+            done(i, fit_job(job, cli, study, study_dir, wandb, lead, advance, bar.write, media))
         return
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    def hear(kind: str, a, n: int) -> None:
+        if kind == "start":
+            started(a)
+        elif kind == "advance":
+            advance(a, n)
+        else:
+            bar.write(a)
 
     context = mp.get_context("spawn")  # a fresh interpreter per worker, as `gan-lab fit` would be
     with context.Manager() as manager:
@@ -381,28 +340,26 @@ def run_jobs(
         def drain() -> None:
             while not stop.is_set():
                 try:
-                    kind, a, n = progress.get(timeout=0.1)
+                    hear(*progress.get(timeout=0.1))
                 except queue.Empty:
                     continue
-                advance(a, n) if kind == "advance" else bar.write(a)
 
         reader = threading.Thread(target=drain, daemon=True)
         reader.start()
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                order = sorted(range(len(jobs)), key=lambda i: -_cost(clis[i]))  # longest first
+                order = sorted(range(len(jobs)), key=lambda i: -jobs[i].max_g_steps * jobs[i].n_critic)
                 futures = {
-                    i: pool.submit(_worker_fit, spec, jobs[i], study_dir, wandb, progress, media)
+                    pool.submit(_worker_fit, i, jobs[i], study, study_dir, wandb, progress, media): i
                     for i in order
                 }
-                for i in range(len(jobs)):
-                    done(i, futures[i].result())
+                for future in as_completed(futures):
+                    done(futures[future], future.result())
         finally:
             stop.set()
             reader.join()
             while not progress.empty():  # what came in after the reader stopped
-                kind, a, n = progress.get()
-                advance(a, n) if kind == "advance" else bar.write(a)
+                hear(*progress.get())
 
 
 def _check_writable(out: str) -> None:
@@ -423,8 +380,9 @@ def run_study(
     jobs_setting: int | None = None,
     media=None,
 ) -> Path:
-    """Validate every run, then fit them (one after another, or side by side on a CPU: see
-    :func:`run_jobs`; ``jobs_setting``: ``--jobs``) and write the report. Returns the folder.
+    """Plan the study, build and check every job, write the plan, then fit the jobs (one after
+    another, or side by side on a CPU: see :func:`run_jobs`; ``jobs_setting``: ``--jobs``) and
+    write the rows as they come and the report. Returns the folder.
 
     With ``wandb``, every seed is a W&B run (media as ``media``, a
     :class:`~gan_lab.dashboard.media.MediaSettings`, says; default: on), and after the report the
@@ -434,10 +392,7 @@ def run_study(
     ``study_dir`` (default: a new folder under ``spec.out``) must not exist yet: a study never
     writes into an earlier one."""
     import torch
-    from jsonargparse import ArgumentError
     from tqdm.auto import tqdm
-
-    from gan_lab.fit import build_cli, preflight
 
     extra = list(extra or [])
     # Under DDP every process runs this function; only global rank 0 checks and writes files.
@@ -450,88 +405,76 @@ def run_study(
     else:
         _check_writable(str(study_dir))
 
-    # 1. Parse and instantiate every run before anything is written.
-    jobs, clis, classes = plan_jobs(spec, study_dir, extra), [], []
-    for job in jobs:
-        try:
-            cli = build_cli(job.args, run=False)
-        except (ValueError, TypeError, ArgumentError) as e:
-            cause = bad_input_in(e)
-            if cause is None:
-                raise
-            raise ConfigError(f"{job.label}: {cause}") from None
-        kinds = [type(e) for e in find_evaluators(cli.trainer)]
-        if not clis:
-            classes = kinds  # the first run's, which every run must have
-        elif kinds != classes:
-            raise ConfigError(
-                "every run of a study must use the same evaluator callbacks, in the same order; "
-                f"{jobs[0].label}: {', '.join(c.__name__ for c in classes)}, "
-                f"{job.label}: {', '.join(c.__name__ for c in kinds)}"
-            )
-        clis.append(cli)
-    for cli in clis:
-        preflight(cli.model, cli.datamodule, cli.trainer)
-    # the published rows name this study's metric columns (before any fit: a typo stops it here)
-    prefixes = column_prefixes([c.NAME for c in classes])
-    published_columns = [
-        StudyEvaluator(c, {}, prefix, len(classes) > 1) for c, prefix in zip(classes, prefixes)
-    ]
-    check_published_metrics(published_columns, spec.published, spec.source)
+    # 1. The plan, and every job built and checked by it before anything is written.
+    plan = plan_study(spec, study_dir, extra)
+    clis = build_jobs(plan, hash_weights=lead)
+    plan.workers = workers = worker_count(clis, jobs_setting)
 
-    # 2. Fit, one job after another; results.csv grows as jobs finish.
+    # 2. The plan in the study folder before the first fit; then the fits, their rows as they come.
     study_dir.mkdir(parents=True, exist_ok=not lead)
-    prefixes = column_prefixes([c.NAME for c in classes])
-    metrics = [prefix + m for c, prefix in zip(classes, prefixes) for m in c.METRICS]
-    result_fields = [*RESULT_KEYS, *metrics, "wall_time_s", "status"]
-    history_fields = [*HISTORY_KEYS, *metrics]
+    if lead:
+        plan.write()
     meta = {
         "study": spec.name,
         "source": spec.source,
-        "command": "gan-lab study " + " ".join([spec.source, *extra]),
+        "command": plan.command,
         "seeds": spec.seeds,
         "seed": spec.seed,
         "ensemble": spec.ensemble,
         "note": spec.note,
-        "published": spec.published,
+        "published": plan.published,
         "labels": [r.label for r in spec.runs],  # the study file's order: the report's rows
-        **evaluators_meta(classes, [{} for _ in classes]),  # the facts come with the first job
+        **evaluators_meta(plan.evaluators, [{} for _ in plan.evaluators]),  # facts come with the fits
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "host": platform.node(),
         "runs": [],
+        "workers": workers,
+        "weights": plan.weights,
     }
     results, history = [], []
-    total = sum(cli.model.max_g_steps or 0 for cli in clis)
-    workers = worker_count(clis, jobs_setting)
-    meta["workers"] = workers
     bar = tqdm(
-        total=total or None,
+        total=sum(job.max_g_steps for job in plan.jobs) or None,
         desc=spec.name if workers == 1 else f"{spec.name} ({workers} at a time)",
         unit="G step",
         dynamic_ncols=True,
         file=sys.stderr,
         disable=not lead,
     )
+    ended: dict[int, FitResult] = {}  # fits that ended before a job ahead of them
+    joined = 0  # the jobs whose rows are in the files: the first ``joined``
 
-    def done(index: int, job_result: JobResult) -> None:
-        """Add a job's rows (in job order) and rewrite the CSV files: they grow as jobs finish."""
-        history.extend(job_result.history)
-        results.extend(job_result.results)
-        meta["runs"].extend(job_result.runs)
-        meta.update(evaluators_meta(classes, job_result.info))
+    def started(index: int) -> None:
         if lead:
-            meta["weights"].update(job_result.weights)
-            write_csv(study_dir / "results.csv", result_fields, results)
-            write_csv(study_dir / "history.csv", history_fields, history)
+            plan.set_state(index, "running")
 
-    weights = meta.setdefault("weights", {})
-    run_jobs(spec, jobs, clis, study_dir, wandb, lead, workers, bar, done, weights, media)
+    def done(index: int, fit: FitResult) -> None:
+        """A job ended: the plan says so; its rows, and those of the jobs after it that ended
+        already, join the files in job order (results.csv and history.csv grow as jobs finish)."""
+        nonlocal joined
+        if lead:
+            plan.set_state(index, "finished", fit.status)
+        ended[index] = fit
+        while joined in ended:
+            fit = ended.pop(joined)
+            job_history, job_results, runs = job_rows(plan, plan.jobs[joined], fit)
+            history.extend(job_history)
+            results.extend(job_results)
+            meta["runs"].extend(runs)
+            meta.update(evaluators_meta(plan.evaluators, fit.infos))
+            joined += 1
+        if lead:
+            write_csv(study_dir / "results.csv", plan.result_fields, results)
+            write_csv(study_dir / "history.csv", plan.history_fields, history)
+
+    run_jobs(plan, clis, wandb, lead, workers, bar, started, done, media)
     bar.close()
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     if lead:
-        (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
+        from gan_lab.files import write_whole
+
+        write_whole(study_dir / "study.json", json.dumps(meta, indent=2))
         write_report(study_dir)
         if wandb:
             from gan_lab.dashboard.study_run import log_study_run

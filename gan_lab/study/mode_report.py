@@ -1,6 +1,8 @@
-"""How a study's report shows :class:`~gan_lab.callbacks.mode_eval.ModeCoverageEvaluator`: the
-table's headers, the PacGAN / VEEGAN protocol paragraph, ``samples.png`` (final samples of each
-objective over the mixture means) and ``coverage.png`` (modes covered and HQ % against G steps)."""
+"""How a study shows :class:`~gan_lab.callbacks.mode_eval.ModeCoverageEvaluator` (its report
+section, :meth:`~gan_lab.callbacks.mode_eval.ModeCoverageEvaluator.report_section`): the table's
+headers, the PacGAN / VEEGAN protocol paragraph, ``mode_samples.png`` (final samples of each
+objective over the mixture means), ``mode_coverage.png`` (modes covered and HQ % against G steps)
+and the workspace's "mode coverage" section."""
 
 from __future__ import annotations
 
@@ -9,11 +11,8 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.callbacks.mode_eval import ModeCoverageEvaluator
 from gan_lab.errors import ConfigError
-from gan_lab.study.report import REDO, REPORTS, EvaluatorReport, register_evaluator
-
-register_evaluator(ModeCoverageEvaluator)
+from gan_lab.study.section import REDO, EvaluatorReport
 
 
 def _natural(path: Path) -> list:
@@ -79,7 +78,6 @@ def load_run_samples(run_dir: Path):
     return np.concatenate(arrays)
 
 
-@REPORTS.register(name="mode")
 class ModeCoverageReport(EvaluatorReport):
     """The report of mode coverage on toy Gaussian mixtures (``info``: ``mixture``, ``means``,
     ``std``, ``n_samples``, as the evaluator's ``info`` gives them)."""
@@ -93,6 +91,7 @@ class ModeCoverageReport(EvaluatorReport):
     #: changes over the last quarter of training that count as "still moving" (see ``still_moving``):
     #: half a mode, 2 points of HQ %, 0.05 nats of reverse KL, 0.02 nats of JS
     SETTLED: ClassVar[dict[str, float]] = {"modes": 0.5, "hq_fraction": 0.02, "reverse_kl": 0.05, "js": 0.02}
+    SECTION = "mode coverage"
 
     def protocol(self, info: dict) -> str:
         k = len(info["means"])
@@ -114,8 +113,8 @@ class ModeCoverageReport(EvaluatorReport):
     def figures(
         self, study_dir, runs, results, history, info, file_prefix: str = ""
     ) -> list[tuple[str, str]]:
-        """``samples.png`` (final samples per objective, from each run folder's
-        ``final_samples.npy``) and ``coverage.png`` (modes vs G steps)."""
+        """``<prefix>samples.png`` (final samples per objective, from each run folder's
+        ``final_samples.npy``) and ``<prefix>coverage.png`` (modes vs G steps)."""
         import numpy as np
 
         from gan_lab.plots import save_coverage_figure, save_samples_figure

@@ -2,37 +2,38 @@
 
 The files (in ``runs/<name>/``):
 
+    plan.json      every job with its command, seeds, folder and state (:mod:`gan_lab.study.plan`)
     results.csv    one row per objective × seed: the evaluators' final metrics, wall time, status
     history.csv    the same metrics at every evaluation (G steps)
     study.json     the command, versions, every run's arguments, the evaluators and their facts
     report.md      per evaluator: its protocol, the objective table (mean ± s.e. over seeds), figures
-    *.png          the evaluators' figures (toy mixtures: samples.png, coverage.png)
+    *.png          the evaluators' figures (mode coverage: mode_samples.png, mode_coverage.png)
 
 A study runs one or several evaluators (the :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`
-callbacks of its runs). With one, its metrics are the columns (``modes``, ``hq_fraction``, ...),
-study.json's ``evaluator`` is its registered name (``mode``) and ``info`` its facts; with several,
-each metric column is prefixed with the evaluator's name (``mode/modes``, ``sr/psnr``) so that no
-two collide, ``evaluator`` is the list of names and ``info`` maps each name to its facts, and each
-evaluator's figure files are prefixed with its name (``mode_samples.png``). History rows where an
-evaluator did not evaluate hold NaN in its columns.
+callbacks of its runs). Each metric column is the evaluator's name and the metric's
+(``mode/modes``, ``sr/psnr``), each figure file starts with the evaluator's name
+(``mode_samples.png``), study.json's ``evaluator`` is the list of their registered names and
+``info`` maps each name to its facts; history rows where an evaluator did not evaluate hold NaN in
+its columns. A folder written before that (one evaluator: its name, its facts as ``info``, its
+columns unprefixed) is read as if it were written so (:func:`read_study`).
 
-The evaluator classes are found by name in :data:`EVALUATORS` (the lab's are registered beside
-their reports; a user's by :func:`register_evaluator`, or when a study first runs it), never
-imported from what a file says: nothing in a study folder can make ``gan-lab report`` or
-``gan-lab dashboard`` import or run code. A study.json written before the registry names an
-evaluator by its class path; that is accepted only when it is, as a string, the
-``module.QualName`` of a registered evaluator.
+The evaluator classes are found by name in :data:`EVALUATORS` (the lab's are registered here, one
+line each; a user's by :func:`register_evaluator`, or when a study first runs it), never imported
+from what a file says: nothing in a study folder can make ``gan-lab report`` or ``gan-lab
+dashboard`` import or run code. A study.json written before the registry names an evaluator by
+its class path; that is accepted only when it is, as a string, the ``module.QualName`` of a
+registered evaluator.
 
 How the report shows an evaluator (its table's headers and scales, the protocol paragraph, its
-figures) is an :class:`EvaluatorReport`, registered in :data:`REPORTS` under the evaluator's
-``NAME`` (:mod:`gan_lab.study.mode_report`, :mod:`gan_lab.study.sr_report`); an evaluator without
-one is shown with its metrics by name and no figures. Beside each evaluator's table the report prints the published rows of the study file's
-``published`` key (:func:`published_table`: the source's values and ours side by side, flagging rows
-whose ``mean ± s.e.`` intervals do not overlap) and flags every configuration whose metrics are still
-moving at the end of training (:func:`still_moving`: "not converged", beside its row). A study
-file's ``note`` is printed under the title. The report is computed from the files alone,
-never from W&B: ``gan-lab report DIR`` (:func:`report_main`) checks them
-(:func:`check_study_folder`) and rewrites it, after merging the ``parts/<label>/`` folders of a
+figures) is the evaluator's report section, found from its class
+(:meth:`~gan_lab.callbacks.evaluation.ScheduledEvaluator.report_section`, an
+:class:`~gan_lab.study.section.EvaluatorReport`). Beside each evaluator's table the report prints the
+published rows of the study file's ``published`` key (:func:`published_table`: the source's values
+and ours side by side, flagging rows whose ``mean ± s.e.`` intervals do not overlap) and flags every
+configuration whose metrics are still moving at the end of training (:func:`still_moving`: "not
+converged", beside its row). A study file's ``note`` is printed under the title. The report is
+computed from the files alone, never from W&B: ``gan-lab report DIR`` (:func:`report_main`) checks
+them (:func:`check_study_folder`) and rewrites it, after merging the ``parts/<label>/`` folders of a
 job-array study (:func:`merge_parts`).
 """
 
@@ -40,15 +41,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
+from gan_lab.callbacks.image_eval import ImageMetricsEvaluator
+from gan_lab.callbacks.mode_eval import ModeCoverageEvaluator
+from gan_lab.callbacks.sr_eval import SRMetricsEvaluator
+from gan_lab.callbacks.stacked_eval import StackedModeEvaluator
 from gan_lab.errors import ConfigError, fail
 from gan_lab.registry import Registry
+from gan_lab.study.section import REDO, EvaluatorReport
 
 #: Columns of results.csv before and after the evaluators' metrics.
 RESULT_KEYS = ["study", "objective", "regularizers", "n_critic", "member", "seed", "g_steps"]
@@ -56,57 +62,16 @@ HISTORY_KEYS = ["objective", "member", "seed", "g_steps"]
 
 
 # --------------------------------------------------------------------------------------------------
-# How the report shows an evaluator
+# The evaluators a study may name
 # --------------------------------------------------------------------------------------------------
 
-
-class EvaluatorReport:
-    """How a study's report shows one evaluator; subclasses are registered in :data:`REPORTS`
-    under the evaluator's ``NAME``. This base is the default for an evaluator without one: its
-    metrics by name, no protocol paragraph, no figures."""
-
-    #: metric -> (report header, display scale, digits), in table order; empty: every metric by name
-    TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {}
-    #: metric -> the smallest change (in the metric's units) over the last quarter of training that
-    #: counts as "still moving" (:func:`still_moving`); a metric not listed: 5 % of its value
-    SETTLED: ClassVar[dict[str, float]] = {}
-
-    def table(self, metrics: Sequence[str], info: dict | None = None) -> dict[str, tuple[str, float, int]]:
-        """The table's columns for an evaluator of ``metrics`` with the facts ``info`` (a report may
-        name a column after them, or leave out a metric they make undefined)."""
-        return dict(self.TABLE) or {m: (m, 1.0, 3) for m in metrics}
-
-    def protocol(self, info: dict) -> str:
-        """The paragraph that states the evaluation protocol, from the evaluator's ``info``.
-
-        Raises:
-            KeyError, TypeError, ValueError: ``info`` does not fit the evaluator (a damaged file).
-        """
-        return ""
-
-    def check_files(self, runs: list[tuple[str, Path]]) -> None:
-        """Refuse (one-line :class:`ConfigError`) a file of the run folders that :meth:`figures`
-        would read and could not; :func:`check_study_folder` calls it before anything is written.
-        ``runs``: ``(label, run folder)`` of each configuration."""
-
-    def figures(
-        self, study_dir: Path, runs: list[tuple[str, Path]], results, history, info, file_prefix: str = ""
-    ) -> list[tuple[str, str]]:
-        """Draw the evaluator's figures into ``study_dir`` (file names starting ``file_prefix``);
-        return ``(caption, file name)`` pairs. ``runs``: ``(label, run folder)`` of each
-        configuration; ``results`` / ``history``: the rows, with the evaluator's metrics under their
-        own names."""
-        return []
-
-
-#: report helpers by evaluator name (``ScheduledEvaluator.NAME``)
-REPORTS: Registry = Registry("evaluator report", base=EvaluatorReport)
-
-
-#: the evaluator classes a study may name, by ``ScheduledEvaluator.NAME``; the lab's are registered
-#: beside their reports (:mod:`gan_lab.study.mode_report`, ...), a user's by
-#: :func:`register_evaluator` (or when a study first runs it)
-EVALUATORS: Registry = Registry("evaluator")
+#: The evaluator classes by ``NAME``: what study.json names and the report looks up (never imports).
+#: A new evaluator of the lab is one line here; its class names its own report section.
+EVALUATORS: Registry = Registry("evaluator", key="NAME")
+EVALUATORS.register(ModeCoverageEvaluator)
+EVALUATORS.register(ImageMetricsEvaluator)
+EVALUATORS.register(StackedModeEvaluator)
+EVALUATORS.register(SRMetricsEvaluator)
 
 
 def register_evaluator(cls: type) -> type:
@@ -135,53 +100,33 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def report_for(evaluator_cls: type) -> EvaluatorReport:
-    """The registered report helper of ``evaluator_cls``, else the default."""
-    name = getattr(evaluator_cls, "NAME", "")
-    return REPORTS.get(name) if name in REPORTS else EvaluatorReport()
-
-
-# --------------------------------------------------------------------------------------------------
-# The evaluators of a study, as its files record them
-# --------------------------------------------------------------------------------------------------
-
-
-def column_prefixes(names: Sequence[str]) -> list[str]:
-    """The prefix of each evaluator's metric columns: none for a study's only evaluator, the
-    evaluator's name for each of several.
-
-    >>> column_prefixes(["mode"]), column_prefixes(["mode", "sr"])
-    ([''], ['mode/', 'sr/'])
-    """
-    return [""] if len(names) == 1 else [f"{n}/" for n in names]
-
-
 def evaluators_meta(classes: Sequence[type], infos: Sequence[dict]) -> dict:
-    """study.json's ``evaluator`` (each class's registered name) and ``info`` for the study's
-    evaluator classes and their facts. A class not registered yet (a user's evaluator, imported by
-    the user's own config) is registered here, so that the report finds it by name.
+    """study.json's ``evaluator`` (each class's registered name, a list) and ``info`` (each one's
+    facts by name). A class not registered yet (a user's evaluator, imported by the user's own
+    config) is registered here, so that the report finds it by name.
 
     Raises:
         ConfigError: a class whose ``NAME`` another registered evaluator holds.
     """
     names = [register_evaluator(c).NAME for c in classes]
-    if len(names) == 1:
-        return {"evaluator": names[0], "info": infos[0]}
-    return {"evaluator": names, "info": {c.NAME: info for c, info in zip(classes, infos)}}
+    return {"evaluator": names, "info": dict(zip(names, infos))}
 
 
 @dataclass(frozen=True)
 class StudyEvaluator:
-    """One evaluator of a study: its class, its facts (``info``), the prefix of its columns."""
+    """One evaluator of a study: its class and its facts (``info``); its columns are
+    ``<NAME>/<metric>``, its figure files ``<NAME>_<figure>.png``."""
 
     cls: type
     info: dict
-    prefix: str
-    several: bool
 
     @property
     def name(self) -> str:
         return self.cls.NAME
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}/"
 
     @property
     def metrics(self) -> list[str]:
@@ -193,17 +138,16 @@ class StudyEvaluator:
 
     @property
     def report(self) -> EvaluatorReport:
-        return report_for(self.cls)
+        """Its report section, as its class names it."""
+        return self.cls.report_section()
 
     @property
     def file_prefix(self) -> str:
-        return f"{self.name}_" if self.several else ""
+        return f"{self.name}_"
 
     def rows(self, rows: list[dict], evaluated_only: bool = False) -> list[dict]:
         """``rows`` with this evaluator's metrics under their own names (the others' left out);
         ``evaluated_only``: without the rows where it did not evaluate (all its metrics NaN)."""
-        if not self.several:
-            return rows
         out = []
         for r in rows:
             values = {m: r[self.prefix + m] for m in self.metrics}
@@ -240,34 +184,52 @@ def evaluator_class(name: object, where: object = "study.json") -> type:
         ) from None
 
 
+def evaluator_names(value: object, where: object = "study.json") -> list:
+    """study.json's ``evaluator`` as a list (a folder written before lists holds one name).
+
+    Raises:
+        ConfigError: neither a name nor a non-empty list.
+
+    >>> evaluator_names("mode"), evaluator_names(["mode", "sr"])
+    (['mode'], ['mode', 'sr'])
+    """
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{where}: 'evaluator' must be a list of evaluator names, got {value!r:.60}; {REDO}"
+        )
+    return value
+
+
 def study_evaluators(meta: dict, meta_path: Path | None = None) -> list[StudyEvaluator]:
-    """The evaluators that study.json names, looked up in :data:`EVALUATORS`, with their facts.
+    """The evaluators that study.json names, looked up in :data:`EVALUATORS`, with their facts (a
+    folder written before lists: its one evaluator's facts are ``info`` itself).
 
     Raises:
         ConfigError: (one line naming ``meta_path``) an evaluator that is not registered, or facts
             that do not fit its report's protocol.
     """
     where = meta_path or "study.json"
-    names = meta["evaluator"] if isinstance(meta["evaluator"], list) else [meta["evaluator"]]
-    several = len(names) > 1
+    one = isinstance(meta["evaluator"], str)
     classes = []
-    for name in names:
+    for name in evaluator_names(meta["evaluator"], where):
         try:
             classes.append(evaluator_class(name, where))
         except ConfigError as e:
             raise ConfigError(f"{e}; {REDO}") from None
     entries = []
-    for cls, prefix in zip(classes, column_prefixes([c.NAME for c in classes])):
-        info = meta["info"].get(cls.NAME) if several else meta["info"]
+    for cls in classes:
+        info = meta["info"] if one else meta["info"].get(cls.NAME)
         try:
             if not isinstance(info, dict):
                 raise TypeError(f"no facts (an object) for {cls.NAME!r}")
-            report_for(cls).protocol(info)
+            cls.report_section().protocol(info)
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(
                 f"{where}: its 'info' does not fit {cls.__name__} ({type(e).__name__}: {e}); {REDO}"
             ) from None
-        entries.append(StudyEvaluator(cls, info, prefix, several))
+        entries.append(StudyEvaluator(cls, info))
     return entries
 
 
@@ -277,18 +239,19 @@ def study_evaluators(meta: dict, meta_path: Path | None = None) -> list[StudyEva
 
 
 def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
+    """``rows`` under the header ``fields``, written whole (:func:`gan_lab.files.write_whole`)."""
+    from gan_lab.files import write_whole
+
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    write_whole(path, text.getvalue())
 
 
 #: Columns of results.csv / history.csv kept as text; of the others these are integers, the rest floats.
 TEXT_COLUMNS = frozenset({"study", "objective", "regularizers", "status"})
 INT_COLUMNS = frozenset({"member", "seed", "g_steps", "n_critic"})
-
-#: What to do about a damaged study file (the end of every such error line).
-REDO = "restore the file, or run the study again (gan-lab study)"
 
 
 def _parse_cell(path: Path, line: int, column: str, value: str):
@@ -413,42 +376,75 @@ def read_meta(path: Path) -> dict:
     return meta
 
 
-def check_study_folder(study_dir: Path) -> None:
-    """Every file :func:`write_report` reads, checked before it writes anything: study.json (its
-    evaluators registered, their facts fitting their protocols), results.csv and history.csv (the
-    evaluators' metric columns, numbers where numbers belong, at least one row), and a run folder in
-    study.json for every objective of results.csv, and the run folders' files that the evaluators'
-    figures read (:meth:`EvaluatorReport.check_files`). Raises a one-line :class:`ConfigError`."""
+@dataclass
+class StudyFiles:
+    """A study folder's files as the report reads them: study.json (``meta``), its evaluators, the
+    rows of results.csv and history.csv (metric columns ``<NAME>/<metric>``), and the published
+    rows (keys resolved to those columns) and note."""
+
+    meta: dict
+    entries: list[StudyEvaluator]
+    results: list[dict]
+    history: list[dict]
+    published: list[dict]
+    note: str
+
+
+def read_study(study_dir: Path) -> StudyFiles:
+    """Read and check study.json (its evaluators registered, their facts fitting their protocols),
+    results.csv and history.csv (the evaluators' metric columns, numbers where numbers belong) and
+    the published rows (each key a metric column). A folder written before columns were always
+    prefixed (study.json naming one evaluator, not a list) has its columns read under their
+    prefixed names.
+
+    Raises:
+        ConfigError: one line naming the file and what is wrong.
+    """
     study_dir = Path(study_dir)
     meta_path = study_dir / "study.json"
     meta = read_meta(meta_path)
     entries = study_evaluators(meta, meta_path)
-    columns = [c for entry in entries for c in entry.columns]
-    published, _ = study_file_extras(meta)
-    check_published_metrics(entries, published, meta_path)
-    runs = {r["label"]: r["run_dir"] for r in meta["runs"]}
+    unprefixed = isinstance(meta["evaluator"], str)
+    rename = {m: e.prefix + m for e in entries for m in e.metrics} if unprefixed else {}
+    rows = {}
     for name, keys in (("results.csv", RESULT_KEYS), ("history.csv", HISTORY_KEYS)):
-        path = study_dir / name
-        rows = read_rows(path, required=[*keys, *columns])
+        columns = [c for e in entries for c in (e.metrics if unprefixed else e.columns)]
+        found = read_rows(study_dir / name, required=[*keys, *columns])
+        rows[name] = [{rename.get(k, k): v for k, v in r.items()} for r in found] if rename else found
+    published, note = study_file_extras(meta)
+    published = resolve_published(published, entries, meta_path)
+    return StudyFiles(meta, entries, rows["results.csv"], rows["history.csv"], published, note)
+
+
+def check_study_folder(study_dir: Path) -> StudyFiles:
+    """Every file :func:`write_report` reads, checked before it writes anything: the files
+    :func:`read_study` reads, at least one row in each CSV, a run folder in study.json for every
+    objective of results.csv, and the run folders' files that the evaluators' figures read
+    (:meth:`~gan_lab.study.section.EvaluatorReport.check_files`). Raises a one-line
+    :class:`ConfigError`; returns what it read."""
+    study_dir = Path(study_dir)
+    files = read_study(study_dir)
+    for name, rows in (("results.csv", files.results), ("history.csv", files.history)):
         if not rows:
-            raise ConfigError(f"{path} has no rows (only a header); {REDO}")
-        if name == "results.csv":
-            for label in dict.fromkeys(r["objective"] for r in rows):
-                if label not in runs:
-                    raise ConfigError(
-                        f"{path} has rows of objective {label!r}, which study.json does not list among "
-                        f"its runs ({', '.join(runs)}); {REDO}"
-                    )
-                if not (study_dir / runs[label]).is_dir():
-                    raise ConfigError(
-                        f"the run folder {study_dir / runs[label]} of {label!r} (study.json) does not exist; {REDO}"
-                    )
-            first: dict[str, str] = {}  # the run folder write_report draws from: the first listed
-            for r in meta["runs"]:
-                first.setdefault(r["label"], r["run_dir"])
-            labels = dict.fromkeys(r["objective"] for r in rows)
-            for entry in entries:
-                entry.report.check_files([(label, study_dir / first[label]) for label in labels])
+            raise ConfigError(f"{study_dir / name} has no rows (only a header); {REDO}")
+    runs = {r["label"]: r["run_dir"] for r in files.meta["runs"]}
+    labels = list(dict.fromkeys(r["objective"] for r in files.results))
+    for label in labels:
+        if label not in runs:
+            raise ConfigError(
+                f"{study_dir / 'results.csv'} has rows of objective {label!r}, which study.json does not "
+                f"list among its runs ({', '.join(runs)}); {REDO}"
+            )
+        if not (study_dir / runs[label]).is_dir():
+            raise ConfigError(
+                f"the run folder {study_dir / runs[label]} of {label!r} (study.json) does not exist; {REDO}"
+            )
+    first: dict[str, str] = {}  # the run folder write_report draws from: the first listed
+    for r in files.meta["runs"]:
+        first.setdefault(r["label"], r["run_dir"])
+    for entry in files.entries:
+        entry.report.check_files([(label, study_dir / first[label]) for label in labels])
+    return files
 
 
 # --------------------------------------------------------------------------------------------------
@@ -616,21 +612,52 @@ def study_file_extras(meta: dict) -> tuple[list[dict], str]:
 
 
 def published_metrics(entry: StudyEvaluator, row: dict) -> dict[str, float | list]:
-    """The values of a published row that belong to ``entry``, under the metric's own name."""
+    """The values of a published row (keys resolved: :func:`resolve_published`) that belong to
+    ``entry``, under the metric's own name."""
     return {m: row[entry.prefix + m] for m in entry.metrics if entry.prefix + m in row}
 
 
-def check_published_metrics(entries: Sequence[StudyEvaluator], published: list[dict], where) -> None:
-    """Refuse (one line) a published value whose key is no evaluator's column."""
-    columns = {c for e in entries for c in e.columns}
+def resolve_published(published: list[dict], entries: Sequence[StudyEvaluator], where) -> list[dict]:
+    """The published rows with every metric key a column of the study's evaluators: a column
+    (``mode/modes``) as it is, a metric's bare name (``modes``) as the column of the one evaluator
+    that has it.
+
+    Raises:
+        ConfigError: (one line naming ``where``) a key that is no column nor a metric of the
+            study's evaluators, or the bare name of a metric that several of them have.
+
+    >>> from gan_lab.callbacks import ModeCoverageEvaluator
+    >>> rows = [{"source": "S", "rows": [{"label": "GAN", "modes": 6.3, "mode/js": 0.1}]}]
+    >>> resolve_published(rows, [StudyEvaluator(ModeCoverageEvaluator, {})], "s.yaml")[0]["rows"]
+    [{'label': 'GAN', 'mode/modes': 6.3, 'mode/js': 0.1}]
+    """
+    columns = [c for e in entries for c in e.columns]
+    owners: dict[str, list[str]] = {}
+    for e in entries:
+        for m in e.metrics:
+            owners.setdefault(m, []).append(e.prefix + m)
+    out = []
     for source in published:
+        rows = []
         for row in source["rows"]:
-            unknown = [k for k in row if k not in ("label", "compare") and k not in columns]
-            if unknown:
-                raise ConfigError(
-                    f"{where}: published row {row['label']!r} of {source['source']!r} has {unknown[0]!r}, which is "
-                    f"not a metric column of this study ({', '.join(sorted(columns))})"
-                )
+            resolved = {}
+            for key, value in row.items():
+                if key in ("label", "compare") or key in columns:
+                    resolved[key] = value
+                elif len(owners.get(key, ())) == 1:
+                    resolved[owners[key][0]] = value
+                else:
+                    what = (
+                        f"the metric of several evaluators ({', '.join(owners[key])}): name its column"
+                        if key in owners
+                        else f"not a metric column of this study ({', '.join(sorted(columns))})"
+                    )
+                    raise ConfigError(
+                        f"{where}: published row {row['label']!r} of {source['source']!r} has {key!r}, which is {what}"
+                    )
+            rows.append(resolved)
+        out.append({"source": source["source"], "rows": rows})
+    return out
 
 
 def _interval(value) -> tuple[float, float]:
@@ -694,14 +721,13 @@ def published_table(entry: StudyEvaluator, source: dict, labels: list[str], resu
     return [*lines, ""]
 
 
-def write_report(study_dir: Path) -> Path:
-    """Write ``report.md`` and the evaluators' figures from the study's own files."""
+def write_report(study_dir: Path, files: StudyFiles | None = None) -> Path:
+    """Write ``report.md`` and the evaluators' figures from the study's own files (``files``: as
+    :func:`read_study` or :func:`check_study_folder` read them already). One section per evaluator:
+    its protocol, its table (with the published rows beside it) and its figures."""
     study_dir = Path(study_dir)
-    meta = json.loads((study_dir / "study.json").read_text())
-    results = read_rows(study_dir / "results.csv")
-    history = read_rows(study_dir / "history.csv")
-    entries = study_evaluators(meta)
-    published, note = study_file_extras(meta)
+    files = files or read_study(study_dir)
+    meta, results, history = files.meta, files.results, files.history
     labels = list(dict.fromkeys(r["objective"] for r in results))
     order = {label: k for k, label in enumerate(meta.get("labels") or [])}  # the study file's
     labels.sort(key=lambda label: order.get(label, len(order)))
@@ -722,7 +748,7 @@ def write_report(study_dir: Path) -> Path:
         f"Command: `{meta['command']}`; started {meta['started']}, finished {meta['finished']}; "
         f"torch {meta['torch']}, python {meta['python']}.",
         "",
-        *([note, ""] if note else []),
+        *([files.note, ""] if files.note else []),
         f"Each configuration trains {n} seed{'s' if n > 1 else ''} ({seeds}) {how}. "
         + (
             "Figures are the mean ± standard error over seeds at the final evaluation"
@@ -733,43 +759,29 @@ def write_report(study_dir: Path) -> Path:
         "",
     ]
     weights = [f"Pretrained weights: `{p}` (sha256 {h}…)." for p, h in meta.get("weights", {}).items()]
+    lines += [*weights, ""] if weights else []
     sections = []
-    for entry in entries:
+    for entry in files.entries:  # every figure drawn first, then the text
+        evaluated = entry.rows(history, evaluated_only=True)
         figures = entry.report.figures(
-            study_dir,
-            runs,
-            entry.rows(results),
-            entry.rows(history, evaluated_only=True),
-            entry.info,
-            file_prefix=entry.file_prefix,
+            study_dir, runs, entry.rows(results), evaluated, entry.info, file_prefix=entry.file_prefix
         )
-        figure_lines = [line for caption, name in figures for line in (f"![{caption}]({name})", "")]
-        table = _table(entry, labels, results, entry.rows(history, evaluated_only=True), meta)
-        for source in published:
+        sections.append((entry, evaluated, figures))
+    for entry, evaluated, figures in sections:
+        lines += [f"## {entry.cls.__name__} (`{entry.prefix}` columns)", ""]
+        protocol = entry.report.protocol(entry.info)
+        lines += [protocol, ""] if protocol else []
+        lines += _table(entry, labels, results, evaluated, meta)
+        for source in files.published:
             extra = published_table(entry, source, labels, entry.rows(results))
-            table += ["", *extra[:-1]] if extra else []
-        sections.append((entry, table, figure_lines))
+            lines += ["", *extra[:-1]] if extra else []
+        lines.append("")
+        lines += [line for caption, name in figures for line in (f"![{caption}]({name})", "")]
     diverged = sorted({(r["objective"], r["status"]) for r in results if r.get("status", "ok") != "ok"})
-    diverged_lines = []
     if diverged:
-        diverged_lines += [
-            "",
-            "Diverged (the divergence guard stopped them; figures are from their last evaluation):",
-        ]
-        diverged_lines += [f"- {lab}: {status}" for lab, status in diverged]
-    if len(sections) == 1:
-        ((entry, table, figure_lines),) = sections
-        lines += [entry.report.protocol(entry.info), "", *weights, "", *table, *diverged_lines, ""]
-        lines += figure_lines
-    else:
-        lines += [*weights, ""] if weights else []
-        for entry, table, figure_lines in sections:
-            lines += [f"## {entry.cls.__name__} (`{entry.name}/` columns)", ""]
-            protocol = entry.report.protocol(entry.info)
-            lines += [protocol, ""] if protocol else []
-            lines += [*table, ""]
-            lines += figure_lines
-        lines += [*diverged_lines[1:], ""] if diverged else []
+        lines.append("Diverged (the divergence guard stopped them; figures are from their last evaluation):")
+        lines += [f"- {lab}: {status}" for lab, status in diverged]
+        lines.append("")
     path = study_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -778,6 +790,8 @@ def write_report(study_dir: Path) -> Path:
 def merge_parts(study_dir: Path) -> None:
     """Join the entries that job-array tasks wrote into ``study_dir/parts/<label>/`` into one study:
     results.csv, history.csv and study.json at the top, as if one process had run them all."""
+    from gan_lab.files import write_whole
+
     parts = sorted(p for p in (study_dir / "parts").iterdir() if (p / "study.json").is_file())
     if not parts:
         raise ConfigError(f"{study_dir}/parts holds no finished entry")
@@ -798,7 +812,7 @@ def merge_parts(study_dir: Path) -> None:
                 fields = fields or reader.fieldnames
                 rows.extend(reader)
         write_csv(study_dir / name, fields, rows)
-    (study_dir / "study.json").write_text(json.dumps(meta, indent=2))
+    write_whole(study_dir / "study.json", json.dumps(meta, indent=2))
 
 
 def report_main(argv: list[str]) -> int:
@@ -817,8 +831,8 @@ def report_main(argv: list[str]) -> int:
     if missing:
         return fail(f"{args.study_dir!r} is not a finished study folder (missing {', '.join(missing)})")
     try:
-        check_study_folder(d)  # before write_report rewrites any figure or report.md
-        path = write_report(d)
+        files = check_study_folder(d)  # before write_report rewrites any figure or report.md
+        path = write_report(d, files)
     except ConfigError as e:
         return fail(e)
     print(path)

@@ -12,6 +12,14 @@ configs and arguments), the number of seeds and the arguments common to every ru
       - objective: hinge
       - objective: wasserstein
         configs: [../toy/objectives/wasserstein.yaml]
+      - objective: {class_path: my_losses.Focal, init_args: {gamma: 2.0}}   # your own
+        label: focal
+
+An entry's ``objective`` is whatever ``gan-lab fit`` takes as ``--model.objective``: a registered
+name, the class path of an :class:`~gan_lab.losses.Objective` (``my_losses.Focal``), or
+``{class_path, init_args}``; its ``label`` (the rows' ``objective``, its folder) defaults to the
+name or the class path. The study file is your own config, as a YAML you pass to ``fit`` is: a class
+it names is imported as ``fit`` imports it.
 
 Two optional keys put a study beside the literature:
 
@@ -28,9 +36,9 @@ Two optional keys put a study beside the literature:
   Each row has a ``label`` (the paper's name), optionally ``compare`` (the label of the study entry
   it is compared with; default: the entry of the same label, if any), and metric values in the
   metric's own units (``hq_fraction`` 0.982, not 98.2 %): ``[mean, s.e.]``, or a bare number when the
-  source gives no standard error. Metric keys are the evaluator's metric names (``modes``,
-  ``hq_fraction``, ``reverse_kl``, ``js`` for mode coverage), prefixed ``<evaluator NAME>/`` when the
-  study has several evaluators (``mode/modes``), as the report names its columns. The report shows
+  source gives no standard error. Metric keys are the study's metric columns, ``<evaluator
+  NAME>/<metric>`` (``mode/modes``), or a metric's bare name (``modes``, ``hq_fraction``,
+  ``reverse_kl``, ``js`` for mode coverage) when one evaluator of the study has it. The report shows
   each source's rows in the table of the evaluator they belong to, and flags a published row whose
   ``mean ± s.e.`` interval does not overlap ours (:mod:`gan_lab.study.report`).
 
@@ -38,14 +46,14 @@ Two optional keys put a study beside the literature:
 ``args``) as one mixed ensemble, one process (:class:`gan_lab.losses.PerMember`): member
 ``j·S + i`` is the run of the ``j``-th of them with seed ``seed + i``, exactly as in its own job.
 A study of J such objectives then makes one fit of ``J · seeds`` members instead of J fits (one
-kernel per layer for all of them on a GPU).
+kernel per layer for all of them on a GPU). Objectives by class path mix as registered ones do.
 
 :func:`load_study` reads and checks it (one-line :class:`~gan_lab.errors.ConfigError` otherwise;
 every config it names, ``base``, ``configs`` and ``--config`` in ``args``, must be a YAML mapping
-of settings, :func:`check_config_file`, refused without quoting the file, whatever file it is),
-:func:`select` keeps one entry (a job-array task), and :func:`plan_jobs` turns it into jobs: one
-``gan-lab fit`` per objective (seed-ensemble nets, ``ensemble: true``, the default, train all
-seeds as members of one run) or per objective × seed (``ensemble: false``).
+of settings, :func:`check_config_file`, refused without quoting the file, whatever file it is) and
+:func:`select` keeps one entry (a job-array task); :func:`gan_lab.study.plan.plan_study` turns it
+into jobs: one ``gan-lab fit`` per objective (seed-ensemble nets, ``ensemble: true``, the default,
+train all seeds as members of one run) or per objective × seed (``ensemble: false``).
 """
 
 from __future__ import annotations
@@ -63,10 +71,18 @@ from gan_lab.errors import ConfigError, check_int
 
 @dataclass
 class RunSpec:
-    objective: str
+    """One entry of a study: its objective (a registered name, a class path, or ``{class_path,
+    init_args}``), its override configs and arguments, its label."""
+
+    objective: str | dict
     configs: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     label: str = ""
+
+    @property
+    def objective_text(self) -> str:
+        """The objective's name or class path (a W&B tag)."""
+        return self.objective if isinstance(self.objective, str) else str(self.objective["class_path"])
 
 
 @dataclass
@@ -229,17 +245,25 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         raise ConfigError("study objectives must be a non-empty list")
     for item in raw["objectives"]:
         item = {"objective": item} if isinstance(item, str) else item
-        if not isinstance(item, dict) or not isinstance(item.get("objective"), str):
-            raise ConfigError(f"each study objective needs an 'objective' name, got {item!r}")
+        objective = item.get("objective") if isinstance(item, dict) else None
+        if not (isinstance(objective, str) and objective) and not _is_class_path(objective):
+            raise ConfigError(
+                "each study objective needs an 'objective': a name, a class path or "
+                f"{{class_path: ..., init_args: ...}}, got {item!r:.80}"
+            )
+        shown = objective if isinstance(objective, str) else objective["class_path"]
         extra = set(item) - {"objective", "configs", "args", "label"}
         if extra:
-            raise ConfigError(f"unknown key(s) {sorted(extra)} for objective {item['objective']!r}")
+            raise ConfigError(f"unknown key(s) {sorted(extra)} for objective {shown!r}")
+        label = item.get("label") or shown
+        if not isinstance(label, str):
+            raise ConfigError(f"the label of objective {shown!r} must be a string, got {label!r:.60}")
         runs.append(
             RunSpec(
-                objective=item["objective"],
+                objective=objective,
                 configs=[resolve(c) for c in _as_str_list(item.get("configs"), "configs")],
                 args=check_args(_as_str_list(item.get("args"), "args")),
-                label=item.get("label") or item["objective"],
+                label=label,
             )
         )
     labels = [r.label for r in runs]
@@ -272,6 +296,12 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         ensemble=ensemble,
         mixed=mixed,
     )
+
+
+def _is_class_path(value) -> bool:
+    """A mapping naming a class as ``gan-lab fit`` takes one: a non-empty string ``class_path``
+    (its ``init_args`` and the rest are fit's to check)."""
+    return isinstance(value, dict) and isinstance(value.get("class_path"), str) and bool(value["class_path"])
 
 
 def _is_number(v) -> bool:
@@ -341,106 +371,6 @@ def select(spec: StudySpec, only: str | None) -> StudySpec:
             f"--only {only!r} is not an entry of {spec.source}; its entries: {', '.join(labels)}"
         )
     return StudySpec(**{**spec.__dict__, "runs": [r for r in spec.runs if r.label == only]})
-
-
-@dataclass
-class Job:
-    """One fit: an objective's run of all seeds (ensemble) or of one seed; or, in a ``mixed``
-    study, the runs of several objectives side by side (``group``: member ``j·S + i`` is entry
-    ``group[j]``'s seed ``seed + i``)."""
-
-    run: RunSpec
-    seed_index: int | None  # None: every seed as an ensemble member
-    run_dir: Path
-    args: list[str]
-    group: list[RunSpec] = field(default_factory=list)  # a mixed job's entries; [] otherwise
-
-    @property
-    def runs(self) -> list[RunSpec]:
-        """The entries this job trains, in member order."""
-        return self.group or [self.run]
-
-    @property
-    def label(self) -> str:
-        return "+".join(r.label for r in self.runs)
-
-
-def run_args(
-    spec: StudySpec, run: RunSpec | list[RunSpec], run_dir: Path, extra: list[str], seed_index: int | None
-) -> list[str]:
-    """The ``gan-lab fit`` arguments of one job (without the subcommand); a list of entries (which
-    share ``configs`` and ``args``) is a mixed ensemble of their objectives."""
-    group = run if isinstance(run, list) else [run]
-    run = group[0]
-    args = ["--config", spec.base]
-    for c in run.configs:
-        args += ["--config", c]
-    objective = run.objective if len(group) == 1 else "[" + ",".join(r.objective for r in group) + "]"
-    args.append(f"--model.objective={objective}")
-    if seed_index is None:
-        members = spec.seeds * len(group)
-        args += [
-            f"--model.seed={spec.seed}",
-            f"--model.generator.init_args.members={members}",
-            f"--model.discriminator.init_args.members={members}",
-        ]
-    else:
-        args += [f"--model.seed={spec.seed + seed_index}", f"--seed_everything={spec.seed + seed_index}"]
-    return [
-        *args,
-        *spec.args,
-        *run.args,
-        *extra,
-        "--trainer.logger=false",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={run_dir}",
-    ]
-
-
-def mixed_groups(runs: list[RunSpec]) -> list[list[RunSpec]]:
-    """The entries that differ in their objective only (same ``configs``, same ``args``, distinct
-    objectives), grouped in study order: each group is one mixed job (a group of one, a plain job).
-
-    >>> a, b, c = RunSpec("hinge"), RunSpec("wasserstein", ["w.yaml"]), RunSpec("minimax")
-    >>> [[r.objective for r in g] for g in mixed_groups([a, b, c])]
-    [['hinge', 'minimax'], ['wasserstein']]
-    """
-    groups: dict[tuple, list[list[RunSpec]]] = {}
-    order: list[list[RunSpec]] = []
-    for run in runs:
-        key = (tuple(run.configs), tuple(run.args))
-        for group in groups.setdefault(key, []):
-            if run.objective not in {r.objective for r in group}:
-                group.append(run)
-                break
-        else:
-            groups[key].append([run])
-            order.append(groups[key][-1])
-    return order
-
-
-def plan_jobs(spec: StudySpec, study_dir: Path, extra: list[str]) -> list[Job]:
-    """One job per objective (ensemble), per group of objectives (``mixed``), or per objective ×
-    seed (one net per run)."""
-    jobs = []
-    if spec.mixed:
-        for group in mixed_groups(spec.runs):
-            if len(group) == 1:
-                run_dir = study_dir / group[0].label
-                jobs.append(Job(group[0], None, run_dir, run_args(spec, group[0], run_dir, extra, None)))
-                continue
-            run_dir = study_dir / "+".join(r.label for r in group)
-            jobs.append(Job(group[0], None, run_dir, run_args(spec, group, run_dir, extra, None), group))
-        return jobs
-    for run in spec.runs:
-        if spec.ensemble:
-            run_dir = study_dir / run.label
-            jobs.append(Job(run, None, run_dir, run_args(spec, run, run_dir, extra, None)))
-        else:
-            for k in range(spec.seeds):
-                run_dir = study_dir / run.label / f"seed{spec.seed + k}"
-                jobs.append(Job(run, k, run_dir, run_args(spec, run, run_dir, extra, k)))
-    return jobs
 
 
 def new_study_dir(out: str, name: str) -> Path:

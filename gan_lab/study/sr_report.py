@@ -1,23 +1,25 @@
-"""How a study's report shows :class:`~gan_lab.callbacks.sr_eval.SRMetricsEvaluator`: the table's
-headers, the ×4 super-resolution protocol paragraph (with the bicubic baseline), ``grids.png``
-(each configuration's final validation grid, side by side) and ``psnr.png`` (validation PSNR
-against G steps, mean ± s.e. over seeds, bicubic baseline dashed)."""
+"""How a study shows :class:`~gan_lab.callbacks.sr_eval.SRMetricsEvaluator` (its report section):
+the table's headers, the ×4 super-resolution protocol paragraph (with the bicubic baseline),
+``sr_grids.png`` (each configuration's final validation grid, side by side) and ``sr_psnr.png``
+(validation PSNR against G steps, mean ± s.e. over seeds, bicubic baseline dashed)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.callbacks.sr_eval import SRMetricsEvaluator
-from gan_lab.study.report import REPORTS, EvaluatorReport, register_evaluator
-
-register_evaluator(SRMetricsEvaluator)
+from gan_lab.study.section import EvaluatorReport
 
 
-@REPORTS.register(name="sr")
 class SRMetricsReport(EvaluatorReport):
     """The report of super-resolution metrics (``info``: the datamodule's ``describe()``, the
-    validation set's size, the bicubic baseline ``bicubic_<metric>`` and ``use_ema``)."""
+    validation set's size, the bicubic baseline ``bicubic_<metric>`` and ``use_ema``).
+
+    Args:
+        grid_columns: what the columns of the run folders' ``grid.png`` show (the evaluator's
+            :data:`~gan_lab.callbacks.sr_eval.GRID_COLUMNS`), for the figure's caption.
+    """
 
     TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {
         "psnr": ("PSNR (dB)", 1.0, 2),
@@ -26,6 +28,9 @@ class SRMetricsReport(EvaluatorReport):
     }
     #: the metric of the curve figure
     CURVE = "psnr"
+
+    def __init__(self, grid_columns: Sequence[str] = ()) -> None:
+        self.grid_columns = tuple(grid_columns)
 
     def protocol(self, info: dict) -> str:
         s = info.get("crop_size", "?")
@@ -56,16 +61,15 @@ class SRMetricsReport(EvaluatorReport):
     def figures(
         self, study_dir, runs, results, history, info, file_prefix: str = ""
     ) -> list[tuple[str, str]]:
-        """``grids.png`` (the ``grid.png`` of each run folder, labelled with its mean PSNR and
-        SSIM) and ``psnr.png`` (the curve)."""
+        """``<prefix>grids.png`` (the ``grid.png`` of each run folder, labelled with its mean PSNR
+        and SSIM) and ``<prefix>psnr.png`` (the curve)."""
         import numpy as np
         from torchvision.io import decode_image
 
-        from gan_lab.callbacks.sr_eval import GRID_COLUMNS
         from gan_lab.plots import save_curves_figure, save_image_panels
 
         study_dir = Path(study_dir)
-        columns = " | ".join(GRID_COLUMNS)
+        columns = " | ".join(self.grid_columns)
         figures = []
         panels = []
         for label, run_dir in runs:

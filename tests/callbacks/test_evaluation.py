@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from gan_lab.callbacks import ModeCoverageEvaluator
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.data import ToyMixtureDataModule
-from gan_lab.metrics import mean_and_se
+from gan_lab.metrics import METRICS, mean_and_se
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 
@@ -215,3 +215,56 @@ def test_a_per_seed_logger_gets_each_members_penalties(tmp_path):
             per_member = values[key]
             assert len(per_member) == 2 and per_member[0] != per_member[1]
             assert sum(per_member) / 2 == pytest.approx(float(csv_rows[d_steps][key]), rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# ModeCoverageEvaluator's metric: the names it can build, and no other
+# --------------------------------------------------------------------------------------------------
+
+
+def _evaluate_once(metric: str) -> dict:
+    """One evaluation of an untrained 2-member run with ``metric`` (a stand-in trainer)."""
+    model = GANModule(
+        ToyGenerator(members=2, hidden=8, layers=2), ToyDiscriminator(members=2, hidden=8, layers=2)
+    )
+    evaluator = ModeCoverageEvaluator(n_samples=50, plot=False, metric=metric)
+    trainer = SimpleNamespace(datamodule=ToyMixtureDataModule("ring8", batch_size=16), loggers=[])
+    return evaluator.evaluate(trainer, model)
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_the_evaluator_takes_only_the_metrics_it_can_build(name):
+    """Every name of gan_lab.metrics.METRICS: a mode-coverage metric (``mode_coverage``) evaluates;
+    each other one (``frechet_distance``, ``kernel_distance``, ``inception_score``, ``prdc``,
+    ``stacked_modes``: they take features or digit labels, not 2D samples, and are built otherwise)
+    is refused in one line when the evaluator is made, naming the valid ones (before: accepted, then
+    a TypeError at the first evaluation, after training had started)."""
+    from gan_lab.callbacks.mode_eval import mode_metrics
+    from gan_lab.errors import ConfigError
+    from gan_lab.metrics import ModeCoverage
+
+    assert mode_metrics() == ["mode_coverage"]
+    if issubclass(METRICS[name], ModeCoverage):
+        result = _evaluate_once(name)
+        assert set(result) >= set(ModeCoverageEvaluator.METRICS) and result["modes"].shape == (2,)
+        return
+    with pytest.raises(ConfigError) as info:
+        ModeCoverageEvaluator(metric=name)
+    message = str(info.value)
+    assert message == f"unknown mode-coverage metric {name!r}; valid mode-coverage metrics: mode_coverage"
+
+
+def test_a_registered_mode_coverage_metric_is_taken_and_used():
+    """A user's subclass of ModeCoverage, registered in METRICS, is accepted and does the counting."""
+    from gan_lab.metrics import ModeCoverage
+
+    class Strict(ModeCoverage):
+        """Mode coverage that calls no sample high quality (a visible difference)."""
+
+        def compute(self):
+            out = super().compute()
+            return {**out, "hq_fraction": out["hq_fraction"] * 0}
+
+    with METRICS.temporarily(Strict, name="strict_coverage"):
+        result = _evaluate_once("strict_coverage")
+    assert result["hq_fraction"].tolist() == [0.0, 0.0]

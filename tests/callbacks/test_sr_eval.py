@@ -405,3 +405,51 @@ def test_wgan_gp_sr_config_fits_a_few_steps(torch_home_with_vgg16, tmp_path):
     args += ["--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path / 'run'}"]
     assert main(args) == 0
     assert (tmp_path / "run" / "grid.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_sr_study_reports_its_section_and_the_vgg16_file_it_used(torch_home_with_vgg16, tmp_path):
+    """experiments/studies/sr.yaml, two of its entries, 2 G steps: the SR section of the report
+    (its protocol, grids and PSNR curve, columns ``sr/<metric>``), and the VGG16 file the perceptual
+    entry loaded, hashed once before the first fit, in plan.json, study.json and the report."""
+    import hashlib
+    import json
+
+    import yaml
+
+    from gan_lab.cli import main
+
+    source = Path(__file__).resolve().parents[2] / "experiments" / "studies" / "sr.yaml"
+    raw = yaml.safe_load(source.read_text())
+    raw["base"] = str((source.parent / raw["base"]).resolve())
+    raw["objectives"] = [e for e in raw["objectives"] if e["label"] in ("pixel", "pixel_perceptual")]
+    for entry in raw["objectives"]:
+        entry["configs"] = [str((source.parent / c).resolve()) for c in entry["configs"]]
+    study = tmp_path / "sr.yaml"
+    study.write_text(yaml.safe_dump(raw, sort_keys=False))
+    small = [
+        "--model.max_g_steps=2",
+        "--data.init_args.batch_size=2",
+        "--trainer.callbacks.every_n_g_steps=1",
+    ]
+    assert (
+        main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb", "--jobs", "1", *small]) == 0
+    )
+    out = tmp_path / "runs" / "sr"
+    expected = {
+        str(torch_home_with_vgg16): hashlib.sha256(torch_home_with_vgg16.read_bytes()).hexdigest()[:16]
+    }
+    assert json.loads((out / "plan.json").read_text())["weights"] == expected
+    assert json.loads((out / "study.json").read_text())["weights"] == expected
+    report = (out / "report.md").read_text()
+    ((path, digest),) = expected.items()
+    assert f"Pretrained weights: `{path}` (sha256 {digest}…)." in report
+    assert "## SRMetricsEvaluator (`sr/` columns)" in report and "Protocol (×4 super-resolution)" in report
+    assert (
+        "![final outputs on validation crops: LR (nearest) | bicubic | output | target](sr_grids.png)"
+        in report
+    )
+    assert (out / "sr_grids.png").is_file() and (out / "sr_psnr.png").is_file()
+    with open(out / "results.csv") as f:
+        header = f.readline().strip().split(",")
+    assert [c for c in header if c.startswith("sr/")] == ["sr/psnr", "sr/ssim", "sr/edge_error"]

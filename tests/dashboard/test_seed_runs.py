@@ -79,7 +79,7 @@ def test_each_evaluation_is_one_row_with_the_seeds_own_values(tiny_study, seed_r
                 and int(h["g_steps"]) == row["g_steps"]
             ]
             for m in METRICS:
-                assert row[f"mode/{m}"] == float(expected[m]), (objective, seed, m)
+                assert row[f"mode/{m}"] == float(expected[f"mode/{m}"]), (objective, seed, m)
 
 
 def test_summary_values_are_the_results_csv_row(tiny_study, seed_runs):
@@ -88,7 +88,7 @@ def test_summary_values_are_the_results_csv_row(tiny_study, seed_runs):
     for row in results:
         summary = seed_runs[row["objective"], int(row["seed"])]["summary"]
         for m in METRICS:
-            value = float(row[m])
+            value = float(row[f"mode/{m}"])
             assert math.isfinite(value) and summary[f"mode/{m}"] == value, (row["objective"], m)
         assert summary["status"] == row["status"] == "ok"
         assert summary["wall_time_s"] == float(row["wall_time_s"])
@@ -150,7 +150,8 @@ def test_the_study_run_holds_the_results_table_and_figures(tiny_study, runs):
     data = json.loads(table.read_text())
     results = read_csv(tiny_study / "results.csv")
     assert data["columns"] == list(results[0]) and len(data["data"]) == len(results)
-    assert [r[data["columns"].index("modes")] for r in data["data"]] == [float(r["modes"]) for r in results]
+    column = data["columns"].index("mode/modes")
+    assert [r[column] for r in data["data"]] == [float(r["mode/modes"]) for r in results]
 
 
 def test_a_diverged_run_is_marked_not_crashed(tmp_path, no_network):

@@ -114,3 +114,31 @@ def test_bad_folders_are_one_line(tmp_path, capsys):
     assert main(["dashboard", str(tmp_path)]) == 2
     assert "no per-seed W&B runs" in capsys.readouterr().err
     assert not (tmp_path / DEFINITION_FILE).exists()
+
+
+def test_an_evaluators_panels_come_from_its_report_section(tmp_path, monkeypatch):
+    """The panels of a study's evaluators are what each one's report section gives, in sections in
+    the order the evaluators come: a user's evaluator (tests/spread_evaluator.py) gets its own
+    section with nothing of the lab's changed; a metric its runs did not log gets no panel."""
+    from spread_evaluator import SampleSpread
+
+    from gan_lab.dashboard.seed_runs import RECORD_FILE
+    from gan_lab.study import EVALUATORS, register_evaluator
+
+    monkeypatch.setattr(EVALUATORS, "_entries", dict(EVALUATORS._entries))  # undone after the test
+    register_evaluator(SampleSpread)
+    study = tmp_path / "two"
+    (study / "hinge").mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"evaluator": ["spread", "mode"]}))
+    record = {
+        "project": "gan_lab", "group": "two", "facts": {"objective": "hinge"}, "media": [],
+        "keys": ["d/loss", "g/loss", "mode/modes", "mode/js", "spread/spread"],
+        "runs": [{"seed": 0, "objective": "hinge"}],
+    }  # fmt: skip
+    (study / "hinge" / RECORD_FILE).write_text(json.dumps(record))
+    sections = {s["name"]: [p["key"] for p in s["panels"]] for s in definition(study)["sections"]}
+    assert sections == {
+        "sample spread": ["spread/spread"],
+        "mode coverage": ["mode/modes", "mode/js"],
+        "losses": ["d/loss", "g/loss"],
+    }

@@ -168,8 +168,13 @@ def test_cifar10_study_runs_on_fabricated_cifar_with_inception_weights(tmp_path,
     )
     results = rows(study_dir / "results.csv")
     assert [r["objective"] for r in results] == ["sngan", "dcgan_wgan_gp"]
-    assert all(float(r["inception_score"]) >= 1.0 for r in results)  # IS from Inception's logits
+    assert all(float(r["image/inception_score"]) >= 1.0 for r in results)  # IS from Inception's logits
     report = (study_dir / "report.md").read_text()
     assert "**FID**" in report and "| FID |" in report and "Mimicry" in report and "16.77" in report
     meta = json.loads((study_dir / "study.json").read_text())
-    assert meta["info"]["feature_net"]["name"] == "inception_v3" and meta["info"]["n_samples"] == 16
+    info = meta["info"]["image"]
+    assert (
+        meta["evaluator"] == ["image"]
+        and info["feature_net"]["name"] == "inception_v3"
+        and info["n_samples"] == 16
+    )

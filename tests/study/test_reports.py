@@ -1,6 +1,6 @@
-"""The evaluators' report helpers (gan_lab.study.report, mode_report, sr_report): found by the
-evaluator's name, each states its protocol from the evaluator's facts and draws its figures from
-the study's rows and run folders; the evaluators themselves draw no report figure."""
+"""The evaluators' report sections (gan_lab.study.section, mode_report, sr_report, image_report):
+found from the evaluator's class, each states its protocol from the evaluator's facts and draws its
+figures from the study's rows and run folders; the evaluators themselves draw no report figure."""
 
 from __future__ import annotations
 
@@ -13,44 +13,67 @@ from torchvision.io import write_png
 
 from gan_lab.callbacks import ModeCoverageEvaluator
 from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.callbacks.sr_eval import SRMetricsEvaluator, make_sr_grid, sr_metrics, upsample
-from gan_lab.study import REPORTS, EvaluatorReport
+from gan_lab.callbacks.sr_eval import GRID_COLUMNS, SRMetricsEvaluator, make_sr_grid, sr_metrics, upsample
+from gan_lab.study import EVALUATORS, EvaluatorReport
+from gan_lab.study.image_report import ImageMetricsReport, StackedModeReport
 from gan_lab.study.mode_report import ModeCoverageReport
-from gan_lab.study.report import report_for
 from gan_lab.study.sr_report import SRMetricsReport
 
-EVALUATORS = [ModeCoverageEvaluator, SRMetricsEvaluator]
+SECTIONS = {
+    "mode": ModeCoverageReport,
+    "sr": SRMetricsReport,
+    "image": ImageMetricsReport,
+    "stacked": StackedModeReport,
+}
 
 
-def test_each_evaluator_has_a_report_registered_under_its_name():
-    assert {"mode", "sr"} <= set(REPORTS)  # (image evaluators register theirs too)
-    assert isinstance(report_for(ModeCoverageEvaluator), ModeCoverageReport)
-    assert isinstance(report_for(SRMetricsEvaluator), SRMetricsReport)
-    for cls in EVALUATORS:
-        assert list(report_for(cls).TABLE) == list(cls.METRICS)  # a header for every metric, in order
+def test_each_registered_evaluator_names_its_own_report_section():
+    assert sorted(EVALUATORS) == sorted(SECTIONS)  # (a study registers a user's evaluator when it runs it)
+    for name, section in SECTIONS.items():
+        cls = EVALUATORS[name]
+        assert type(cls.report_section()) is section, name
+        assert list(cls.report_section().TABLE) == list(cls.METRICS), name  # a header per metric, in order
 
 
-@pytest.mark.parametrize("cls", EVALUATORS)
-def test_evaluators_compute_and_log_but_draw_no_report(cls):
-    for attr in ("protocol", "study_figures"):
-        assert not hasattr(cls, attr), f"{cls.__name__}.{attr}"
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_evaluators_compute_and_log_but_draw_no_report(name):
+    for attr in ("protocol", "study_figures", "figures", "TABLE"):
+        assert not hasattr(EVALUATORS[name], attr), f"{name}.{attr}"
 
 
-def test_an_evaluator_without_a_report_gets_the_default():
+def test_an_evaluator_without_a_section_gets_the_default():
     class Plain(ScheduledEvaluator):
         NAME, METRICS = "plain", ("a", "b")
 
-    report = report_for(Plain)
+    report = Plain.report_section()
     assert type(report) is EvaluatorReport
     assert report.table(Plain.METRICS) == {"a": ("a", 1.0, 3), "b": ("b", 1.0, 3)}
     assert report.protocol({}) == "" and report.figures(None, [], [], [], {}) == []
+    assert report.panels("plain", Plain.METRICS, {"plain/b", "plain/c"}) == [
+        ("image metrics", {"kind": "line", "key": "plain/b"})
+    ]
 
 
-def test_a_report_name_is_registered_once():
+def test_the_dashboard_sections_are_the_reports():
+    assert [EVALUATORS[n].report_section().SECTION for n in ("mode", "stacked", "image", "sr")] == [
+        "mode coverage",
+        "mode coverage",
+        "image metrics",
+        "image metrics",
+    ]
+    panels = ModeCoverageEvaluator.report_section().panels("mode", ModeCoverageEvaluator.METRICS, {"mode/js"})
+    assert panels == [("mode coverage", {"kind": "line", "key": "mode/js"})]
+
+
+def test_an_evaluator_name_is_registered_once():
     from gan_lab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="'mode' is already registered"):
-        REPORTS.register(EvaluatorReport, name="mode")
+    class Impostor(ScheduledEvaluator):
+        NAME, METRICS = "mode", ("modes",)
+
+    with pytest.raises(ConfigError, match="evaluator 'mode' is already registered"):
+        EVALUATORS.register(Impostor)
+    assert EVALUATORS["mode"] is ModeCoverageEvaluator
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,7 +155,10 @@ def test_sr_figures_write_grids_and_the_psnr_curve(tmp_path, prefix):
             history.append({"objective": label, "member": 0, "seed": 0, "g_steps": g, "psnr": 20.0 + i + g / 10,
                             "ssim": 0.5, "edge_error": 0.1})  # fmt: skip
         results.append(history[-1])
-    figures = SRMetricsReport().figures(tmp_path, runs, results, history, _sr_info(), file_prefix=prefix)
+    figures = SRMetricsReport(GRID_COLUMNS).figures(
+        tmp_path, runs, results, history, _sr_info(), file_prefix=prefix
+    )
     assert [f for _, f in figures] == [f"{prefix}grids.png", f"{prefix}psnr.png"]
+    assert figures[0][0] == "final outputs on validation crops: LR (nearest) | bicubic | output | target"
     for _, name in figures:
         assert (tmp_path / name).stat().st_size > 1000
