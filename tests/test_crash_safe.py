@@ -22,19 +22,6 @@ from gan_lab.runs import RunExperimentWriter, _rows_until, new_version_folder
 SMALL = [*TINY_RING8, "--trainer.enable_progress_bar=false", "--trainer.log_every_n_steps=1"]
 
 
-def _callbacks_yaml(path: Path, every: int) -> Path:
-    """The base config's checkpoint callbacks, with an interval save of last.ckpt every ``every`` G steps."""
-    path.write_text(
-        "trainer:\n"
-        "  callbacks:\n"
-        "    - class_path: gan_lab.callbacks.GStepCheckpoint\n"
-        "      init_args: {save_last: true}\n"
-        "    - class_path: gan_lab.callbacks.PreemptionCheckpoint\n"
-        f"      init_args: {{every_n_g_steps: {every}}}\n"
-    )
-    return path
-
-
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # the fit starts its own
     env.update(PYTHONUNBUFFERED="1", WANDB_MODE="offline", **extra)

@@ -60,4 +60,3 @@ def test_needs_input_grad_is_what_the_penalty_does(name):
     if reg.needs_input_grad:  # through the input gradient, the penalty reaches D's parameters
         (grad,) = torch.autograd.grad(penalty.sum(), w)
         assert grad.abs().sum() > 0
-
