@@ -59,10 +59,9 @@ def copyfile(src, dst, *args, **kwargs):
     return dst
 
 
-torch.save = save
-shutil.copyfile = copyfile
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # (never on import: pytest's doctest collection imports this file)
+    torch.save = save
+    shutil.copyfile = copyfile
     from gan_lab.cli import main
 
     sys.exit(main())
