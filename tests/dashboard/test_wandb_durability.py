@@ -199,7 +199,11 @@ def test_finish_returns_once_every_runs_file_is_written(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("members", "last", "kill_at"),
-    [(1, 9, "end"), (2, 10, "end"), (2, 9, "checkpoint")],
+    [
+        pytest.param(1, 9, "end", marks=pytest.mark.slow),
+        pytest.param(2, 10, "end", marks=pytest.mark.slow),
+        (2, 9, "checkpoint"),
+    ],
     ids=["one-seed-killed-after-9", "ensemble-killed-after-10", "ensemble-killed-at-the-checkpoint"],
 )
 def test_history_up_to_the_checkpoint_survives_a_kill(tmp_path, members, last, kill_at):
@@ -218,6 +222,7 @@ def test_history_up_to_the_checkpoint_survives_a_kill(tmp_path, members, last, k
     assert len(list(run.glob(f"wandb/offline-run-*/run-*.wandb{SUPERSEDED}"))) == members  # set aside
 
 
+@pytest.mark.slow  # (~10-15 s each; the kill-at-the-checkpoint case and the real fit stay in `make test`)
 def test_rows_past_the_checkpoint_in_the_killed_file_are_not_kept(tmp_path):
     """W&B flushing often: the killed session's files already hold batch 10, past the checkpoint
     at 9. The resumed runs read as if the fit had never stopped: those files are set aside (not
@@ -231,6 +236,7 @@ def test_rows_past_the_checkpoint_in_the_killed_file_are_not_kept(tmp_path):
     assert _histories(run) == _straight(tmp_path / "straight", 2, 12)
 
 
+@pytest.mark.slow  # (~10-15 s each; the kill-at-the-checkpoint case and the real fit stay in `make test`)
 def test_a_resumed_session_killed_again(tmp_path):
     """Killed at 10 (checkpoint 9), resumed and killed again at 13 (checkpoint 12) with W&B's files
     flushed, resumed to 15: the second session's rows and those it had logged again for the first
@@ -243,6 +249,7 @@ def test_a_resumed_session_killed_again(tmp_path):
     assert _histories(run) == _straight(tmp_path / "straight", 2, 15)
 
 
+@pytest.mark.slow  # (~10-15 s each; the kill-at-the-checkpoint case and the real fit stay in `make test`)
 def test_a_session_that_ended_cleanly_keeps_its_file(tmp_path):
     """A fit stopped by a signal at its checkpoint (9) closed its runs: its files are complete and
     stay; the resumed session logs nothing again, and the history is the uninterrupted one."""
@@ -256,6 +263,7 @@ def test_a_session_that_ended_cleanly_keeps_its_file(tmp_path):
     assert _histories(run) == _straight(tmp_path / "straight", 2, 12)
 
 
+@pytest.mark.slow  # (~10-15 s each; the kill-at-the-checkpoint case and the real fit stay in `make test`)
 def test_a_resume_from_an_earlier_checkpoint_of_a_finished_session(tmp_path):
     """A session that went on past the checkpoint a resume starts from (finished at 12, resumed
     from 9): its files are set aside although complete, and its rows up to 9 are logged again
