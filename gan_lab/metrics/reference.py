@@ -38,7 +38,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -130,20 +129,11 @@ def file_hash(path: str | os.PathLike) -> str:
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` into a temporary file beside ``path``, then ``os.replace`` onto it: a
-    reader never sees a half-written file, and a crash leaves no file of that name behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """``torch.save(obj)`` written whole (:func:`gan_lab.files.write_whole`: a temporary file beside
+    ``path``, fsync, rename): a reader never sees a half-written file."""
+    from gan_lab.files import write_whole
+
+    return write_whole(path, lambda f: torch.save(obj, f))
 
 
 def first_difference(stored: Any, wanted: Any, where: str = "") -> str | None:
