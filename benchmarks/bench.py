@@ -60,7 +60,7 @@ Run from the repository root (``benchmarks`` is not installed with ``gan_lab``):
     python -m benchmarks.bench --device cuda --channels-last --compile
     python -m benchmarks.bench --device cuda --cases toy_ens_e512 --compile reduce-overhead  # CUDA graphs
 
-``--channels-last`` and ``--compile [MODE]`` set GANModule's switches of the same names in the lab
+``--channels-last`` and ``--compile [MODE]`` set GANModule's ``speed`` switches of the same names in the lab
 loop and do the same in the hand loop: 4-D weights and image batches in channels_last memory
 format; ``torch.compile``'d G and D (in ``MODE``, :data:`gan_lab.compiled.COMPILE_MODES`) for the
 main passes (the gradient penalty goes through the plain D).
@@ -358,7 +358,7 @@ def lab_loop(
     """Seconds for ``steps`` full iterations of Lightning's fit loop after ``warmup``: from the end
     of batch ``warmup - 1`` to the end of the last batch (data fetch, hooks, both players' steps,
     logging). ``threads``: the intra-op thread count the caller set for both loops, passed to
-    GANModule as ``cpu_threads`` (which it applies in ``setup``); the timed window must run under
+    GANModule as ``speed.cpu_threads`` (which it applies in ``setup``); the timed window must run under
     it (a RuntimeError otherwise).
 
     The stopwatch is GANModule's own ``on_train_batch_end`` hook, which Lightning calls at every
@@ -368,6 +368,7 @@ def lab_loop(
 
     from gan_lab.data.toy import ToyMixtureDataModule
     from gan_lab.module import GANModule
+    from gan_lab.settings import Speed
 
     stamps: dict[int, float] = {}
     seen_threads: set[int] = set()
@@ -385,9 +386,8 @@ def lab_loop(
         objective=case.objective,
         regularizers=case.regularizers,
         n_critic=case.n_critic,
-        channels_last=channels_last,
-        compile=compile,
-        cpu_threads=threads,  # the bench's count (the hand loop's), not the module's own choice
+        # the bench's thread count (the hand loop's), not the module's own choice
+        speed=Speed(compile=compile, channels_last=channels_last, cpu_threads=threads),
     )
     if case.kind == "toy":
         data = ToyMixtureDataModule("ring8", batch_size=case.batch, steps_per_epoch=warmup + steps)

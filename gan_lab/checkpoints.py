@@ -7,6 +7,9 @@ The file is read with ``torch.load(weights_only=True)``: tensors and plain data 
 pickled into it runs. A file that names Python objects (``GLOBAL module.name`` in its pickle) is
 refused as such; a file that is not a torch file at all (random bytes, a text file) is named as
 "not a checkpoint". Every failure is one line (:class:`~gan_lab.errors.ConfigError`).
+
+The lab's own entry of a checkpoint, ``checkpoint["gan_lab"]``, is written by :func:`run_state` and
+read back by :func:`restore_run_state` (and its counters by :func:`checkpoint_counters`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import zipfile
 import torch
 
 from gan_lab.errors import ConfigError
+from gan_lab.seeding import global_rng_state
 
 
 def _refused_global(message: str) -> str | None:
@@ -123,3 +127,28 @@ def checkpoint_counters(path: str | os.PathLike) -> tuple[int, int] | None:
         return int(state.get("g_steps", 0)), int(state.get("d_steps", 0))
     except (TypeError, ValueError):
         return None
+
+
+def run_state(module) -> dict:
+    """``checkpoint["gan_lab"]`` of a :class:`~gan_lab.module.GANModule`: its counters, its random
+    streams' counters (the same on every rank: each rank resumes its own keys), the global RNG
+    states, the resolved config and the run folder (which a resume continues). Weights, optimizers,
+    the data streams and the callbacks are Lightning's."""
+    trainer = module._trainer
+    return {
+        "d_steps": module.d_steps,
+        "g_steps": module.g_steps,
+        **module.streams.state(),
+        "rng": global_rng_state(),
+        "config": module.resolved_config,
+        "run_dir": trainer.log_dir if trainer is not None and trainer.loggers else None,
+    }
+
+
+def restore_run_state(module, state: dict) -> dict | None:
+    """Set the counters and random streams of ``module`` from a :func:`run_state`; return the global
+    RNG states it holds (None without), which the module restores at its first batch, after
+    Lightning's set-up has drawn from them."""
+    module.d_steps, module.g_steps = int(state.get("d_steps", 0)), int(state.get("g_steps", 0))
+    module.streams.load(state)
+    return state.get("rng")

@@ -3,10 +3,12 @@ that cannot work. They are separate from the alternation so that the module read
 alternation, and so that the CLI can run them before anything is written.
 
 - :func:`check_config` (at construction): the objective, the regularizers and their schedule, the
-  nets' ensemble sizes and noise, n_critic, max_g_steps, EMA, gradient clipping.
+  nets' ensemble sizes and noise, n_critic, max_g_steps, what trains G in a paired run.
 - :func:`check_trainer` (in ``setup``): DDP needs find_unused_parameters; SyncBatchNorm cannot go
   with an input-gradient penalty on D.
-- :func:`check_remedies` (at construction): packing and unrolled look-ahead settings.
+- :func:`check_remedies` / :func:`check_simultaneous` (at construction): the remedies
+  (:class:`~gan_lab.settings.Remedies`) with the rest of the run. Each settings dataclass of
+  :mod:`gan_lab.settings` checks its own fields.
 - :func:`check_data` / :func:`check_ready` (before fit): data channels that fit the nets (D reads
   ``pack`` × the data's channels); regularizers that have what they need (pretrained weights).
 """
@@ -17,6 +19,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_int, check_weight
+from gan_lab.losses import PerMember
+from gan_lab.nets.layers import mixes_samples
+from gan_lab.regularizers import Constraint
 
 
 def _d_penalties(regs, flag: str) -> list[str]:
@@ -26,20 +31,21 @@ def _d_penalties(regs, flag: str) -> list[str]:
 
 
 def _is_constraint(reg) -> bool:
-    from gan_lab.regularizers import Constraint
-
     return isinstance(reg, Constraint)
 
 
-def check_config(
-    G: nn.Module, D: nn.Module, objective, regs, n_critic, ema_beta, max_g_steps, conditional
-) -> None:
-    """Refuse, in one line each, the combinations that cannot work (at construction)."""
+def check_config(G: nn.Module, D: nn.Module, objective, regs, n_critic, max_g_steps, paired=None) -> None:
+    """Refuse, in one line each, the combinations that cannot work (at construction); ``paired``:
+    the run's :class:`~gan_lab.settings.Paired`, None for an unconditional run."""
     check_int("n_critic", n_critic, hint=" (D steps per G step)")
     if max_g_steps is not None:
         check_int("max_g_steps", max_g_steps, hint=" or null")
-    if ema_beta is not None and not (isinstance(ema_beta, (int, float)) and 0.0 <= ema_beta < 1.0):
-        raise ConfigError(f"ema_beta must be in [0, 1) or null, got {ema_beta!r}")
+    conditional = paired is not None
+    trains_g = (
+        not conditional or paired.adversarial_weight > 0 or any(getattr(r, "player", "") == "G" for r in regs)
+    )
+    if not trains_g:
+        raise ConfigError("paired.adversarial_weight is 0 and G has no regularizer: nothing would train G")
     if not hasattr(G, "z_dim") or (G.z_dim < 1 and not conditional):
         raise ConfigError(
             f"the generator {type(G).__name__} must expose z_dim >= 1 (its noise size); only a "
@@ -51,6 +57,13 @@ def check_config(
             f"generator has {g_members} ensemble members but discriminator has {d_members}; set both "
             "to the same number of seeds"
         )
+    blocks = len(objective.parts) if isinstance(objective, PerMember) else 1
+    if blocks > 1 and g_members is None:
+        raise ConfigError(
+            f"objectives {objective.names} side by side need an ensemble G and D (members = seeds × {blocks})"
+        )
+    if blocks > 1:
+        objective.block_size(g_members)  # E must split evenly
     names = [r.name for r in regs]
     for name in set(names):
         if names.count(name) > 1:
@@ -75,7 +88,7 @@ def check_config(
                 f"lazy regularizers on {player} use different intervals {sorted(lazy)}; use one interval"
             )
     input_grad = _d_penalties(regs, "needs_input_grad")
-    if input_grad and _mixes_samples(D):
+    if input_grad and mixes_samples(D):
         rank_zero_warn(
             f"D holds a minibatch standard deviation layer, so the input gradient of {input_grad[0]!r} is not "
             "exactly per sample (each sample's logit depends on its group); ProGAN uses the two together"
@@ -87,45 +100,38 @@ def check_config(
         )
 
 
-def _mixes_samples(D: nn.Module) -> bool:
-    from gan_lab.nets.layers import mixes_samples
+def check_remedies(remedies, regs, n_critic: int, paired=None, gradient_clip_val=None) -> None:
+    """The :class:`~gan_lab.settings.Remedies` with the run: neither packing nor look-ahead in a
+    paired run (``paired`` not None), whose D judges ``(output, condition)`` pairs; no look-ahead
+    with ``gradient_clip_val`` (it does not clip D's gradient as D's own step does); simultaneous
+    steps as :func:`check_simultaneous` allows.
 
-    return mixes_samples(D)
-
-
-def check_remedies(pack, unrolled_steps, conditional: bool, gradient_clip_val=None) -> tuple[int, int]:
-    """``(pack, unrolled_steps)`` checked: packing degree ``m >= 1``, look-ahead steps ``k >= 0``;
-    neither in a paired (conditional) run, whose D judges ``(output, condition)`` pairs; no
-    look-ahead with ``gradient_clip_val`` (it does not clip D's gradient as D's own step does).
-
-    >>> check_remedies(2, 0, False)
-    (2, 0)
-    >>> check_remedies(0, 0, False)
+    >>> from gan_lab.settings import Paired, Remedies
+    >>> check_remedies(Remedies(pack=2), [], 1)
+    >>> check_remedies(Remedies(pack=2), [], 1, paired=Paired())
     Traceback (most recent call last):
     ...
-    gan_lab.errors.ConfigError: pack must be an integer >= 1 (samples per pack judged by D; 1: no packing), got 0
+    gan_lab.errors.ConfigError: remedies.pack=2 is not supported in a paired (conditional) run; set remedies.pack=1 there
     """
-    check_int("pack", pack, hint=" (samples per pack judged by D; 1: no packing)")
-    check_int(
-        "unrolled_steps", unrolled_steps, minimum=0, hint=" (look-ahead steps of D in G's loss; 0: off)"
-    )
-    for name, value, off in (("pack", pack, 1), ("unrolled_steps", unrolled_steps, 0)):
-        if conditional and value != off:
+    for name, off in (("pack", 1), ("unrolled_steps", 0)):
+        value = getattr(remedies, name)
+        if paired is not None and value != off:
             raise ConfigError(
-                f"{name}={value} is not supported in a paired (conditional) run; set {name}={off} there"
+                f"remedies.{name}={value} is not supported in a paired (conditional) run; set remedies.{name}={off} there"
             )
-    if unrolled_steps and gradient_clip_val is not None:
+    if remedies.unrolled_steps and gradient_clip_val is not None:
         raise ConfigError(
-            "unrolled_steps > 0 with gradient_clip_val: the look-ahead does not clip D's gradient "
-            "as D's own step does; set gradient_clip_val=null or unrolled_steps=0"
+            "remedies.unrolled_steps > 0 with gradient_clip_val: the look-ahead does not clip D's gradient "
+            "as D's own step does; set gradient_clip_val=null or remedies.unrolled_steps=0"
         )
-    return pack, unrolled_steps
+    weight = paired.adversarial_weight if paired is not None else 1.0
+    check_simultaneous(remedies.simultaneous, n_critic, remedies.unrolled_steps, regs, weight)
 
 
 def check_simultaneous(
-    simultaneous, n_critic: int, unrolled_steps: int, regs, adversarial_weight: float
+    simultaneous: bool, n_critic: int, unrolled_steps: int, regs, adversarial_weight: float
 ) -> bool:
-    """``simultaneous`` checked: a bool, with one D and one G step per batch (``n_critic = 1``), no
+    """``remedies.simultaneous`` with the run: one D and one G step per batch (``n_critic = 1``), no
     look-ahead, no lazy penalty and no G-side regularizer (each is a step of its own), and a D phase.
 
     >>> check_simultaneous(True, 1, 0, [], 1.0)
@@ -133,13 +139,11 @@ def check_simultaneous(
     >>> check_simultaneous(True, 5, 0, [], 1.0)
     Traceback (most recent call last):
     ...
-    gan_lab.errors.ConfigError: simultaneous=True takes one D and one G step per batch, so n_critic must be 1 (got 5); set n_critic=1 or simultaneous=false
+    gan_lab.errors.ConfigError: simultaneous=True takes one D and one G step per batch, so n_critic must be 1 (got 5); set n_critic=1 or remedies.simultaneous=false
     """
-    if not isinstance(simultaneous, bool):
-        raise ConfigError(f"simultaneous must be true or false, got {simultaneous!r}")
     if not simultaneous:
         return False
-    fix = "or simultaneous=false"
+    fix = "or remedies.simultaneous=false"
     if n_critic != 1:
         raise ConfigError(
             f"simultaneous=True takes one D and one G step per batch, so n_critic must be 1 (got {n_critic}); "
@@ -147,10 +151,13 @@ def check_simultaneous(
         )
     if unrolled_steps:
         raise ConfigError(
-            f"simultaneous=True cannot be combined with unrolled_steps={unrolled_steps}; set unrolled_steps=0 {fix}"
+            f"simultaneous=True cannot be combined with unrolled_steps={unrolled_steps}; set "
+            f"remedies.unrolled_steps=0 {fix}"
         )
     if not adversarial_weight:
-        raise ConfigError(f"simultaneous=True needs the adversarial game (adversarial_weight > 0); {fix[3:]}")
+        raise ConfigError(
+            f"simultaneous=True needs the adversarial game (paired.adversarial_weight > 0); {fix[3:]}"
+        )
     for reg in regs:
         if getattr(reg, "player", "D") == "G" or getattr(reg, "every", 1) > 1:
             what = "a G-side regularizer" if getattr(reg, "player", "D") == "G" else "a lazy penalty"
@@ -198,7 +205,7 @@ def check_trainer(trainer, D: nn.Module, penalties, simultaneous: bool = False) 
     if simultaneous and getattr(trainer.precision_plugin, "scaler", None) is not None:
         raise ConfigError(
             "simultaneous=True cannot train under 16-mixed precision (one GradScaler scale for two "
-            "backward passes and two steps); use precision bf16-mixed or 32-true, or simultaneous=false"
+            "backward passes and two steps); use precision bf16-mixed or 32-true, or remedies.simultaneous=false"
         )
     gps = _d_penalties(penalties, "needs_input_grad")
     sync_bn = getattr(strategy, "_layer_sync", None) is not None or any(
@@ -230,7 +237,7 @@ def check_data(G: nn.Module, D: nn.Module, datamodule, pack: int = 1) -> None:
     if data_pack is not None and data_pack != pack:
         raise ConfigError(
             f"the data module packs {data_pack} samples per pack but the model's pack is {pack}; "
-            f"set data.pack to {pack} or leave it unset (it follows model.pack)"
+            f"set data.pack to {pack} or leave it unset (it follows model.remedies.pack)"
         )
     data = getattr(datamodule, "channels", None)
     if data is None:

@@ -60,11 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return sample_main(rest)
     if command == "metrics":
-        from gan_lab.metrics.compare import metrics_main
+        from gan_lab.compare import metrics_main
 
         return metrics_main(rest)
     if command == "dashboard":
-        from gan_lab.dashboard.workspace import dashboard_main
+        from gan_lab.study.workspace import dashboard_main
 
         return dashboard_main(rest)
     return fail(

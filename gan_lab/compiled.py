@@ -22,6 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from gan_lab.errors import check_choice
+
 #: ``torch.compile``'s modes (``torch._inductor.list_mode_options()``); the ones that capture CUDA graphs
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
@@ -38,8 +40,6 @@ def compile_mode(value: bool | str | None) -> str | None:
     ...
     gan_lab.errors.ConfigError: unknown compile mode 'fast'; valid compile modes (or true / false): default, max-autotune, max-autotune-no-cudagraphs, reduce-overhead
     """
-    from gan_lab.errors import check_choice
-
     if value is None or value is False:
         return None
     if value is True:

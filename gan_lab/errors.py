@@ -71,7 +71,6 @@ def fail(message: str) -> int:
 def config_error_in(exc: BaseException):
     """The :class:`ConfigError` that caused ``exc`` (jsonargparse wraps errors raised while it
     instantiates classes), or None."""
-    from gan_lab.errors import ConfigError
 
     seen = set()
     while exc is not None and id(exc) not in seen:

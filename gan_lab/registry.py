@@ -10,9 +10,17 @@ through unchanged, so that a config value may be either; an unknown name is one
 Names only: a ``class_path`` (``gan_lab.losses.Hinge``, or the short ``Hinge``) is resolved by
 LightningCLI / jsonargparse before a value reaches a registry, and a registry imports nothing.
 
-The registries: ``gan_lab.losses.OBJECTIVES``, ``gan_lab.regularizers.REGULARIZERS``,
-``gan_lab.data.toy.MIXTURES``, ``gan_lab.metrics.METRICS`` and the evaluators a study runs,
-``gan_lab.study.EVALUATORS`` (keyed by their ``NAME``). A new kind is one line:
+The registries (seven):
+
+- ``gan_lab.losses.OBJECTIVES``: the adversarial objectives;
+- ``gan_lab.regularizers.REGULARIZERS``: penalties, constraints and the image terms;
+- ``gan_lab.data.toy.MIXTURES``: the 2-D Gaussian mixtures;
+- ``gan_lab.data.images.IMAGE_DATASETS``: the image data sets (stacked digits too);
+- ``gan_lab.metrics.METRICS``: the metrics an evaluator computes;
+- ``gan_lab.metrics.features.FEATURE_NETS``: the image metrics' feature networks;
+- ``gan_lab.study.EVALUATORS``: the evaluators a study runs (keyed by their ``NAME``).
+
+A new kind is one line:
 
 >>> class Metric: ...
 >>> METRICS = Registry("metric", base=Metric)

@@ -46,6 +46,9 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from gan_lab.checkpoints import checkpoint_counters, load_checkpoint
+from gan_lab.dashboard.facts import member_facts, run_facts
+from gan_lab.dashboard.media import MediaSettings
+from gan_lab.dashboard.seed_runs import SeedRunsLogger, finish_written
 from gan_lab.errors import ConfigError
 from gan_lab.files import write_whole
 
@@ -237,7 +240,12 @@ def hpc_checkpoint(root: str) -> str | None:
 
 
 #: settings that do not change what a run trains: a resume may change them freely
-SCHEDULE_KEYS = ("model.max_g_steps", "model.compile", "model.cpu_threads", "model.channels_last")
+SCHEDULE_KEYS = (
+    "model.max_g_steps",
+    "model.speed.compile",
+    "model.speed.cpu_threads",
+    "model.speed.channels_last",
+)
 
 #: the Trainer settings that change the training itself
 TRAINER_KEYS = ("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
@@ -468,10 +476,6 @@ def default_loggers(model, datamodule, run_dir: Path, resume: Resume | None = No
     logged in; one run per seed, grouped by the data's name, tagged by the objective and
     regularizers: see :class:`gan_lab.dashboard.SeedRunsLogger`). A resumed run continues the
     rows of ``resume.history`` up to its checkpoint and, in its own folder, its W&B runs."""
-    from gan_lab.dashboard.facts import member_facts, run_facts
-    from gan_lab.dashboard.media import MediaSettings
-    from gan_lab.dashboard.seed_runs import SeedRunsLogger
-
     data = data_name(datamodule)
     keep = None
     if resume is not None and resume.history is not None:
@@ -481,25 +485,55 @@ def default_loggers(model, datamodule, run_dir: Path, resume: Resume | None = No
     )
     _ = csv_logger.experiment  # metrics.csv as the run continues it, before W&B writes into the folder
     objectives = list(dict.fromkeys(model.member_objectives))
-    own = member_facts(model)  # a mixed ensemble: each member's objective is its own tag
-    tags = [*([] if own else objectives), *model.regularizer_names]
-    same_runs = resume is not None and not resume.branch and resume.run_dir is not None
-    branch = resume is not None and resume.branch and resume.history is not None
-    at = (resume.g_steps, resume.d_steps) if resume is not None else None
-    wandb = SeedRunsLogger(
-        csv_logger.log_dir,
-        seeds=model.run_seeds,
-        facts=run_facts(model, data),
-        member_facts=own,
+    wandb = seed_runs_logger(
+        run_dir,
+        model.run_seeds,
         group=data,
         name=f"{data}/{'+'.join([*objectives, *model.regularizer_names])}",
-        tags=tags,
-        ids=wandb_run_ids(run_dir) if same_runs else None,
-        resume_at=at if (same_runs or branch) else None,  # the history up to it, replayed if lost
-        history_from=resume.history.parent if branch else None,
+        facts=run_facts(model, data),
+        objectives=objectives,
+        regularizers=model.regularizer_names,
+        member_facts=member_facts(model),
+        resume=resume,
         media=MediaSettings.from_env(),
     )
     return [csv_logger, wandb]
+
+
+def seed_runs_logger(
+    run_dir: Path,
+    seeds: Sequence[int],
+    *,
+    group: str,
+    name: str,
+    facts: dict,
+    objectives: Sequence[str],
+    regularizers: Sequence[str],
+    member_facts: list[dict] | None = None,
+    resume: Resume | None = None,
+    media: MediaSettings | None = None,
+) -> SeedRunsLogger:
+    """The per-seed W&B runs of a fit in ``run_dir`` (:class:`gan_lab.dashboard.SeedRunsLogger`),
+    as a single fit and a study's job both make them: tagged by the objectives and regularizers (a
+    mixed ensemble, whose ``member_facts`` name each member's objective: by the regularizers
+    only); a resumed fit (``resume``) continues its own runs in its own folder, a branch replays
+    the history it starts from."""
+    same_runs = resume is not None and not resume.branch and resume.run_dir is not None
+    branch = resume is not None and resume.branch and resume.history is not None
+    at = (resume.g_steps, resume.d_steps) if resume is not None else None
+    return SeedRunsLogger(
+        str(run_dir),
+        seeds=list(seeds),
+        facts=facts,
+        member_facts=member_facts,
+        group=group,
+        name=name,
+        tags=[*([] if member_facts else objectives), *regularizers],
+        ids=wandb_run_ids(run_dir) if same_runs else None,
+        resume_at=at if (same_runs or branch) else None,  # the history up to it, replayed if lost
+        history_from=resume.history.parent if branch else None,
+        media=media,
+    )
 
 
 def wandb_logged_in() -> bool:
@@ -539,8 +573,6 @@ def close_open_wandb_runs(status: int | None, preempted: bool) -> None:
         seed_runs.finish_open_runs(status, preempted)
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
-        from gan_lab.dashboard.seed_runs import finish_written
-
         if preempted:
             wandb.run.mark_preempting()
         finish_written([wandb.run], exit_code=status)

@@ -14,19 +14,29 @@ entries (``--no-ema``), and it runs in eval mode on the CPU. No dataset, logger 
 Noise: ``z ~ N(0, I)`` of shape ``(n, z_dim)`` from a ``torch.Generator`` seeded ``--seed``; an
 ensemble G (``members`` E in its spec) gets the same noise for every member, ``(E, n, z_dim)``,
 and ``--member K`` keeps member K's samples only. (``--seed 2024 --n 2500`` gives the fixed noise set
-that :class:`~gan_lab.callbacks.ModeCoverageEvaluator` scores by default.)
+that :class:`~gan_lab.evaluators.ModeCoverageEvaluator` scores by default.)
 
 Output: 2D samples ``(..., n, 2)`` as a scatter plot (one colour per member); images
 ``(n, C, H, W)`` in [-1, 1] as a grid (one row per member for an ensemble). The format follows
 ``--out``'s extension, one of :data:`OUTPUT_FORMATS` (``.png``, ``.jpg`` / ``.jpeg``, ``.pdf``,
-``.svg``, in any case). ``--npz`` (a name ending in ``.npz``) also writes ``samples``, ``z`` and
-``seed`` (and ``member``, ``ema``) as arrays.
+``.svg``, in any case); ``--out`` defaults to ``grid.png``, or to no figure with ``--png``.
+``--npz`` (a name ending in ``.npz``) also writes ``samples``, ``z`` and ``seed`` (and ``member``,
+``ema``) as arrays.
+
+``--png DIR`` writes every image sample as its own PNG file, ``DIR/00000.png``, ``00001.png``, ...
+(``DIR/member<K>/...`` per member for an ensemble without ``--member``): 8-bit, ``round((x + 1) ·
+127.5)`` clamped to 0..255 (:func:`~gan_lab.metrics.features.quantize_uint8`, what Inception reads),
+grey (``L``) for one channel and RGB for three, each file written whole
+(:func:`~gan_lab.files.write_whole`). That is a folder ``gan-lab metrics`` reads back exactly
+(``gan-lab metrics DIR --dataset stacked_digits``). ``DIR`` must be a new or an empty folder: an
+existing non-empty one is refused, nothing in it is overwritten.
 
 Bad input (a missing or foreign file, a file with arbitrary Python objects, no generator spec, a
 class that is not one of the lab's generators, ``--n < 1``, an output format not in
 :data:`OUTPUT_FORMATS`, an ``--npz`` name not ending in ``.npz``, an output folder that cannot be
-written) ends with exit code 2 and one line on stderr; the names and folders of the outputs are
-checked before the checkpoint is read.
+written, a ``--png`` folder that holds anything, ``--png`` for samples that are not images) ends
+with exit code 2 and one line on stderr; the names and folders of the outputs are checked before the
+checkpoint is read, and nothing is written before the samples are known to fit every output.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from torch import Tensor
 
 from gan_lab.checkpoints import load_checkpoint
 from gan_lab.errors import ConfigError, fail, writable_folder
+from gan_lab.files import write_whole
 from gan_lab.nets.spec import GENERATOR_CLASSES, build_net
 from gan_lab.seeding import fixed_noise
 
@@ -67,10 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64, help="number of samples (per member); default 64")
     p.add_argument(
         "--out",
-        default="grid.png",
-        help=f"figure to write, format from its extension ({', '.join(OUTPUT_FORMATS)}); default grid.png",
+        default=None,
+        help=f"figure to write, format from its extension ({', '.join(OUTPUT_FORMATS)}); default grid.png "
+        "(none with --png)",
     )
     p.add_argument("--npz", default=None, help="also write samples, z and seed to this file (ending in .npz)")
+    p.add_argument(
+        "--png",
+        default=None,
+        metavar="DIR",
+        help="also write each image sample as DIR/00000.png, ... (a new or empty folder), for gan-lab metrics",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise; default 0")
     p.add_argument(
         "--ema",
@@ -103,7 +121,7 @@ def generator_from_checkpoint(ckpt: dict, path: str, ema: bool | None) -> tuple[
     state = ckpt["state_dict"]
     has_ema = any(k.startswith("G_ema.") for k in state)
     if ema and not has_ema:
-        raise ConfigError(f"--ema: {path} keeps no G_ema (the run had no model.ema_beta); use --no-ema")
+        raise ConfigError(f"--ema: {path} keeps no G_ema (the run set no model.ema); use --no-ema")
     use_ema = has_ema if ema is None else bool(ema)
     prefix = "G_ema." if use_ema else "G."
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -175,9 +193,10 @@ def save_grid(images: Tensor, path: str, nrow: int) -> None:
     matplotlib.image.imsave(path, pixels)
 
 
-def check_output_names(out: str, npz: str | None) -> None:
+def check_output_names(out: str | None, npz: str | None) -> None:
     """Refuse an ``--out`` whose extension is not one of :data:`OUTPUT_FORMATS` and an ``--npz``
-    that does not end in ``.npz`` (numpy would append one), before anything is read or written.
+    that does not end in ``.npz`` (numpy would append one), before anything is read or written
+    (``None``: no such output).
 
     >>> check_output_names("ring.PDF", "ring.npz")
     >>> check_output_names("ring.foo", None)
@@ -186,7 +205,7 @@ def check_output_names(out: str, npz: str | None) -> None:
     gan_lab.errors.ConfigError: --out ring.foo: unknown output format '.foo'; valid formats: .png, .jpg, .jpeg, .pdf, .svg
     """
     valid = ", ".join(OUTPUT_FORMATS)
-    suffix = os.path.splitext(out)[1]
+    suffix = os.path.splitext(out)[1] if out is not None else ".png"
     if not suffix:
         raise ConfigError(f"--out {out}: no file extension, so no output format; end it in one of {valid}")
     if suffix.lower() not in OUTPUT_FORMATS:
@@ -195,6 +214,52 @@ def check_output_names(out: str, npz: str | None) -> None:
         raise ConfigError(
             f"--npz {npz}: the file name must end in .npz (e.g. {os.path.splitext(npz)[0]}.npz)"
         )
+
+
+def check_png_folder(folder: str) -> None:
+    """Refuse a ``--png`` folder that is a file, holds anything, has no parent folder, or cannot be
+    written (before anything is read or written): nothing existing is ever overwritten."""
+    path = os.path.abspath(folder)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ConfigError(f"--png {folder} is a file; give a new or an empty folder")
+        if os.listdir(path):
+            raise ConfigError(
+                f"--png {folder} is not empty; give a new or an empty folder (nothing in it is overwritten)"
+            )
+    elif not os.path.isdir(os.path.dirname(path)):
+        raise ConfigError(f"--png {folder}: folder {os.path.dirname(path)} does not exist")
+    if not writable_folder(path):
+        raise ConfigError(f"--png {folder}: the folder is not writable")
+
+
+def png_names(n: int) -> list[str]:
+    """``00000.png``, ``00001.png``, ... (at least 5 digits, so that the names sort as the samples).
+
+    >>> png_names(2), png_names(100_001)[-1]
+    (['00000.png', '00001.png'], '100000.png')
+    """
+    width = max(5, len(str(n - 1)))
+    return [f"{i:0{width}d}.png" for i in range(n)]
+
+
+def save_pngs(images: Tensor, folder: str, members: Sequence[int] | None) -> int:
+    """Images ``(E', n, C, H, W)`` in [-1, 1] as 8-bit PNG files (grey for C = 1, RGB for C = 3),
+    each written whole: ``folder/NNNNN.png``, or ``folder/member<K>/NNNNN.png`` per member when
+    ``members`` is given. Returns the number of files written."""
+    from torchvision.io import encode_png
+
+    from gan_lab.metrics.features import quantize_uint8
+
+    os.makedirs(folder, exist_ok=True)
+    written = 0
+    for k, block in enumerate(images):  # (n, C, H, W)
+        where = folder if members is None else os.path.join(folder, f"member{members[k]}")
+        pixels = quantize_uint8(block)  # round((x + 1) · 127.5), clamped
+        for name, img in zip(png_names(block.shape[0]), pixels, strict=True):
+            write_whole(os.path.join(where, name), bytes(encode_png(img).numpy()))
+            written += 1
+    return written
 
 
 def _check_writable(path: str, flag: str) -> None:
@@ -218,9 +283,20 @@ def _run(argv: Sequence[str]) -> str:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     if args.member is not None and args.member < 0:
         raise ConfigError(f"--member must be >= 0, got {args.member}")
-    _check_writable(args.out, "--out")
+    if args.out is None and args.png is None:
+        args.out = "grid.png"
+    if args.out is not None:
+        _check_writable(args.out, "--out")
     if args.npz:
         _check_writable(args.npz, "--npz")
+    if args.png is not None:
+        check_png_folder(args.png)
+        png = os.path.abspath(args.png)
+        if args.out is not None and os.path.abspath(args.out).startswith(png + os.sep):
+            raise ConfigError(
+                f"--out {args.out} is inside the --png folder, where gan-lab metrics would read it as a "
+                "sample; write it elsewhere"
+            )
     check_output_names(args.out, args.npz)
 
     ckpt = load_checkpoint(args.ckpt)
@@ -242,20 +318,35 @@ def _run(argv: Sequence[str]) -> str:
     stacked = samples if (ensemble and args.member is None) else samples.unsqueeze(0)  # (E', n, ...)
 
     name = "G_ema" if used_ema else "G"
+    points = stacked.dim() == 3 and stacked.shape[-1] == 2
+    images = stacked.dim() == 5 and stacked.shape[2] in (1, 3)
+    if not (points or images):
+        raise ConfigError(
+            f"cannot draw samples of shape {tuple(samples.shape)}: expected 2D points (..., n, 2) "
+            "or images (n, C, H, W) with C = 1 or 3"
+        )
+    if args.png is not None and not images:
+        raise ConfigError(
+            f"--png writes image samples; this generator gives 2D points {tuple(samples.shape)}: "
+            "use --out (a scatter plot) or --npz"
+        )
+    written = []
     try:
-        if stacked.dim() == 3 and stacked.shape[-1] == 2:
+        if args.out is None:
+            pass
+        elif points:
             who = f"member {args.member}" if args.member is not None else f"{len(members)} member(s)"
             title = f"{args.n} samples x {who} from {name}, seed {args.seed}\n{os.path.basename(args.ckpt)}"
             save_scatter(stacked, args.out, title, members)
-        elif stacked.dim() == 5 and stacked.shape[2] in (1, 3):
+        else:
             save_grid(
                 stacked.flatten(0, 1), args.out, nrow=args.n if len(members) > 1 else round(math.sqrt(args.n))
             )
-        else:
-            raise ConfigError(
-                f"cannot draw samples of shape {tuple(samples.shape)}: expected 2D points (..., n, 2) "
-                "or images (n, C, H, W) with C = 1 or 3"
-            )
+        if args.out is not None:
+            written.append(args.out)
+        if args.png is not None:
+            count = save_pngs(stacked, args.png, members if len(members) > 1 else None)
+            written.append(f"{count} PNG files in {args.png}")
         if args.npz:
             import numpy as np
 
@@ -267,11 +358,12 @@ def _run(argv: Sequence[str]) -> str:
                 member=np.int64(-1 if args.member is None else args.member),
                 ema=np.bool_(used_ema),
             )
+            written.append(args.npz)
     except OSError as e:
         raise ConfigError(f"cannot write the output: {e}") from None
-    extra = f" and {args.npz}" if args.npz else ""
     return (
-        f"wrote {args.out}{extra}: {args.n} samples x {len(members)} member(s) from {name}, seed {args.seed}"
+        f"wrote {' and '.join(written)}: {args.n} samples x {len(members)} member(s) from {name}, "
+        f"seed {args.seed}"
     )
 
 

@@ -12,6 +12,13 @@ Two kinds of streams:
 - the training step's draws (the toy data, G's noise, the penalties' points): counter-based
   streams (:class:`CounterStream`), a keyed hash of (key, counter) computed for all members in
   one vectorised op, whose state is the counter (:func:`counter_words`).
+
+Why two: the initial weights go through torch's own ``nn.init`` functions and the image data
+through torch's samplers, which take a ``torch.Generator`` and are drawn once (or once per epoch);
+a step's draws are made every step for all E members at once, where E generators would cost E
+dispatches a step and their states would have to follow each DDP rank. Moving either kind onto the
+other would change every number a run has produced (initial weights, data order, noise), so each
+stays where it serves.
 """
 
 from __future__ import annotations

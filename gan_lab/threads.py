@@ -10,7 +10,7 @@ So nets declare what they want: a net class with ``cpu_threads = 1`` (the toy ML
 thread on a CPU; nets that declare nothing (the convolutional ones) keep torch's default. The
 choice, in order of precedence:
 
-1. an explicit setting (``GANModule(cpu_threads=N)``, ``--model.cpu_threads N``);
+1. an explicit setting (``GANModule(speed=Speed(cpu_threads=N))``, ``--model.speed.cpu_threads N``);
 2. ``OMP_NUM_THREADS`` when the user set it (torch already honours it; it is reported as the reason);
 3. the smallest ``cpu_threads`` the nets declare;
 4. torch's default (``torch.get_num_threads()`` as the process found it).

@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from gan_lab.errors import ConfigError
+from gan_lab.losses.reduction import reduce_members
+from gan_lab.regularizers.base import full_precision
 
 #: optimizers whose update the look-ahead can differentiate through
 SUPPORTED = ("Adam", "AdamW", "SGD")
@@ -143,3 +145,26 @@ def lookahead_parameters(
 def lookahead_critic(D: nn.Module, params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
     """D with ``params`` (parameters and buffers) in place of its own: ``x -> functional_call(D, params, (x,))``."""
     return lambda x: functional_call(D, params, (x,))
+
+
+def lookahead(module, real: Tensor, fake: Tensor) -> Callable[[Tensor], Tensor]:
+    """The critic of G's unrolled loss: the D of ``module`` (a :class:`~gan_lab.module.GANModule`)
+    after ``remedies.unrolled_steps`` differentiable updates of its own optimizer on the objective's
+    D loss of this step's ``real`` and (attached) ``fake`` packs, each update projected by D's
+    constraints (weight clipping) as D's own step is."""
+
+    def d_loss(D: Callable[[Tensor], Tensor]) -> Tensor:
+        return reduce_members(module.objective.d_loss(full_precision(D(real)), full_precision(D(fake))))
+
+    opt = module.optimizers()[1]
+    opt = getattr(opt, "optimizer", opt)  # Lightning's wrapper
+    project = None
+    if len(module.constraints):
+
+        def project(name: str, p: Tensor) -> Tensor:
+            for constraint in module.constraints:
+                p = constraint.project(name, p)
+            return p
+
+    params = lookahead_parameters(module.D, opt, d_loss, module.remedies.unrolled_steps, project)
+    return lookahead_critic(module.D, params)

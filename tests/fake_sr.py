@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from gan_lab.data.paired import bicubic_downsample
+from gan_lab.paired.data import bicubic_downsample
 
 
 class FakePairs:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from gan_lab.module import GANModule
+from gan_lab.settings import Speed
 
 
 class RandomImages(L.LightningDataModule):
@@ -39,7 +41,8 @@ def tiny_fit(
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             rows.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
 
-    module = GANModule(G, D, cpu_threads=1, **module_kwargs)
+    speed = replace(module_kwargs.pop("speed", Speed()), cpu_threads=1)
+    module = GANModule(G, D, speed=speed, **module_kwargs)
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=1,

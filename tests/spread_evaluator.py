@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import torch
 
-from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.study.section import EvaluatorReport
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.evaluators.section import EvaluatorReport
 
 
 class SpreadReport(EvaluatorReport):

@@ -223,12 +223,12 @@ def _one_line(err: str, prefix: str = "gan-lab: ") -> str:
 
 
 def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
-    import gan_lab.files
+    import gan_lab.callbacks.checkpoint
 
     def full(path, write):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(gan_lab.files, "write_whole", full)
+    monkeypatch.setattr(gan_lab.callbacks.checkpoint, "write_whole", full)  # the checkpoint's write
     code = main(["fit", *SMALL, f"--trainer.default_root_dir={tmp_path}", "--model.max_g_steps=3"])
     line = _one_line(capsys.readouterr().err)
     assert code == 1 and "the disk is full while writing" in line and "--ckpt_path last" in line

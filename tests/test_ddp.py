@@ -32,6 +32,7 @@ from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.regularizers import R1
 from gan_lab.seeding import CounterStream, run_seeds
+from gan_lab.settings import Remedies
 
 WORLD = 2
 B = 8  # per rank
@@ -48,7 +49,12 @@ CONFIGS = {
     "lazy_r1": ("least_squares", [("r1", 2)], 1),
     # PacGAN's protocol: simultaneous updates over a fixed training set (rank 0's set on every rank,
     # rank r reading slice r of each global batch: the single process reads the global batches)
-    "simultaneous_fixed_set": ("non_saturating", [], 1, {"simultaneous": True, "train_size": 64}),
+    "simultaneous_fixed_set": (
+        "non_saturating",
+        [],
+        1,
+        {"remedies": Remedies(simultaneous=True), "train_size": 64},
+    ),
 }
 ALL_OBJECTIVES = ["minimax", "non_saturating", "wasserstein", "hinge", "least_squares", "relativistic"]
 EVERY_REGULARIZER = {

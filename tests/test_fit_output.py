@@ -132,7 +132,7 @@ def test_cpu_threads_are_chosen_for_the_nets_and_recorded(tmp_path):
     assert torch.get_num_threads() == 1
     hparams = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
     assert hparams["cpu_threads_used"] == 1
-    assert main([*args, f"--trainer.default_root_dir={tmp_path / 'b'}", "--model.cpu_threads=2"]) == 0
+    assert main([*args, f"--trainer.default_root_dir={tmp_path / 'b'}", "--model.speed.cpu_threads=2"]) == 0
     assert torch.get_num_threads() == 2
     hparams = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
     assert hparams["cpu_threads_used"] == 2

@@ -1,5 +1,6 @@
 """The package's layout: no import cycle among gan_lab's modules (module-level or inside
-functions), `gan_lab.cli` only dispatches (nothing imports it), and the installed package imports
+functions), none among its packages (``gan_lab.study`` -> ``gan_lab.evaluators`` ->
+``gan_lab.metrics``, never back), `gan_lab.cli` only dispatches (nothing imports it), and the installed package imports
 nothing from the developer tools in `benchmarks/` (which are not installed with it)."""
 
 import ast
@@ -69,6 +70,44 @@ def test_cycles_finds_a_cycle_it_is_shown():
 
 def test_no_import_cycle_in_gan_lab():
     assert cycles(import_graph()) == []
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded onto gan_lab's packages and top-level modules
+    (``gan_lab.study.jobs`` -> ``gan_lab.study``); the package ``gan_lab`` itself left out.
+
+    >>> package_graph({"gan_lab.a.x": {"gan_lab.b.y", "gan_lab.a.z"}, "gan_lab.b.y": {"gan_lab.c"}})
+    {'gan_lab.a': {'gan_lab.b'}, 'gan_lab.b': {'gan_lab.c'}, 'gan_lab.c': set()}
+    """
+
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    folded: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if module == "gan_lab":
+            continue
+        own = folded.setdefault(package(module), set())
+        for t in targets:
+            if t != "gan_lab" and package(t) != package(module):
+                own.add(package(t))
+                folded.setdefault(package(t), set())
+    return folded
+
+
+def test_package_graph_finds_a_cycle_between_packages_that_modules_alone_do_not_show():
+    graph = {
+        "gan_lab.a.x": {"gan_lab.b.y"},
+        "gan_lab.b.z": {"gan_lab.a.w"},
+        "gan_lab.b.y": set(),
+        "gan_lab.a.w": set(),
+    }
+    assert cycles(graph) == []
+    assert cycles(package_graph(graph)) == [["gan_lab.a", "gan_lab.b"]]
+
+
+def test_no_import_cycle_between_gan_labs_packages():
+    assert cycles(package_graph(import_graph())) == []
 
 
 def test_nothing_imports_the_cli():

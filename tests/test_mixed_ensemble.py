@@ -7,9 +7,9 @@ import pytest
 import torch
 from tiny_fit import quiet_trainer
 
-from gan_lab.callbacks import ModeCoverageEvaluator
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
+from gan_lab.evaluators import ModeCoverageEvaluator
 from gan_lab.losses import OBJECTIVES, PerMember, get_objective
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator, member

@@ -14,6 +14,9 @@ from gan_lab.module import GANModule, correct_for_lazy_interval, reduce_members
 from gan_lab.nets import ToyDiscriminator, ToyGenerator, member
 from gan_lab.regularizers import R1, WGANGP, WeightClipping
 from gan_lab.regularizers.image import PixelLoss
+from gan_lab.settings import EMA, Paired
+
+SETTINGS = {"ema": EMA, "paired": Paired}
 
 
 def nets(members=2, **kw):
@@ -173,7 +176,7 @@ def test_ema_copy_tracks_generator():
     initial weights, computed here by hand in float64 from G's weights after each G step; its
     buffers (BatchNorm statistics) are G's. β = 0.75, not 0.5: swapping β and 1 − β must show."""
     beta, n_critic, batches = 0.75, 2, 8
-    module = GANModule(*nets(), ema_beta=beta, n_critic=n_critic)
+    module = GANModule(*nets(), ema=EMA(beta=beta), n_critic=n_critic)
     ema = [p.detach().double().clone() for p in module.G.parameters()]  # θ_ema at the start: θ_0
     for p, e in zip(module.G_ema.parameters(), ema, strict=True):
         assert torch.equal(p.double(), e)
@@ -211,16 +214,18 @@ def test_ema_copy_tracks_generator():
         ({"regularizers": [PixelLoss()]}, "paired target"),
         ({"regularizers": ["nope"]}, "valid regularizers"),
         ({"objective": "nope"}, "valid objectives"),
-        ({"ema_beta": 1.5}, "ema_beta"),
+        ({"ema": {"beta": 1.5}}, "ema.beta"),
+        ({"ema": {"kimg": -1.0}}, "ema.kimg"),
         ({"max_g_steps": 0}, "max_g_steps"),
-        ({"adversarial_weight": -1.0}, "adversarial_weight"),
-        ({"adversarial_weight": 0.0}, "nothing would train G"),
+        ({"paired": {"adversarial_weight": -1.0}}, "paired.adversarial_weight"),
+        ({"paired": {"adversarial_weight": 0.0}}, "nothing would train G"),
         ({"regularizers": [R1(every=2), WGANGP(every=4)]}, "different intervals"),
     ],
 )
 def test_impossible_combinations_are_refused_at_build(kwargs, message):
+    """A settings dataclass (given as its fields) refuses its own bad fields; the module the rest."""
     with pytest.raises(ConfigError, match=message) as info:
-        GANModule(*nets(), **kwargs)
+        GANModule(*nets(), **{k: SETTINGS[k](**v) if k in SETTINGS else v for k, v in kwargs.items()})
     assert "\n" not in str(info.value)
 
 

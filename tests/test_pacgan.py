@@ -46,7 +46,7 @@ def test_pacgan_study_files_state_the_protocol_and_carry_table_1(kind, schedule)
     spec = load_study(str(STUDIES / f"pacgan-{kind}{schedule}.yaml"))
     assert [r.label for r in spec.runs] == ["GAN", "PacGAN2", "PacGAN3", "PacGAN4"]
     for m, run in enumerate(spec.runs, start=1):
-        assert (f"--model.pack={m}" in run.args) == (m > 1)
+        assert (f"--model.remedies.pack={m}" in run.args) == (m > 1)
         assert (f"--model.discriminator.init_args.in_dim={2 * m}" in run.args) == (m > 1)
     ((source,),) = [spec.published]
     assert "PacGAN (NeurIPS 2018), Table 1" in source["source"]
@@ -76,7 +76,7 @@ def test_pacgan_studies_run_a_few_steps_and_report_published_beside_ours(tmp_pat
         "--model.discriminator.init_args.hidden=8",
         "--data.init_args.train_size=300",
         "--trainer.callbacks=[]",  # replaced by the evaluator below (a 2,500-sample evaluation is slow)
-        "--trainer.callbacks+=gan_lab.callbacks.ModeCoverageEvaluator",
+        "--trainer.callbacks+=gan_lab.evaluators.ModeCoverageEvaluator",
         "--trainer.callbacks.every_n_g_steps=1",
         "--trainer.callbacks.n_samples=200",
     ]
@@ -240,7 +240,7 @@ def test_still_moving_compares_the_last_evaluation_with_the_start_of_the_last_qu
 
 
 def test_convergence_note_names_the_moving_metrics():
-    from gan_lab.callbacks import ModeCoverageEvaluator
+    from gan_lab.evaluators import ModeCoverageEvaluator
     from gan_lab.study.report import StudyEvaluator
 
     entry = StudyEvaluator(ModeCoverageEvaluator, {})

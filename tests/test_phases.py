@@ -16,6 +16,7 @@ from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.nets.ema import ema_beta
 from gan_lab.regularizers import R1
+from gan_lab.settings import EMA
 
 
 def nets():
@@ -71,10 +72,10 @@ def test_gradient_clip_val_zero_is_refused(tmp_path, capsys):
 
 
 def test_stylegan2_ema_follows_the_half_life_schedule(tmp_path):
-    """With ema_kimg, G_ema after each G step equals the hand-computed average with
+    """With ema.kimg, G_ema after each G step equals the hand-computed average with
     β_t = 0.5 ** (B / min(1000 · kimg, 0.05 · t · B)) (StyleGAN2's training loop)."""
     torch.manual_seed(0)
-    module = GANModule(*nets(), ema_kimg=0.01, ema_rampup=0.05)  # half-life 10 samples
+    module = GANModule(*nets(), ema=EMA(kimg=0.01, rampup=0.05))  # half-life 10 samples
     weights, expected = [], None
     original = module._update_ema
 

@@ -12,7 +12,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 
 def test_logger_connector_should_update_logs_follows_log_every_n_steps():
-    """GANModule._log_step logs only when `trainer._logger_connector.should_update_logs`: during a
+    """gan_lab.step_logs.log_step logs only when `trainer._logger_connector.should_update_logs`: during a
     fit, true on every log_every_n_steps-th batch."""
     from lightning.pytorch.callbacks import Callback
 
@@ -175,13 +175,13 @@ def test_lightning_cli_gives_a_subcommands_parser_by_name():
     assert cli._parser(None) is cli.parser  # without subcommands: the one parser
 
 
-def test_lightning_optimizer_wraps_its_optimizer_in_optimizer():
+def test_lightning_optimizer_gives_its_optimizer_through_the_public_property():
     """gan_lab.callbacks.guard matches the optimizer a hook names with the trainer's
-    LightningOptimizer wrappers through ``LightningOptimizer._optimizer``."""
+    LightningOptimizer wrappers through the public ``LightningOptimizer.optimizer``."""
     from lightning.pytorch.core.optimizer import LightningOptimizer
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    assert LightningOptimizer(opt)._optimizer is opt
+    assert LightningOptimizer(opt).optimizer is opt
 
 
 def test_foreach_lerp_is_lerp_on_every_tensor():

@@ -11,6 +11,8 @@ import pytest
 import torch
 from tiny_fit import quiet_trainer
 
+import gan_lab.module
+import gan_lab.unrolled
 from gan_lab.data import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
 from gan_lab.losses import OBJECTIVES
@@ -18,7 +20,8 @@ from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator, member
 from gan_lab.nets.dcgan import DCGANDiscriminator
 from gan_lab.nets.layers import LinearMaxout, MinibatchStdDev, maxout, minibatch_stddev, pack, unpack
-from gan_lab.unrolled import check_optimizer, lookahead_parameters, update_step
+from gan_lab.settings import Paired, Remedies
+from gan_lab.unrolled import check_optimizer, lookahead, lookahead_parameters, update_step
 
 PENALTIES = ["wgan_gp", "one_sided_gp", "dragan", "r1", "r2"]
 
@@ -73,7 +76,7 @@ def test_a_packed_image_discriminator_reads_m_times_the_channels():
 def test_pack_1_is_the_plain_run_bit_for_bit(monkeypatch):
     """m = 1 through the packing code equals a run with no packing code at all (``pack_batch``
     replaced by the identity): D, every penalty and the data see the same tensors."""
-    packed = GANModule(*toy(), objective="hinge", regularizers=["wgan_gp"], seed=3, pack=1)
+    packed = GANModule(*toy(), objective="hinge", regularizers=["wgan_gp"], seed=3, remedies=Remedies(pack=1))
     fit(packed, 4)
     calls = []
 
@@ -93,7 +96,7 @@ def test_the_packed_D_sees_m_distinct_samples_per_pack(m):
     """D's inputs in a step: N/m packs of real samples that unpack to exactly the step's real batch
     (each sample once), and N/m packs of N distinct fakes from N noise vectors (m × the packs)."""
     batch, members = 6, 2
-    module = GANModule(*toy(members, m), objective="non_saturating", pack=m)
+    module = GANModule(*toy(members, m), objective="non_saturating", remedies=Remedies(pack=m))
     seen, reals, noise = [], [], []
     module.D.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
     draw = module.sample_noise
@@ -117,31 +120,33 @@ def test_the_packed_D_sees_m_distinct_samples_per_pack(m):
 
 
 def test_packed_D_with_the_wrong_input_size_is_refused():
-    module = GANModule(*toy(2, 1), pack=2)
+    module = GANModule(*toy(2, 1), remedies=Remedies(pack=2))
     dm = ToyMixtureDataModule("ring8", batch_size=4)
     with pytest.raises(
         ConfigError, match=r"with pack=2 the discriminator reads packs of 2 samples .* set its in_dim"
     ):
         module.check_data(dm)
-    GANModule(*toy(2, 2), pack=2).check_data(dm)  # in_dim 4: fine
+    GANModule(*toy(2, 2), remedies=Remedies(pack=2)).check_data(dm)  # in_dim 4: fine
     with pytest.raises(
         ConfigError, match=r"the data module packs 2 samples per pack but the model's pack is 4"
     ):
-        GANModule(*toy(2, 4), pack=4).check_data(ToyMixtureDataModule("ring8", batch_size=4, pack=2))
+        GANModule(*toy(2, 4), remedies=Remedies(pack=4)).check_data(
+            ToyMixtureDataModule("ring8", batch_size=4, pack=2)
+        )
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("remedies", "kwargs", "match"),
     [
-        ({"pack": 0}, "pack must be an integer >= 1"),
-        ({"unrolled_steps": -1}, "unrolled_steps must be an integer >= 0"),
-        ({"pack": 2, "conditional": True}, "pack=2 is not supported in a paired"),
-        ({"unrolled_steps": 1, "gradient_clip_val": 1.0}, "the look-ahead does not clip D's gradient"),
+        ({"pack": 0}, {}, "remedies.pack must be an integer >= 1"),
+        ({"unrolled_steps": -1}, {}, "remedies.unrolled_steps must be an integer >= 0"),
+        ({"pack": 2}, {"paired": Paired()}, "remedies.pack=2 is not supported in a paired"),
+        ({"unrolled_steps": 1}, {"gradient_clip_val": 1.0}, "the look-ahead does not clip D's gradient"),
     ],
 )
-def test_bad_remedy_settings_are_refused(kwargs, match):
+def test_bad_remedy_settings_are_refused(remedies, kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        GANModule(*toy(), **kwargs)
+        GANModule(*toy(), remedies=Remedies(**remedies), **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,7 +220,9 @@ def test_the_maxout_D_trains_under_every_objective_and_penalty(objective, penalt
 
 def test_minibatch_std_D_trains_with_packing_and_warns_with_an_input_gradient_penalty():
     with pytest.warns(UserWarning, match="not exactly per sample"):
-        module = GANModule(*toy(2, 2, minibatch_std=True), regularizers=["wgan_gp"], pack=2)
+        module = GANModule(
+            *toy(2, 2, minibatch_std=True), regularizers=["wgan_gp"], remedies=Remedies(pack=2)
+        )
     fit(module, 2, batch_size=6)
     assert torch.isfinite(module.last_losses["g/loss"]).all()
 
@@ -248,24 +255,24 @@ def test_pacgan_init_is_normal_0_02_with_zero_biases_and_per_member():
 # --------------------------------------------------------------------------------------------------
 
 
-def test_unrolled_0_is_the_plain_run_bit_for_bit():
+def test_unrolled_0_is_the_plain_run_bit_for_bit(monkeypatch):
     """k = 0 through the look-ahead (``functional_call`` over D's detached parameters and cloned
     buffers, no update) gives G the same logits and the same gradient as D itself, bit for bit; and
-    a fit with ``unrolled_steps=0`` never enters the look-ahead."""
+    a fit with ``remedies.unrolled_steps=0`` never enters the look-ahead."""
     torch.manual_seed(0)
     module = GANModule(*toy(), objective="non_saturating", seed=1)
     opt_g, opt_d = module.configure_optimizers()
     module.optimizers = lambda: (opt_g, opt_d)
     G, D = module.G, module.D
     z, real = torch.randn(2, 6, 2), torch.randn(2, 6, 2)
-    D_0 = module.lookahead(real, G(z), None)  # unrolled_steps = 0: zero look-ahead updates
+    D_0 = lookahead(module, real, G(z))  # unrolled_steps = 0: zero look-ahead updates
     ours = torch.autograd.grad(module.objective.g_loss(D_0(G(z))).sum(), list(G.parameters()))
     plain = torch.autograd.grad(module.objective.g_loss(D(G(z))).sum(), list(G.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(ours, plain, strict=True))
     assert torch.equal(D_0(real), D(real))
 
-    fitted = GANModule(*toy(), objective="non_saturating", seed=1, unrolled_steps=0)
-    fitted.lookahead = None  # calling it would fail the fit
+    fitted = GANModule(*toy(), objective="non_saturating", seed=1, remedies=Remedies(unrolled_steps=0))
+    monkeypatch.setattr(gan_lab.module, "lookahead", None)  # calling it would fail the fit
     fit(fitted, 4)
     assert fitted.g_steps == 4
 
@@ -315,7 +322,9 @@ def test_unrolled_1_gradient_equals_a_hand_written_look_ahead(opt_name):
         if opt_name == "SGD"
         else partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.9))
     )
-    module = GANModule(G, D, objective="non_saturating", unrolled_steps=1, optimizer_d=factory)
+    module = GANModule(
+        G, D, objective="non_saturating", remedies=Remedies(unrolled_steps=1), optimizer_d=factory
+    )
     opt_g, opt_d = module.configure_optimizers()
     state = [(0, torch.zeros_like(p), torch.zeros_like(p)) for p in D.parameters()]
     if opt_name == "Adam after a step":  # the look-ahead continues D's Adam state (t = 1, m, v)
@@ -329,7 +338,7 @@ def test_unrolled_1_gradient_equals_a_hand_written_look_ahead(opt_name):
     D_before = copy.deepcopy(D.state_dict())
 
     fake = G(z)
-    D_k = module.lookahead(real, fake, None)
+    D_k = lookahead(module, real, fake)
     g_loss = module.objective.g_loss(D_k(fake)).mean(-1).sum()
     ours = torch.autograd.grad(g_loss, list(G.parameters()))
     by_hand = _hand_lookahead_grad(G, D, z, real, "SGD" if opt_name == "SGD" else "Adam", lr, state)
@@ -345,7 +354,7 @@ def test_unrolled_1_gradient_equals_a_hand_written_look_ahead(opt_name):
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))
 def test_unrolled_trains_under_every_objective_with_packing(objective):
-    module = GANModule(*toy(2, 2), objective=objective, unrolled_steps=2, pack=2)
+    module = GANModule(*toy(2, 2), objective=objective, remedies=Remedies(pack=2, unrolled_steps=2))
     fit(module, 2, batch_size=6)
     assert module.g_steps == 2 and all(torch.isfinite(v).all() for v in module.last_losses.values())
 
@@ -377,14 +386,12 @@ def test_the_look_ahead_leaves_Ds_buffers_alone():
 def test_the_look_ahead_projects_each_update_as_weight_clipping_does(monkeypatch):
     """With weight clipping D's update is Adam, then clamp to [-c, c]: the module's look-ahead θ_k
     stays in the box as D's own parameters do (unprojected, 3 Adam steps of lr 0.01 leave it)."""
-    import gan_lab.module
-
     torch.manual_seed(0)
     module = GANModule(
         *toy(),
         objective="wasserstein",
         regularizers=["weight_clipping"],
-        unrolled_steps=3,
+        remedies=Remedies(unrolled_steps=3),
         optimizer_d=partial(torch.optim.Adam, lr=0.01),
     )
     opt_g, opt_d = module.configure_optimizers()
@@ -392,10 +399,10 @@ def test_the_look_ahead_projects_each_update_as_weight_clipping_does(monkeypatch
     module.constraints[0].apply_(module.D)
     seen = []
     monkeypatch.setattr(
-        gan_lab.module, "lookahead_parameters", lambda *a: seen.append(lookahead_parameters(*a)) or seen[-1]
+        gan_lab.unrolled, "lookahead_parameters", lambda *a: seen.append(lookahead_parameters(*a)) or seen[-1]
     )
     real, fake = torch.randn(2, 6, 2), module.G(torch.randn(2, 6, 2))
-    critic = module.lookahead(real, fake, None)
+    critic = lookahead(module, real, fake)
     assert torch.isfinite(critic(fake)).all()
     names, clip = dict(module.D.named_parameters()), module.constraints[0].clip
     unprojected = lookahead_parameters(
@@ -450,7 +457,9 @@ def test_packed_unrolled_maxout_members_train_as_single_runs():
 
     def run(members, seed):
         G, D = toy(members, 2, activation="maxout", init="normal")
-        module = GANModule(G, D, objective="non_saturating", seed=seed, pack=2, unrolled_steps=1)
+        module = GANModule(
+            G, D, objective="non_saturating", seed=seed, remedies=Remedies(pack=2, unrolled_steps=1)
+        )
         fit(module, 4, batch_size=6)
         return module
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from gan_lab.callbacks import ModeCoverageEvaluator
 from gan_lab.data import ToyMixtureDataModule
+from gan_lab.evaluators import ModeCoverageEvaluator
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
+from gan_lab.settings import EMA, Remedies
 
 N = 6
 
@@ -16,7 +17,7 @@ N = 6
 def make_module(max_g_steps, **kw):
     G = ToyGenerator(members=3, hidden=16, layers=2)
     D = ToyDiscriminator(members=3, hidden=16, layers=2)
-    return GANModule(G, D, max_g_steps=max_g_steps, ema_beta=0.9, seed=3, **kw)
+    return GANModule(G, D, max_g_steps=max_g_steps, ema=EMA(beta=0.9), seed=3, **kw)
 
 
 def fit(module, ckpt_dir, ckpt_path=None):
@@ -99,7 +100,7 @@ def test_fixed_training_set_resumes_mid_epoch_exactly(tmp_path):
     def module(steps):
         G = ToyGenerator(members=2, hidden=8, layers=2)
         D = ToyDiscriminator(members=2, hidden=8, layers=2, in_dim=4, activation="maxout", init="normal")
-        return GANModule(G, D, max_g_steps=steps, seed=1, pack=2)
+        return GANModule(G, D, max_g_steps=steps, seed=1, remedies=Remedies(pack=2))
 
     def run(m, ckpt_dir, ckpt_path=None):
         L.seed_everything(0)

@@ -22,6 +22,7 @@ from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.nets.spec import GENERATOR_CLASSES, RecordsInit, class_path, net_spec
 from gan_lab.sample import sample_main
+from gan_lab.settings import EMA
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT = [
@@ -31,7 +32,7 @@ FIT = [
     "--trainer.enable_progress_bar=false",
     "--trainer.callbacks=[]",
     "--model.max_g_steps=3",
-    "--model.ema_beta=0.5",
+    "--model.ema.beta=0.5",
 ]
 
 
@@ -41,7 +42,7 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fit")
     G = ToyGenerator(members=2, hidden=8, layers=2)
     D = ToyDiscriminator(members=2, hidden=8, layers=2)
-    model = GANModule(G, D, ema_beta=0.9, max_g_steps=5)
+    model = GANModule(G, D, ema=EMA(beta=0.9), max_g_steps=5)
     trainer = L.Trainer(
         logger=False,
         default_root_dir=tmp,
@@ -394,7 +395,9 @@ def test_image_net_checkpoint_samples_a_png_grid(tmp_path, net, channels, size):
     else:
         G = SNResNetGenerator(z_dim=8, ngf=8, out_channels=channels, size=size)
         D = SNResNetDiscriminator(in_channels=channels, ndf=8, size=size)
-    module, _, trainer = tiny_fit(G, D, batches=2, default_root_dir=tmp_path, objective="hinge", ema_beta=0.5)
+    module, _, trainer = tiny_fit(
+        G, D, batches=2, default_root_dir=tmp_path, objective="hinge", ema=EMA(beta=0.5)
+    )
     ckpt = trainer.checkpoint_callback.best_model_path
     spec = torch.load(ckpt, weights_only=True)["hyper_parameters"]["generator"]
     assert spec["class_path"] == f"gan_lab.nets.{'dcgan' if net == 'dcgan' else 'resnet'}.{type(G).__name__}"
@@ -411,3 +414,83 @@ def test_image_net_checkpoint_samples_a_png_grid(tmp_path, net, channels, size):
     first = got["samples"][0].transpose(1, 2, 0)  # (s, s, C) in [-1, 1]
     expected = np.floor((first.clip(-1, 1) + 1) / 2 * 255 + 0.5)
     assert np.abs(tile - np.broadcast_to(expected, tile.shape)).max() <= 1  # gray: the same in R, G, B
+
+
+# ----------------------------------------------------------------------------------------------
+# --png DIR: one PNG per sample, a folder `gan-lab metrics` reads
+# ----------------------------------------------------------------------------------------------
+
+
+def _image_ckpt(tmp_path, monkeypatch, channels: int) -> Path:
+    G = TinyImageG(channels=channels)
+    ckpt = {
+        "state_dict": {f"G.{k}": v for k, v in G.state_dict().items()},
+        "hyper_parameters": {"generator": net_spec(G)},
+    }
+    monkeypatch.setattr(sample_mod, "ALLOWED_GENERATORS", (*GENERATOR_CLASSES, class_path(TinyImageG)))
+    return _write(ckpt, tmp_path / f"img{channels}.ckpt")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_writes_one_file_per_sample_with_the_quantised_pixels(tmp_path, monkeypatch, channels):
+    from PIL import Image
+
+    path = _image_ckpt(tmp_path, monkeypatch, channels)
+    folder, npz = tmp_path / "pngs", tmp_path / "s.npz"
+    argv = ["--ckpt", str(path), "--n", "12", "--seed", "5", "--png", str(folder), "--npz", str(npz)]
+    monkeypatch.chdir(tmp_path)
+    assert sample_main(argv) == 0
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:05d}.png" for i in range(12)]
+    assert not (tmp_path / "grid.png").exists()  # no figure unless --out
+    samples = torch.from_numpy(np.load(npz)["samples"])  # (12, C, 8, 8)
+    expected = ((samples + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    for i in range(12):
+        with Image.open(folder / f"{i:05d}.png") as im:
+            assert im.mode == ("L" if channels == 1 else "RGB") and im.size == (8, 8)
+            pixels = np.asarray(im)
+        np.testing.assert_array_equal(pixels.reshape(8, 8, -1).transpose(2, 0, 1), expected[i])
+
+
+def test_png_with_a_grid_and_an_empty_existing_folder(tmp_path, monkeypatch):
+    path = _image_ckpt(tmp_path, monkeypatch, 3)
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "grid.png"
+    argv = ["--ckpt", str(path), "--n", "4", "--png", str(tmp_path / "empty"), "--out", str(out)]
+    assert sample_main(argv) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and len(list((tmp_path / "empty").iterdir())) == 4
+
+
+def test_png_refusals_touch_nothing(run, tmp_path, monkeypatch, capsys):
+    path = _image_ckpt(tmp_path, monkeypatch, 3)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "00000.png").write_bytes(b"mine")
+    err = _refused_before_loading(monkeypatch, capsys, tmp_path, ["--ckpt", str(path), "--png", str(full)])
+    assert "--png" in err and "is not empty" in err and (full / "00000.png").read_bytes() == b"mine"
+    err = _refused_before_loading(
+        monkeypatch, capsys, tmp_path, ["--ckpt", str(path), "--png", str(full / "00000.png")]
+    )
+    assert "is a file" in err
+    err = _refused_before_loading(
+        monkeypatch, capsys, tmp_path, ["--ckpt", str(path), "--png", str(tmp_path / "no" / "such")]
+    )
+    assert "does not exist" in err
+    (tmp_path / "new").mkdir()
+    inside = ["--ckpt", str(path), "--png", str(tmp_path / "new"), "--out", str(tmp_path / "new" / "g.png")]
+    assert "inside the --png folder" in _refused_before_loading(monkeypatch, capsys, tmp_path, inside)
+    # 2D samples: refused after sampling, before anything is written
+    _, _, toy = run
+    monkeypatch.undo()
+    err = _error(
+        capsys, "--ckpt", str(toy), "--png", str(tmp_path / "points"), "--out", str(tmp_path / "r.png")
+    )
+    assert "--png writes image samples" in err and "2D points" in err
+    assert not (tmp_path / "points").exists() and not (tmp_path / "r.png").exists()
+
+
+def test_save_pngs_of_an_ensemble_go_to_one_folder_per_member(tmp_path):
+    images = torch.rand(2, 3, 1, 8, 8) * 2 - 1  # (E, n, C, H, W)
+    assert sample_mod.save_pngs(images, str(tmp_path / "out"), members=[0, 1]) == 6
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == [
+        f"member{k}/{i:05d}.png" for k in (0, 1) for i in range(3)
+    ]

@@ -1,4 +1,4 @@
-"""Simultaneous gradient descent (``GANModule(simultaneous=True)``), the update of ALI's and PacGAN's
+"""Simultaneous gradient descent (``GANModule(remedies=Remedies(simultaneous=True))``), the update of ALI's and PacGAN's
 code (``ali_algorithm``): one fake batch, both players' gradients at the same parameters, both steps."""
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ from gan_lab.errors import ConfigError
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator, member
 from gan_lab.regularizers import R1, PixelLoss
+from gan_lab.settings import Remedies
 
 SGD = partial(torch.optim.SGD, lr=0.5)  # plain steps: G's step shows at which D its gradient was taken
 
 
-def toy(members: int, seed: int = 0, **kw) -> GANModule:
+def toy(members: int, seed: int = 0, simultaneous: bool = True, unrolled_steps: int = 0, **kw) -> GANModule:
+    """A toy GANModule, with simultaneous steps unless told otherwise."""
     G = ToyGenerator(members=members, hidden=8, layers=2, batch_norm=True)
     D = ToyDiscriminator(members=members, hidden=8, layers=2)
-    return GANModule(G, D, seed=seed, **kw)
+    remedies = Remedies(simultaneous=simultaneous, unrolled_steps=unrolled_steps)
+    return GANModule(G, D, seed=seed, remedies=remedies, **kw)
 
 
 class AtBatchStart(L.Callback):
@@ -44,7 +47,7 @@ def test_one_step_takes_both_gradients_at_the_same_parameters_from_one_fake_batc
     """By hand: x̃ = G₀(z) once; D₁ = D₀ − lr ∇_D [softplus(−D₀(x)) + softplus(D₀(x̃))] and
     G₁ = G₀ − lr ∇_G softplus(−D₀(x̃)), each member's mean, summed over members. Alternating steps
     (G's gradient at D₁, on a second fake batch) miss it by far: the steps are lr 0.5."""
-    module = toy(2, seed=4, objective="non_saturating", simultaneous=True, optimizer_g=SGD, optimizer_d=SGD)
+    module = toy(2, seed=4, objective="non_saturating", optimizer_g=SGD, optimizer_d=SGD)
     start = AtBatchStart()
     quiet_trainer(1, [start]).fit(module, ToyMixtureDataModule("ring8", batch_size=16))
     G0, D0, streams, real = start.seen[0]
@@ -76,7 +79,6 @@ def test_one_step_takes_both_gradients_at_the_same_parameters_from_one_fake_batc
 def test_members_of_a_simultaneous_ensemble_are_their_single_runs(kw):
     """With a D penalty (WGAN-GP) or a relativistic G loss, and Adam: member k after 8 steps is the
     single run of seed + k."""
-    kw = {**kw, "simultaneous": True}
     ensemble = toy(2, seed=5, **kw)
     quiet_trainer(8).fit(ensemble, ToyMixtureDataModule("ring8", batch_size=16))
     for k in range(2):
@@ -98,12 +100,12 @@ def test_members_of_a_simultaneous_ensemble_are_their_single_runs(kw):
         ({"n_critic": 5}, "n_critic must be 1 \\(got 5\\)"),
         ({"unrolled_steps": 1}, "cannot be combined with unrolled_steps=1"),
         ({"regularizers": [R1(weight=1.0, every=16)]}, "does not support a lazy penalty \\(r1\\)"),
-        ({"simultaneous": "yes"}, "simultaneous must be true or false"),
+        ({"simultaneous": "yes"}, "remedies.simultaneous must be true or false"),
     ],
 )
 def test_what_simultaneous_steps_cannot_do_is_refused(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        toy(2, **{"simultaneous": True, **kwargs})
+        toy(2, **kwargs)
 
 
 def test_g_side_regularizers_and_16_mixed_are_refused():

@@ -19,6 +19,7 @@ from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
 from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_lab.regularizers import R1
+from gan_lab.settings import EMA, Speed
 
 
 def trainer(batches: int, callbacks=()) -> L.Trainer:
@@ -51,7 +52,7 @@ def test_channels_last_trains_the_same_dcgan_and_converts_weights_and_inputs():
     seen = []
 
     def fit(channels_last: bool) -> GANModule:
-        module = GANModule(*dcgan_nets(), objective="hinge", channels_last=channels_last)
+        module = GANModule(*dcgan_nets(), objective="hinge", speed=Speed(channels_last=channels_last))
         hook = module.D.net[0].register_forward_pre_hook(
             lambda m, args: seen.append(
                 (channels_last, args[0].is_contiguous(memory_format=torch.channels_last))
@@ -80,15 +81,15 @@ def test_channels_last_trains_the_same_dcgan_and_converts_weights_and_inputs():
 
 
 def test_channels_last_leaves_toy_tensors_alone():
-    module = GANModule(*toy_nets(), channels_last=True)
+    module = GANModule(*toy_nets(), speed=Speed(channels_last=True))
     before = {k: v.stride() for k, v in module.state_dict().items()}
     module.setup("fit")
     assert {k: v.stride() for k, v in module.state_dict().items()} == before
 
 
 def test_compile_keeps_state_dict_keys_and_pickles():
-    plain = GANModule(*toy_nets(), ema_beta=0.9)
-    compiled = GANModule(*toy_nets(), ema_beta=0.9, compile=True)
+    plain = GANModule(*toy_nets(), ema=EMA(beta=0.9))
+    compiled = GANModule(*toy_nets(), ema=EMA(beta=0.9), speed=Speed(compile=True))
     G, D = compiled.training_nets()  # the lazily built compiled callables (compiles at first call)
     assert G is not compiled.G and D is not compiled.D
     assert compiled.training_nets() == (G, D)  # built once
@@ -102,20 +103,20 @@ def test_compile_keeps_state_dict_keys_and_pickles():
 
 
 def test_compile_modes_reach_torch_compile_and_survive_pickling(monkeypatch):
-    """``compile="reduce-overhead"`` (CUDA graphs) is passed to torch.compile for G and D and kept
+    """``speed.compile="reduce-overhead"`` (CUDA graphs) is passed to torch.compile for G and D and kept
     through pickling; a mode torch.compile does not know is one ConfigError at construction."""
     seen = []
     monkeypatch.setattr(torch, "compile", lambda net, mode=None: seen.append(mode) or net)
-    module = GANModule(*toy_nets(), compile="reduce-overhead")
-    assert module.hparams["compile"] == "reduce-overhead" and module._compiled.cudagraphs
+    module = GANModule(*toy_nets(), speed=Speed(compile="reduce-overhead"))
+    assert module.hparams["speed"]["compile"] == "reduce-overhead" and module._compiled.cudagraphs
     module.training_nets()
     assert seen == ["reduce-overhead", "reduce-overhead"]
     clone = pickle.loads(pickle.dumps(module))
     assert clone._compiled.mode == "reduce-overhead" and clone._compiled.G is None
-    assert GANModule(*toy_nets(), compile=True)._compiled.mode == "default"
-    assert not GANModule(*toy_nets(), compile="max-autotune-no-cudagraphs")._compiled.cudagraphs
+    assert GANModule(*toy_nets(), speed=Speed(compile=True))._compiled.mode == "default"
+    assert not GANModule(*toy_nets(), speed=Speed(compile="max-autotune-no-cudagraphs"))._compiled.cudagraphs
     with pytest.raises(ConfigError, match="unknown compile mode 'fast'"):
-        GANModule(*toy_nets(), compile="fast")
+        Speed(compile="fast")
 
 
 @functools.cache
@@ -136,7 +137,9 @@ def test_compile_trains_like_eager_with_a_gradient_penalty(mode):
         pytest.skip(reason)
 
     def fit(compile: bool | str) -> GANModule:
-        module = GANModule(*toy_nets(), objective="wasserstein", regularizers=["wgan_gp"], compile=compile)
+        module = GANModule(
+            *toy_nets(), objective="wasserstein", regularizers=["wgan_gp"], speed=Speed(compile=compile)
+        )
         trainer(3).fit(module, ToyMixtureDataModule("ring8", batch_size=16))
         return module
 
@@ -199,7 +202,7 @@ class HostSyncs(TorchDispatchMode):
     [
         {"objective": "non_saturating"},
         {"objective": "wasserstein", "regularizers": ["wgan_gp"], "n_critic": 2},
-        {"objective": "relativistic", "regularizers": ["dragan", "r1"], "ema_beta": 0.99},
+        {"objective": "relativistic", "regularizers": ["dragan", "r1"], "ema": EMA(beta=0.99)},
         {"objective": "hinge", "regularizers": [R1(weight=1.0, every=2)], "gradient_clip_val": 1.0},
     ],
 )

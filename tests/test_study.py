@@ -124,6 +124,35 @@ def test_bad_study_exits_2_before_any_folder(tmp_path, capsys, objectives, messa
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("alpha: 0", "study alpha must be a number in (0, 1)"),
+        ("alpha: yes", "study alpha must be a number in (0, 1)"),
+        ("last_k: 0", "study last_k must be a whole number >= 1"),
+        ("last_k: 2.5", "study last_k must be a whole number >= 1"),
+    ],
+)
+def test_bad_verdict_settings_exit_2_before_any_folder(tmp_path, capsys, extra, message):
+    study = write_study(tmp_path, objectives="[hinge]", seeds=1)
+    study.write_text(study.read_text() + extra + "\n")
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_study_files_verdict_settings_and_the_cpu_reach_study_json(tmp_path):
+    """Mutation: run_study not writing alpha / last_k (the report would use 0.05 / 4)."""
+    study = write_study(tmp_path, objectives="[hinge]", seeds=1)
+    study.write_text(study.read_text() + "alpha: 0.01\nlast_k: 2\n")
+    assert main(["study", str(study), "--out", str(tmp_path / "runs"), "--no-wandb"]) == 0
+    meta = json.loads((tmp_path / "runs" / "tiny" / "study.json").read_text())
+    assert (meta["alpha"], meta["last_k"]) == (0.01, 2)
+    assert "cpu" in meta and "gpu" in meta
+    assert "the last 2 evaluations" in (tmp_path / "runs" / "tiny" / "report.md").read_text()
+
+
 def test_missing_study_file(tmp_path, capsys):
     assert main(["study", str(tmp_path / "nope.yaml")]) == 2
     assert "not found" in capsys.readouterr().err
@@ -358,7 +387,7 @@ def test_worker_count_fills_the_cores_with_one_thread_runs(tmp_path):
     toy = [build_cli(args, run=False) for _ in range(3)]
     assert [worker_count(toy, None, cores=c) for c in (1, 2, 8)] == [1, 2, 3]  # at most one per job
     assert worker_count(toy, 1, cores=8) == 1
-    two_threads = [build_cli([*args, "--model.cpu_threads=2"], run=False) for _ in range(3)]
+    two_threads = [build_cli([*args, "--model.speed.cpu_threads=2"], run=False) for _ in range(3)]
     assert worker_count(two_threads, None, cores=4) == 2
 
 
@@ -466,7 +495,7 @@ def test_runs_with_other_evaluators_are_refused_before_any_folder(tmp_path, caps
         "trainer:\n  callbacks:\n"
         + SPREAD
         + (
-            "    - class_path: gan_lab.callbacks.ModeCoverageEvaluator\n"
+            "    - class_path: gan_lab.evaluators.ModeCoverageEvaluator\n"
             "      init_args: {every_n_g_steps: 2, n_samples: 400}\n"
         )
     )
@@ -535,11 +564,12 @@ def test_a_mixed_study_gives_every_entry_the_rows_of_its_own_job(tmp_path):
 
 def test_the_demo_study_runs_five_objectives_as_one_mixed_fit_and_wgan_gp_beside_them(tmp_path):
     """experiments/studies/ring8.yaml (`make demo`), a few steps: the five objectives that share the
-    optimizer file are one 20-member fit, WGAN-GP its own; every objective × seed has its row."""
+    optimizer file are one 40-member fit (8 seeds each), WGAN-GP its own; every objective × seed
+    has its row."""
     small = [
         "--model.max_g_steps=2",
         "--trainer.callbacks=[]",
-        "--trainer.callbacks+=gan_lab.callbacks.ModeCoverageEvaluator",
+        "--trainer.callbacks+=gan_lab.evaluators.ModeCoverageEvaluator",
         "--trainer.callbacks.n_samples=200",
     ]
     demo = ROOT / "experiments" / "studies" / "ring8.yaml"
@@ -549,11 +579,11 @@ def test_the_demo_study_runs_five_objectives_as_one_mixed_fit_and_wgan_gp_beside
     fits = {r.get("trained_in", r["label"]) for r in meta["runs"]}
     assert fits == {"minimax+non_saturating+hinge+least_squares+relativistic", "wasserstein"}
     mixed_args = next(r["args"] for r in meta["runs"] if r["label"] == "hinge")
-    assert "--model.generator.init_args.members=20" in mixed_args
+    assert "--model.generator.init_args.members=40" in mixed_args
     rows = read_csv(study / "results.csv")
     objectives = ["minimax", "non_saturating", "hinge", "least_squares", "relativistic", "wasserstein"]
     assert sorted((r["objective"], r["seed"]) for r in rows) == sorted(
-        (o, str(s)) for o in objectives for s in range(4)
+        (o, str(s)) for o in objectives for s in range(8)
     )
     report = (study / "report.md").read_text()
     assert "not PacGAN's protocol" in report and "trained side by side as one mixed ensemble" in report

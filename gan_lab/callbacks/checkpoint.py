@@ -15,6 +15,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins import TorchCheckpointIO
 
+from gan_lab.files import write_whole
+
 
 class GStepCheckpoint(ModelCheckpoint):
     """:class:`ModelCheckpoint` whose file names can use ``{g_steps}`` (the default name)."""
@@ -49,6 +51,4 @@ class WholeCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options=storage_options)
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options for a local file")
-        from gan_lab.files import write_whole
-
         write_whole(path, lambda f: torch.save(checkpoint, f))

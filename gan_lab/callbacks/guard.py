@@ -96,7 +96,7 @@ class DivergenceGuard(Callback):
                 return name
         optimizers = list(getattr(trainer, "optimizers", None) or [])
         for i, opt in enumerate(optimizers):
-            if opt is optimizer or getattr(opt, "_optimizer", None) is optimizer:
+            if opt is optimizer or getattr(opt, "optimizer", None) is optimizer:  # LightningOptimizer
                 return ("G", "D")[i] if len(optimizers) == 2 else f"optimizer {i}"
         return "an unknown optimizer"
 

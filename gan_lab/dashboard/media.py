@@ -12,7 +12,7 @@ Two kinds, both pure functions of tensors (no W&B here: the per-seed logger wrap
 
 :class:`MediaSettings` says whether media are logged, and at what size and count; the per-seed
 logger holds it (``gan-lab study --no-media``, ``--media-size``, ``--media-count``) and evaluators
-ask for it with :meth:`gan_lab.callbacks.evaluation.ScheduledEvaluator.media_settings`.
+ask for it with :meth:`gan_lab.evaluators.base.ScheduledEvaluator.media_settings`.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ from pathlib import Path
 from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
+from gan_lab.dashboard.facts import config_facts
 from gan_lab.dashboard.media import MediaSettings
 from gan_lab.errors import ConfigError
 from gan_lab.files import clean_orphans, write_whole
@@ -643,8 +644,6 @@ class SeedRunsLogger(Logger):
         """The resolved config (``{"config": ...}``, from :class:`gan_lab.runs.SaveConfigToLoggers`)
         with the optimizers and data set taken from it, or the module's hyper-parameters (the run's
         facts are kept: they are per seed)."""
-        from gan_lab.dashboard.facts import config_facts
-
         params = plain(
             vars(params) if hasattr(params, "__dict__") and not isinstance(params, dict) else params
         )

@@ -1,6 +1,8 @@
-"""LightningDataModules: 2D Gaussian mixtures, unconditional image sets (torchvision sets, image
-folders, stacked digits) and paired super-resolution images."""
+"""LightningDataModules: 2D Gaussian mixtures and unconditional image sets (torchvision sets, image
+folders, stacked digits); image files on disk (:mod:`gan_lab.data.image_files`). The paired
+super-resolution data are :mod:`gan_lab.paired.data`."""
 
+from gan_lab.data.context import RunContext, run_context
 from gan_lab.data.images import IMAGE_DATASETS, EpochSampler, ImageDataModule, ImageSet, ImageSource
 from gan_lab.data.stacked import StackedDigits, StackedMNIST, mode_ids
 from gan_lab.data.toy import MIXTURES, GaussianMixture2D, ToyMixtureDataModule, get_mixture, grid, ring
@@ -13,6 +15,7 @@ __all__ = [
     "ImageDataModule",
     "ImageSet",
     "ImageSource",
+    "RunContext",
     "StackedDigits",
     "StackedMNIST",
     "ToyMixtureDataModule",
@@ -20,4 +23,5 @@ __all__ = [
     "grid",
     "mode_ids",
     "ring",
+    "run_context",
 ]

@@ -27,7 +27,7 @@ Preprocessing, once at load, in this order (then quantised back to uint8, as a r
 data set on disk would be):
 
 1. channels: ``1 → 3`` repeats the grey channel; ``3 → 1`` is BT.601 luma
-   (:func:`gan_lab.data.paired.load_image`'s, ``round(0.299 R + 0.587 G + 0.114 B)``);
+   (:func:`gan_lab.data.image_files.load_image`'s, ``round(0.299 R + 0.587 G + 0.114 B)``);
 2. ``center_crop``: a centred ``center_crop × center_crop`` square (torchvision's ``center_crop``);
    with ``size`` set and no ``center_crop``, a non-square image is cropped to the centred square of
    its short side;
@@ -67,7 +67,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_lab.data.paired import IMAGE_SUFFIXES, list_images, load_image
+from gan_lab.data.context import RunContext, run_context
+from gan_lab.data.image_files import IMAGE_SUFFIXES, list_images, load_image
 from gan_lab.data.steps import DrawnDataModule
 from gan_lab.errors import ConfigError, check_choice, check_int
 from gan_lab.registry import Registry
@@ -641,11 +642,11 @@ class ImageDataModule(DrawnDataModule):
         hflip: mirror each image with probability 1/2, the bit drawn from the data stream.
         batch_size: images per step (per member, per DDP rank).
         steps_per_epoch: length of one (Lightning) epoch in steps.
-        seed: base seed of the data streams; None takes the LightningModule's ``seed``.
+        seed: base seed of the data streams; None takes the run's (:class:`~gan_lab.data.context.RunContext`).
         members: ensemble members E (batches ``(E, B, C, H, W)``, member k from its own stream);
-            None takes the LightningModule's ``members`` (image nets have none: plain batches).
+            None takes the run's (image nets have none: plain batches).
         pack: PacGAN's packing degree m: a batch holds ``batch_size · pack`` images (``batch_size``
-            packs for D); None takes the LightningModule's ``pack`` (1 without one).
+            packs for D); None takes the run's (``model.remedies.pack``; 1 without a GANModule).
 
     >>> dm = ImageDataModule("stacked_digits", size=16, batch_size=4, seed=0)
     >>> x = dm.sample("cpu")
@@ -761,14 +762,16 @@ class ImageDataModule(DrawnDataModule):
 
     # --- Lightning ----------------------------------------------------------------------------
 
-    def setup(self, stage: str) -> None:
-        module = self.trainer.lightning_module if self.trainer is not None else None
+    def setup(self, stage: str, context: RunContext | None = None) -> None:
+        """Unset ``members``, ``seed`` and ``pack`` from ``context`` (None: the fitted module's,
+        :func:`~gan_lab.data.context.run_context`), then the training set."""
+        context = context or run_context(self.trainer)
         if self.members is None:
-            self.members = getattr(module, "members", None)
+            self.members = context.members
         if self.seed is None:
-            self.seed = int(getattr(module, "seed", 0))
+            self.seed = context.seed
         if self.pack is None:
-            self.pack = int(getattr(module, "pack", 1) or 1)
+            self.pack = context.pack
         self.train_set()
 
     @property

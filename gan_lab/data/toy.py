@@ -23,8 +23,9 @@ Two ways to draw, per member:
   seen twice. The position is a counter of batches drawn, kept in checkpoints: a
   run resumed mid-epoch continues with the very batch it would have drawn.
 
-With ``GANModule(pack=m)`` a batch holds ``batch_size · m`` samples: ``batch_size`` is the number of
-packs D judges per step (PacGAN's "batch 100" is 100 packs), and the fixed set holds ``S`` packs.
+With ``remedies.pack = m`` (:class:`~gan_lab.settings.Remedies`) a batch holds ``batch_size · m``
+samples: ``batch_size`` is the number of packs D judges per step (PacGAN's "batch 100" is 100
+packs), and the fixed set holds ``S`` packs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from gan_lab.data.context import RunContext, run_context
 from gan_lab.data.steps import DrawnDataModule
 from gan_lab.errors import ConfigError, check_int
 from gan_lab.registry import Registry
@@ -151,11 +153,11 @@ class ToyMixtureDataModule(DrawnDataModule):
     Args:
         name: ``ring8``, ``grid25`` or ``ring8_veegan``.
         batch_size: samples per member per step.
-        members: ensemble size E; ``None`` takes it from the LightningModule being fitted.
-        seed: base seed; ``None`` takes the LightningModule's ``seed``.
+        members: ensemble size E; ``None`` takes the run's (:class:`~gan_lab.data.context.RunContext`).
+        seed: base seed; ``None`` takes the run's.
         steps_per_epoch: length of one (synthetic) epoch of fresh draws.
-        pack: samples per pack (``batch_size · pack`` samples a batch); ``None`` takes the
-            LightningModule's ``pack`` (1 without one).
+        pack: samples per pack (``batch_size · pack`` samples a batch); ``None`` takes the run's
+            (``model.remedies.pack``; 1 without a GANModule).
         train_size: a fixed training set of this many packs (samples when ``pack = 1``) per member,
             iterated in epochs of ``train_size // batch_size`` batches; None: fresh draws every step.
             Under DDP every rank holds the same set and epoch order, and rank ``r`` reads slice ``r``
@@ -200,18 +202,19 @@ class ToyMixtureDataModule(DrawnDataModule):
         """Dimension of a sample (2): what G must output and D read."""
         return int(self.mixture.means.shape[1])
 
-    def setup(self, stage: str) -> None:
-        module = self.trainer.lightning_module if self.trainer is not None else None
+    def setup(self, stage: str, context: RunContext | None = None) -> None:
+        """Unset ``members``, ``seed`` and ``pack`` from ``context`` (None: the fitted module's,
+        :func:`~gan_lab.data.context.run_context`)."""
+        context = context or run_context(self.trainer)
         if self.members is None:
-            self.members = getattr(module, "members", None) or 1
+            self.members = context.members or 1
         if self.seed is None:
-            self.seed = int(getattr(module, "seed", 0))
+            self.seed = context.seed
         # a mixed ensemble's members repeat seeds (member j·S + i: seed + i), whichever seed the data has
-        blocks = int(getattr(module, "seed_blocks", 1) or 1)
-        if blocks > 1 and self.stream_members % blocks == 0:
-            self.seed_blocks = blocks
+        if context.seed_blocks > 1 and self.stream_members % context.seed_blocks == 0:
+            self.seed_blocks = context.seed_blocks
         if self.pack is None:
-            self.pack = int(getattr(module, "pack", 1) or 1)
+            self.pack = context.pack
         if self.train_size is not None:  # Lightning's epochs are the data's epochs, on every rank
             self.steps_per_epoch = self.train_size // (self.batch_size * self.world_size)
             if self.steps_per_epoch < 1:

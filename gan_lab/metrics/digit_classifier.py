@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_lab.data.digits import DIGIT_SIZES, digit_images, digit_split
+from gan_lab.data.images import resize, to_signed
 from gan_lab.errors import ConfigError, check_choice, check_int
 from gan_lab.metrics.reference import default_cache_dir, key_hash, load_keyed, save_atomic, state_hash
 from gan_lab.threads import ThreadChoice, apply_cpu_threads
@@ -135,8 +136,6 @@ def _mnist_images(root: str | Path, size: int, train: bool) -> tuple[Tensor, Ten
             f"MNIST not found under {Path(root) / 'MNIST' / 'raw'} (torchvision: {str(e).splitlines()[0]}): "
             f"put {', '.join(MNIST_FILES)} there (gan_lab never downloads), or use data='sklearn'"
         ) from None
-    from gan_lab.data.images import resize, to_signed
-
     x = to_signed(resize(ds.data.unsqueeze(1), size))  # (N, 1, S, S), as the MNIST data draws them
     return x.contiguous(), ds.targets.to(torch.int64).clone()
 

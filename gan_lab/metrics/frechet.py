@@ -27,6 +27,10 @@ eigenvalues that should be 0 but come out at rounding level ``δ`` (adding ``√
 ones are clamped to 0, and the null space of the lower-rank covariance is dropped before the
 second eigendecomposition (:func:`trace_sqrt_product`). All of it runs in float64.
 
+Features with a NaN or an infinity give a NaN distance, as KID and precision / recall / density /
+coverage do (:mod:`gan_lab.metrics.kid`, :mod:`gan_lab.metrics.prdc`): an evaluator logs only
+finite values, and ``gan-lab metrics`` refuses such features in one line, naming how many.
+
 Functional core: :func:`gaussian_statistics`, :func:`statistics_from_sums`,
 :func:`frechet_distance`; :class:`FrechetDistance` is a ``torchmetrics.Metric`` over it.
 """
@@ -54,7 +58,21 @@ def _features(features: Tensor, name: str = "features") -> Tensor:
     features = torch.as_tensor(features)
     if features.dim() != 2:
         raise ValueError(f"{name} must have shape (N, d), got {tuple(features.shape)}")
+    _check_dim(features.shape[1])
     return features.detach()
+
+
+def _check_dim(d: int) -> None:
+    if d == 0:
+        raise ConfigError("the features have 0 dimensions (shape (N, 0)); pass features (N, d) with d >= 1")
+
+
+def _finite(*tensors: Tensor) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _nan(device: torch.device) -> Tensor:
+    return torch.tensor(float("nan"), dtype=torch.float64, device=device)
 
 
 def _check_n(n: int) -> None:
@@ -78,7 +96,7 @@ def gaussian_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
 
     Raises:
         ValueError: if ``features`` is not 2-D.
-        ConfigError: if ``N < 2``.
+        ConfigError: if ``N < 2`` or ``d = 0``.
 
     >>> mu, sigma = gaussian_statistics(torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]]))
     >>> mu, sigma
@@ -128,6 +146,7 @@ def _check_gaussian(mu: Tensor, sigma: Tensor, which: str) -> tuple[Tensor, Tens
         raise ValueError(
             f"mu{which} must be (d,) and sigma{which} (d, d), got {tuple(mu.shape)} and {tuple(sigma.shape)}"
         )
+    _check_dim(mu.shape[0])
     return mu.detach().to(torch.float64), sigma.detach().to(torch.float64)
 
 
@@ -155,12 +174,19 @@ def trace_sqrt_product(sigma1: Tensor, sigma2: Tensor) -> Tensor:
         sigma1, sigma2: ``(d, d)`` symmetric PSD; computed in float64.
 
     Returns:
-        float64 scalar.
+        float64 scalar; NaN when an entry of ``sigma1`` or ``sigma2`` is not finite.
 
     >>> trace_sqrt_product(torch.diag(torch.tensor([1.0, 4.0])), torch.diag(torch.tensor([9.0, 1.0])))
     tensor(5., dtype=torch.float64)
     """
-    s1, s2 = sigma1.to(torch.float64), sigma2.to(torch.float64)
+    s1, s2 = torch.as_tensor(sigma1).to(torch.float64), torch.as_tensor(sigma2).to(torch.float64)
+    if s1.dim() != 2 or s1.shape[0] != s1.shape[1] or s1.shape != s2.shape:
+        raise ValueError(
+            f"sigma1 and sigma2 must be (d, d) each, got {tuple(s1.shape)} and {tuple(s2.shape)}"
+        )
+    _check_dim(s1.shape[0])
+    if not _finite(s1, s2):  # eigh would fail with a misleading "failed to converge"
+        return _nan(s1.device)
     f1, f2 = _range_factor(s1), _range_factor(s2)
     f, other = (f1, s2) if f1.shape[1] <= f2.shape[1] else (f2, s1)
     m = f.T @ other @ f  # (r, r)
@@ -180,10 +206,13 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
         sigma1, sigma2: covariances ``(d, d)``, symmetric PSD (e.g. from :func:`gaussian_statistics`).
 
     Returns:
-        float64 scalar tensor.
+        float64 scalar tensor; NaN when any entry of the statistics is not finite (features with a
+        NaN or an infinity), as :func:`~gan_lab.metrics.kid.kernel_inception_distance` and
+        :func:`~gan_lab.metrics.prdc.prdc` give NaN for them.
 
     Raises:
         ValueError: for shapes that do not match.
+        ConfigError: for ``d = 0``.
 
     >>> mu = torch.zeros(2)
     >>> frechet_distance(mu, torch.diag(torch.tensor([1.0, 4.0])), mu + 1, torch.diag(torch.tensor([9.0, 1.0])))
@@ -193,7 +222,7 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
     mu2, sigma2 = _check_gaussian(mu2, sigma2, "2")
     if mu1.shape != mu2.shape:
         raise ValueError(f"the two Gaussians have different dims: {mu1.shape[0]} and {mu2.shape[0]}")
-    diff = mu1 - mu2
+    diff = mu1 - mu2  # non-finite statistics: NaN through trace_sqrt_product, as KID's and PRDC's
     return diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt_product(sigma1, sigma2)
 
 
@@ -314,7 +343,11 @@ class FrechetDistance(Metric):
         return statistics_from_sums(self.real_sum, self.real_outer, self.real_n)
 
     def compute(self) -> Tensor:
-        """The squared Fréchet distance, a float64 scalar."""
+        """The squared Fréchet distance, a float64 scalar (NaN when a feature was not finite).
+
+        Raises:
+            ConfigError: no reference, or fewer than 2 samples on a side.
+        """
         mu_real, sigma_real = self.reference()
         mu_fake, sigma_fake = statistics_from_sums(self.fake_sum, self.fake_outer, self.fake_n)
         return frechet_distance(mu_fake, sigma_fake, mu_real, sigma_real)

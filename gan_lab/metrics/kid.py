@@ -84,28 +84,58 @@ def _kernel(a: Tensor, b: Tensor, degree: int, gamma: float, coef0: float) -> Te
 def polynomial_mmd2(
     real: Tensor, fake: Tensor, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
 ) -> Tensor:
-    """The unbiased MMD² (module docstring) between two sets of ``m`` samples with the polynomial
-    kernel ``(γ xᵀy + c)^degree``, in float64.
+    """The unbiased MMD² between ``m`` real and ``n`` fake samples with the polynomial kernel
+    ``(γ xᵀy + c)^degree``, in float64 (Bińkowski et al., 2018, eq. 3; Gretton et al., 2012, Lemma 6):
+
+        MMD²_u = 1/(m(m−1)) Σ_{i≠j} k(x_i, x_j) + 1/(n(n−1)) Σ_{i≠j} k(y_i, y_j) − 2/(mn) Σ_{i,j} k(x_i, y_j)
+
+    (the module docstring's form when ``m = n``, the only case KID draws, as torchmetrics and
+    torch-fidelity do; both of those assume it, with ``m`` for every term).
 
     Args:
-        real, fake: ``(m, d)`` each, ``m ≥ 2``.
+        real: ``(m, d)``, ``m ≥ 2``.
+        fake: ``(n, d)``, ``n ≥ 2``.
         degree, gamma, coef0: the kernel; ``gamma=None`` means ``1/d``.
 
     Returns:
         float64 scalar.
 
+    Raises:
+        ConfigError: fewer than 2 samples on a side, or ``d = 0``.
+        ValueError: features that are not 2-D or of different dims.
+
     >>> x = torch.tensor([[1.0], [-1.0]])
     >>> polynomial_mmd2(x, x, degree=1, gamma=1.0, coef0=0.0)  # k = xy: -2/2 - 2/2 - 2·0/4
     tensor(-2., dtype=torch.float64)
+    >>> polynomial_mmd2(x, torch.tensor([[1.0], [1.0], [1.0]]), degree=1, gamma=1.0, coef0=0.0)  # -1 + 1 - 0
+    tensor(0., dtype=torch.float64)
     """
-    x, y = real.to(torch.float64), fake.to(torch.float64)
-    m = x.shape[0]
+    x, y = _check_sides(real, fake)
+    x, y = x.to(torch.float64), y.to(torch.float64)
+    m, n = x.shape[0], y.shape[0]
+    if m < 2 or n < 2:
+        raise ConfigError(
+            f"the unbiased MMD² needs at least 2 samples per side, got {m} real / {n} fake; raise the number of samples"
+        )
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     k_xx = _kernel(x, x, degree, gamma, coef0)
     k_yy = _kernel(y, y, degree, gamma, coef0)
     k_xy = _kernel(x, y, degree, gamma, coef0)
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return within - 2 * k_xy.sum() / (m * m)
+    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
+    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / (n * (n - 1))
+    return within_x + within_y - 2 * k_xy.sum() / (m * n)
+
+
+def _check_sides(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """Both sides as detached tensors ``(N, d)``, ``(M, d)`` with ``d ≥ 1``."""
+    real, fake = torch.as_tensor(real).detach(), torch.as_tensor(fake).detach()
+    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(
+            f"real and fake features must be (N, d) and (M, d), got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
+    if real.shape[1] == 0:
+        raise ConfigError("the features have 0 dimensions (shape (N, 0)); pass features (N, d) with d >= 1")
+    return real, fake
 
 
 def _check_kernel(subsets: int, subset_size: int, degree: int, gamma: float | None, coef0: float) -> None:
@@ -152,8 +182,8 @@ def kernel_inception_distance(
         ``(mean, std)``, float64 scalars; NaN when any feature is not finite.
 
     Raises:
-        ConfigError: bad kernel arguments, or fewer than ``subset_size`` samples on a side (before
-            any work).
+        ConfigError: bad kernel arguments, fewer than ``subset_size`` samples on a side, or ``d = 0``
+            (before any work).
         ValueError: features that are not 2-D or of different dims.
 
     >>> g = torch.Generator().manual_seed(0)
@@ -163,11 +193,7 @@ def kernel_inception_distance(
     True
     """
     _check_kernel(subsets, subset_size, degree, gamma, coef0)
-    real, fake = torch.as_tensor(real).detach(), torch.as_tensor(fake).detach()
-    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(
-            f"real and fake features must be (N, d) and (M, d), got {tuple(real.shape)} and {tuple(fake.shape)}"
-        )
+    real, fake = _check_sides(real, fake)
     _check_counts(real.shape[0], fake.shape[0], subset_size)
     if not bool(torch.isfinite(real).all() and torch.isfinite(fake).all()):
         nan = torch.tensor(math.nan, dtype=torch.float64)

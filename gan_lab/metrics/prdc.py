@@ -2,18 +2,23 @@
 (Naeem et al., 2020, k = 5) from exact k-nearest-neighbour radii, computed in chunks.
 
 With real features ``r_1..r_N``, fake features ``f_1..f_M``, ``NND_k(x)`` the distance from ``x`` to
-its k-th nearest *other* sample of its own set, and ``B(x, ρ)`` the closed ball ``{y : ‖y − x‖ ≤ ρ}``:
+its k-th nearest *other* sample of its own set, ``B̄(x, ρ) = {y : ‖y − x‖ ≤ ρ}`` the closed ball and
+``B(x, ρ) = {y : ‖y − x‖ < ρ}`` the open one:
 
-    precision = (1/M) Σ_j 1[∃ i: f_j ∈ B(r_i, NND_k(r_i))]      fake inside the real manifold
-    recall    = (1/N) Σ_i 1[∃ j: r_i ∈ B(f_j, NND_k(f_j))]      real inside the fake manifold
+    precision = (1/M) Σ_j 1[∃ i: f_j ∈ B̄(r_i, NND_k(r_i))]      fake inside the real manifold
+    recall    = (1/N) Σ_i 1[∃ j: r_i ∈ B̄(f_j, NND_k(f_j))]      real inside the fake manifold
     density   = 1/(kM) Σ_j Σ_i 1[f_j ∈ B(r_i, NND_k(r_i))]      (may exceed 1)
-    coverage  = (1/N) Σ_i 1[min_j ‖r_i − f_j‖ ≤ NND_k(r_i)]     real whose ball holds a fake
+    coverage  = (1/N) Σ_i 1[min_j ‖r_i − f_j‖ < NND_k(r_i)]     real whose ball holds a fake
 
-Balls are closed (``≤``), as in the papers' definitions and Kynkäänniemi et al.'s code; the
-``prdc`` package of Naeem et al. compares with ``<``, which differs only on exact ties and makes
-duplicated data (a collapsed generator, discrete features) score 0 where the ball of radius 0 holds
-its duplicates. "Other" is by index: a sample is not its own neighbour, but its duplicate is, at
-distance 0.
+Ties (a distance exactly equal to a radius: discrete or duplicated features) follow each metric's
+authors' code. Precision and recall use closed balls (``≤``), as Kynkäänniemi et al.'s code does
+(``distance_batch <= self.D``). Density and coverage use open balls (``<``), as Naeem et al.'s
+``prdc`` package does (``compute_prdc``; it also compares precision and recall with ``<``, which
+this module does not follow). With ``<``, a set scored against an identical copy of itself gets
+density exactly 1 when the k-th neighbour distances are not tied (each real ball holds its own copy
+and the k − 1 nearer neighbours, never the k-th, which sits on the boundary), and a real sample with
+a duplicate (radius 0) has an empty ball. "Other" is by index: a sample is not its own neighbour,
+but its duplicate is, at distance 0.
 
 Distances. Squared distances are computed blockwise by the Gram form
 ``‖a‖² + ‖b‖² − 2 aᵀb`` in float64 (one matmul per block, fast on any device), clamped at 0, after
@@ -110,7 +115,13 @@ def _check_pair(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(
             f"real and fake features must be (N, d) and (M, d), got {tuple(real.shape)} and {tuple(fake.shape)}"
         )
+    _check_dim(real.shape[1])
     return real, fake
+
+
+def _check_dim(d: int) -> None:
+    if d == 0:
+        raise ConfigError("the features have 0 dimensions (shape (N, 0)); pass features (N, d) with d >= 1")
 
 
 def _check_k(k: int, label: str) -> int:
@@ -205,7 +216,7 @@ def knn_radii(features: Tensor, k: int, chunk: int = DEFAULT_CHUNK) -> Tensor:
         ``(N,)`` float64.
 
     Raises:
-        ConfigError: ``k`` or ``chunk`` not a positive integer, or ``N ≤ k``.
+        ConfigError: ``k`` or ``chunk`` not a positive integer, ``N ≤ k``, or ``d = 0``.
 
     >>> knn_radii(torch.tensor([[0.0], [1.0], [3.0], [3.0]]), k=1)
     tensor([1., 1., 0., 0.], dtype=torch.float64)
@@ -217,6 +228,7 @@ def knn_radii(features: Tensor, k: int, chunk: int = DEFAULT_CHUNK) -> Tensor:
     x = torch.as_tensor(features).detach()
     if x.dim() != 2:
         raise ValueError(f"features must be (N, d), got {tuple(x.shape)}")
+    _check_dim(x.shape[1])
     _check_enough(x.shape[0], k, "")
     p, _ = _prepare(x, None, chunk)
     return _knn_sq_radii(p, [k], chunk)[k].sqrt()
@@ -235,6 +247,8 @@ def _prdc(real: Tensor, fake: Tensor, k_pr: int | None, k_dc: int | None, chunk:
         _check_enough(real.shape[0], k, "real")
     if k_pr is not None:
         _check_enough(fake.shape[0], k_pr, "fake")
+    if fake.shape[0] == 0:  # density / coverage alone: a mean over no fake samples
+        raise ConfigError("density and coverage need at least 1 fake sample, got 0; pass generated features")
     keys = (("precision", "recall") if k_pr is not None else ()) + (
         ("density", "coverage") if k_dc is not None else ()
     )
@@ -253,11 +267,11 @@ def _prdc(real: Tensor, fake: Tensor, k_pr: int | None, k_dc: int | None, chunk:
         a = fp.chunk(f0, f1)
         for r0, r1 in _ranges(n, chunk):
             s = _block(fp, f0, f1, a, rp, r0, r1)  # (c_fake, c_real)
-            if k_pr is not None:
+            if k_pr is not None:  # closed balls, as Kynkäänniemi et al.'s code
                 precise[f0:f1] |= (s <= real_r2[k_pr][None, r0:r1]).any(1)
                 recalled[r0:r1] |= (s <= fake_r2[f0:f1, None]).any(0)
             if k_dc is not None:
-                inside = s <= real_r2[k_dc][None, r0:r1]
+                inside = s < real_r2[k_dc][None, r0:r1]  # open balls, as Naeem et al.'s prdc
                 dense[f0:f1] += inside.sum(1)
                 covered[r0:r1] |= inside.any(0)
     out = {}
@@ -281,6 +295,9 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3, chunk: int = DEFAUL
     Returns:
         ``{"precision", "recall"}``, float64 scalars; NaN when any feature is not finite.
 
+    Raises:
+        ConfigError: ``k`` or ``chunk`` not a positive integer, ``N ≤ k`` or ``M ≤ k``, ``d = 0``.
+
     >>> real = torch.tensor([[0.0], [1.0], [2.0]])
     >>> out = precision_recall(real, torch.tensor([[0.5], [1.5], [10.0]]), k=1)
     >>> out["precision"].item(), out["recall"].item()  # 10 is outside; every real is within 1 of a fake
@@ -300,10 +317,14 @@ def density_coverage(real: Tensor, fake: Tensor, k: int = 5, chunk: int = DEFAUL
     Returns:
         ``{"density", "coverage"}``, float64 scalars; NaN when any feature is not finite.
 
+    Raises:
+        ConfigError: ``k`` or ``chunk`` not a positive integer, ``N ≤ k``, no fake sample (``M = 0``),
+            ``d = 0``.
+
     >>> real = torch.tensor([[0.0], [1.0], [2.0]])
     >>> out = density_coverage(real, torch.tensor([[0.0], [0.0]]), k=1)
-    >>> out["density"].item(), out["coverage"].item()  # each fake in the balls of 0 and 1
-    (2.0, 0.6666666666666666)
+    >>> out["density"].item(), out["coverage"].item()  # each fake inside the ball of 0, on that of 1
+    (1.0, 0.3333333333333333)
     """
     return _prdc(real, fake, None, _check_k(k, "density/coverage"), chunk)
 
@@ -322,7 +343,8 @@ def prdc(
         ``{"precision", "recall", "density", "coverage"}``, float64 scalars.
 
     Raises:
-        ConfigError: a ``k`` or ``chunk`` that is not a positive integer, or too few samples.
+        ConfigError: a ``k`` or ``chunk`` that is not a positive integer, too few samples (``N ≤ k``
+            on either side), or features of 0 dimensions.
         ValueError: features that are not 2-D or of different dims.
     """
     return _prdc(real, fake, _check_k(k_pr, "precision/recall"), _check_k(k_dc, "density/coverage"), chunk)

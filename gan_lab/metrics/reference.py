@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 
 from gan_lab.errors import ConfigError
+from gan_lab.files import write_whole
 
 #: the environment variable naming the lab's cache folder (default ``~/.cache/gan_lab``)
 CACHE_ENV = "GAN_LAB_CACHE"
@@ -131,8 +132,6 @@ def file_hash(path: str | os.PathLike) -> str:
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save(obj)`` written whole (:func:`gan_lab.files.write_whole`: a temporary file beside
     ``path``, fsync, rename): a reader never sees a half-written file."""
-    from gan_lab.files import write_whole
-
     return write_whole(path, lambda f: torch.save(obj, f))
 
 

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from gan_lab.metrics.frechet import FrechetDistance, gaussian_statistics
+from gan_lab.metrics.inception_score import InceptionScore
+from gan_lab.metrics.kid import KernelDistance
+from gan_lab.metrics.prdc import PRDC
+
 
 @dataclass(frozen=True)
 class SuiteSettings:
@@ -45,11 +50,6 @@ def image_metrics(
         ``{"fd", "kid", "kid_std", "inception_score", "inception_score_std", "precision", "recall",
         "density", "coverage"}`` as floats; IS is NaN without ``logits``.
     """
-    from gan_lab.metrics.frechet import FrechetDistance, gaussian_statistics
-    from gan_lab.metrics.inception_score import InceptionScore
-    from gan_lab.metrics.kid import KernelDistance
-    from gan_lab.metrics.prdc import PRDC
-
     device = fake.device
     real = real.to(device)
     mu, sigma = real_stats if real_stats is not None else gaussian_statistics(real)

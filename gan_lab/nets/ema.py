@@ -3,9 +3,9 @@
 ``θ_ema ← β θ_ema + (1 − β) θ`` after every G step; buffers (BatchNorm statistics) are copied.
 The EMA copy never takes part in a gradient: it sits beside the step.
 
-β is either fixed, or StyleGAN2's (``training_loop.py``): a half-life of ``ema_kimg`` thousand
-samples, ramped up over the first steps so that the early, fast-changing weights are not averaged
-in for long::
+β is either fixed (``model.ema.beta``), or StyleGAN2's (``training_loop.py``; ``model.ema.kimg``,
+:class:`gan_lab.settings.EMA`): a half-life of ``ema_kimg`` thousand samples, ramped up over the
+first steps so that the early, fast-changing weights are not averaged in for long::
 
     ema_nimg = min(1000 · ema_kimg, rampup · cur_nimg)        (no ramp-up: rampup None)
     β = 0.5 ^ (batch / max(ema_nimg, 1e-8))

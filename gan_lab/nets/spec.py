@@ -49,8 +49,12 @@ GENERATOR_CLASSES: tuple[str, ...] = (
     "gan_lab.nets.toy.ToyGenerator",
     "gan_lab.nets.dcgan.DCGANGenerator",
     "gan_lab.nets.resnet.SNResNetGenerator",
-    "gan_lab.nets.sr.SRResNet",
+    "gan_lab.paired.nets.SRResNet",
 )
+
+#: Where a generator class of an older checkpoint lives now (its spec names the old path; the
+#: class, its arguments and its weights are unchanged).
+MOVED_CLASSES: dict[str, str] = {"gan_lab.nets.sr.SRResNet": "gan_lab.paired.nets.SRResNet"}
 
 _DEPTH = "_records_init_depth"  # per-instance nesting depth of recorded __init__ calls
 _PLAIN = (type(None), bool, int, float, str)
@@ -258,6 +262,10 @@ def build_net(
     Traceback (most recent call last):
     ...
     gan_lab.errors.ConfigError: generator class_path 'gan_lab.metrics.features.DigitClassifierFeatures' is not one of the lab's generator classes (gan_lab.nets.toy.ToyGenerator, ...); refusing to import or build it
+
+    >>> old = {"class_path": "gan_lab.nets.sr.SRResNet", "init_args": {}}  # an older checkpoint's spec
+    >>> type(build_net(old, allowed_classes=GENERATOR_CLASSES, what="generator")).__module__
+    'gan_lab.paired.nets'
     """
     if (
         not _is_spec(spec)
@@ -268,7 +276,7 @@ def build_net(
             "a net spec must be {'class_path': 'module.Class', 'init_args': {...}}, got "
             f"{type(spec).__name__} {sorted(spec) if isinstance(spec, dict) else ''}".rstrip()
         )
-    path = spec["class_path"]
+    path = MOVED_CLASSES.get(spec["class_path"], spec["class_path"])
     if allowed_classes is not None:
         if path not in allowed_classes:
             shown = path if len(path) <= 100 else path[:97] + "..."

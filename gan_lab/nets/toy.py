@@ -9,7 +9,7 @@ gradients are well defined for gradient penalties. Every tensor carries a leadin
 PacGAN's exact 2D nets (their code, ``synthetic_data_experiments/*/config.py``) are
 ``ToyGenerator(init="normal")`` and ``ToyDiscriminator(activation="maxout", pieces=5, init="normal")``:
 LinearMaxout units with 5 pieces, weights ``N(0, 0.02)``, biases 0. A packed D (PacGAN``m``) reads
-``in_dim = 2·m`` (``GANModule(pack=m)`` packs the batches). ``minibatch_std=True`` puts a
+``in_dim = 2·m`` (``GANModule(remedies=Remedies(pack=m))`` packs the batches). ``minibatch_std=True`` puts a
 :class:`~gan_lab.nets.layers.MinibatchStdDev` (over each member's batch) before D's head.
 """
 
@@ -116,7 +116,7 @@ class ToyDiscriminator(_EnsembleMLP):
     """PacGAN-sized 2D critic: ``x (E, B, in_dim) -> logits (E, B)``; 3 × 200 ReLU, no BatchNorm.
 
     Args:
-        in_dim: 2, or ``2·m`` for a D of packs of ``m`` (``GANModule(pack=m)``).
+        in_dim: 2, or ``2·m`` for a D of packs of ``m`` (``remedies.pack = m``).
         activation: ``relu``, ``leaky_relu``, ``tanh`` or ``maxout`` (LinearMaxout units of ``pieces``).
         init: ``uniform`` (``nn.Linear``'s) or ``normal`` (PacGAN's: ``N(0, 0.02)``, biases 0).
         minibatch_std: append the minibatch standard deviation (Karras et al. 2018) before the head.

@@ -8,13 +8,12 @@
     report.py        its files and report: read_study, check_study_folder, fmt_mean_se,
                      write_report, merge_parts, report_main (`gan-lab report`), and EVALUATORS
                      (the evaluator classes by name: study.json names, never imports)
-    section.py       EvaluatorReport: how a study shows an evaluator (the default, and the base)
-    mode_report.py   the section of mode coverage (protocol, samples and coverage figures)
-    sr_report.py     the section of the SR metrics (protocol, grids and PSNR figures)
-    image_report.py  the sections of the image metrics and the stacked-digits mode count
-                     (protocols with the feature network, samples, FD, modes and KL figures)
+    workspace.py     the study's W&B workspace (dashboard.json), built by ``gan-lab dashboard``
 
-An evaluator is one plug-in: its class (:class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`)
+The evaluators and their report sections live in :mod:`gan_lab.evaluators` (and
+:mod:`gan_lab.paired` for the SR metrics); the study imports them, never the other way round.
+
+An evaluator is one plug-in: its class (:class:`~gan_lab.evaluators.base.ScheduledEvaluator`)
 schedules, computes and logs, and names its report section (``report_section()``); registering
 the class in :data:`EVALUATORS` is all a study needs.
 
@@ -24,6 +23,7 @@ evaluators' figures, and one folder per run (config, checkpoint, metrics.csv, W&
 artifacts); see :mod:`gan_lab.study.report`.
 """
 
+from gan_lab.evaluators.section import EvaluatorReport
 from gan_lab.study.jobs import run_study, study_main
 from gan_lab.study.plan import StudyPlan, build_jobs, plan_study
 from gan_lab.study.report import (
@@ -38,7 +38,6 @@ from gan_lab.study.report import (
     report_main,
     write_report,
 )
-from gan_lab.study.section import EvaluatorReport
 from gan_lab.study.spec import RunSpec, StudySpec, load_study, select
 
 __all__ = [

@@ -11,7 +11,7 @@ writes ``results.csv``, ``history.csv`` and ``study.json`` as they finish, and t
 (:class:`FitResult`: each evaluator's history and facts, the wall time, the status), plain data, so
 that it can come back from another process; :func:`job_rows` turns it into the study's rows with
 what the plan says of the job (its entries, each member's seed). The evaluators are the
-:class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator` callbacks of the run (one or several, e.g.
+:class:`~gan_lab.evaluators.base.ScheduledEvaluator` callbacks of the run (one or several, e.g.
 mode coverage and image metrics, the same classes in every run of the study); their columns are
 ``<NAME>/<metric>``.
 
@@ -43,10 +43,19 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from gan_lab.callbacks.guard import TrainingDiverged
+from gan_lab.console import quiet_lightning
+from gan_lab.dashboard.media import MediaSettings
 from gan_lab.errors import ConfigError, check_int, fail, writable_folder
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.files import write_whole
+from gan_lab.fit import build_cli
+from gan_lab.runs import RunCSVLogger, finish_wandb, seed_runs_logger
 from gan_lab.study.plan import Job, StudyPlan, build_jobs, plan_study
-from gan_lab.study.report import evaluators_meta, write_csv, write_report
+from gan_lab.study.report import evaluators_meta, study_summary, write_csv, write_report
 from gan_lab.study.spec import StudySpec, load_study, new_study_dir, select
+from gan_lab.study.wandb_run import log_study_run
+from gan_lab.study.workspace import describe, read_definition, study_group, write_definition
+from gan_lab.threads import choose_cpu_threads
 
 
 @dataclass
@@ -81,28 +90,23 @@ def fit_job(
     (:class:`gan_lab.dashboard.SeedRunsLogger`, media as ``media`` says), save each entry's
     artifacts into its folder (``lead``), and return what the fit produced. A run that diverges is
     a result (its status says where, its W&B runs are marked), not a crash."""
-    from gan_lab.callbacks.evaluation import ScheduledEvaluator
-    from gan_lab.runs import RunCSVLogger, finish_wandb
-
     model, trainer = cli.model, cli.trainer
     loggers = [RunCSVLogger(str(job.run_dir), name="", version="")]
     seed_runs = None
     if wandb:
-        from gan_lab.dashboard.seed_runs import SeedRunsLogger
-        from gan_lab.dashboard.workspace import study_group
-
         group = study_group(study_dir)
-        seed_runs = SeedRunsLogger(
+        seed_runs = seed_runs_logger(
             job.run_dir,
-            seeds=job.run_seeds,
-            facts={**job.facts, "args": job.args},
+            job.run_seeds,
             group=group,
             name=group if job.mixed else f"{group}/{job.label}",
-            tags=job.regularizers if job.mixed else [job.entries[0].run.objective_text, *job.regularizers],
-            media=media,
+            facts={**job.facts, "args": job.args},
+            objectives=[job.entries[0].run.objective_text],
+            regularizers=job.regularizers,
             member_facts=[{"objective": e.label, "loss": e.loss} for e, _ in job.seats()]
             if job.mixed
             else None,
+            media=media,
         )
         loggers.append(seed_runs)
     trainer.loggers = loggers
@@ -234,6 +238,19 @@ def evaluation_rows(
     return [complete(every[k]) for k in sorted(every)], [complete(final[k]) for k in sorted(final)]
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``'s ``model name``, else ``platform.processor()``),
+    which study.json records: runs are bit-identical on one CPU model, not across them."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity, else the machine's count)."""
     try:
@@ -251,14 +268,13 @@ def worker_count(clis, setting: int | None, cores: int | None = None) -> int:
     ...         import types
     ...         self.trainer = types.SimpleNamespace(num_devices=1, num_nodes=1)
     ...         self.trainer.strategy = types.SimpleNamespace(root_device=types.SimpleNamespace(type="cpu"))
-    ...         self.model = types.SimpleNamespace(G=types.SimpleNamespace(cpu_threads=1), D=object(), cpu_threads=None)
+    ...         G, speed = types.SimpleNamespace(cpu_threads=1), types.SimpleNamespace(cpu_threads=None)
+    ...         self.model = types.SimpleNamespace(G=G, D=object(), speed=speed)
     >>> worker_count([Fake(), Fake(), Fake()], None, cores=2), worker_count([Fake()], None, cores=8)
     (2, 1)
     >>> worker_count([Fake(), Fake()], 1, cores=8)
     1
     """
-    from gan_lab.threads import choose_cpu_threads
-
     if setting is not None:
         return min(check_int("--jobs", setting), max(1, len(clis)))
     cores = available_cores() if cores is None else cores
@@ -268,7 +284,7 @@ def worker_count(clis, setting: int | None, cores: int | None = None) -> int:
         if trainer.strategy.root_device.type != "cpu" or trainer.num_devices * trainer.num_nodes > 1:
             return 1
         model = cli.model
-        threads = max(threads, choose_cpu_threads([model.G, model.D], model.cpu_threads).threads)
+        threads = max(threads, choose_cpu_threads([model.G, model.D], model.speed.cpu_threads).threads)
     return max(1, min(len(clis), cores // max(threads, 1)))
 
 
@@ -277,9 +293,6 @@ def _worker_fit(
 ) -> FitResult:
     """In a worker process: parse, seed and build the job as ``gan-lab fit`` would, then fit it
     (the progress queue hears that job ``index`` started, its G steps and its messages)."""
-    from gan_lab.console import quiet_lightning
-    from gan_lab.fit import build_cli
-
     progress.put(("start", index, 0))
     quiet_lightning()
     cli = build_cli(job.args, run=False)
@@ -423,12 +436,16 @@ def run_study(
         "ensemble": spec.ensemble,
         "note": spec.note,
         "published": plan.published,
+        "alpha": spec.alpha,
+        "last_k": spec.last_k,
         "labels": [r.label for r in spec.runs],  # the study file's order: the report's rows
         **evaluators_meta(plan.evaluators, [{} for _ in plan.evaluators]),  # facts come with the fits
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "host": platform.node(),
+        "cpu": cpu_model(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "runs": [],
         "workers": workers,
         "weights": plan.weights,
@@ -472,14 +489,9 @@ def run_study(
     bar.close()
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     if lead:
-        from gan_lab.files import write_whole
-
         write_whole(study_dir / "study.json", json.dumps(meta, indent=2))
         write_report(study_dir)
         if wandb:
-            from gan_lab.dashboard.study_run import log_study_run
-            from gan_lab.dashboard.workspace import study_group, write_definition
-
             log_study_run(study_dir, study_group(study_dir), spec.name)
             write_definition(study_dir)
     return study_dir
@@ -524,8 +536,6 @@ def study_main(argv: list[str]) -> int:
     try:
         if args.study_dir and not args.only:
             raise ConfigError("--study-dir goes with --only (one entry of a job array); without it use --out")
-        from gan_lab.dashboard.media import MediaSettings
-
         media = MediaSettings(not args.no_media, args.media_size, args.media_count)
         spec = select(load_study(args.study_file, args.out), args.only)
         target = Path(args.study_dir) / "parts" / args.only if args.study_dir else None
@@ -539,10 +549,11 @@ def study_main(argv: list[str]) -> int:
         )
     except ConfigError as e:
         return fail(e)
+    summary = study_summary(study_dir) if launch_rank() == 0 else ""  # report.md's verdicts, short
+    if summary:
+        print(summary)
     print(f"study written to {study_dir}/ (report.md, results.csv, history.csv, figures)")
     definition = study_dir / "dashboard.json"
     if not args.no_wandb and definition.is_file():
-        from gan_lab.dashboard.workspace import describe, read_definition
-
         print(describe(read_definition(definition), definition))
     return 0

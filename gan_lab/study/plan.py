@@ -42,7 +42,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gan_lab.errors import ConfigError
+from gan_lab.dashboard.facts import run_facts
+from gan_lab.errors import ConfigError, bad_input_in
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.files import write_whole
+from gan_lab.fit import build_cli, preflight
+from gan_lab.losses import OBJECTIVES, PerMember
+from gan_lab.runs import data_name
+from gan_lab.study.report import HISTORY_KEYS, RESULT_KEYS, StudyEvaluator, resolve_published
 from gan_lab.study.spec import RunSpec, StudySpec
 
 #: the plan's file in the study folder, and its format tag
@@ -74,8 +81,6 @@ def objective_name(objective: str | dict) -> str:
     >>> objective_name("no_such_module.Loss")
     'no_such_module.Loss'
     """
-    from gan_lab.losses import OBJECTIVES
-
     if isinstance(objective, str) and objective in OBJECTIVES:
         return objective
     path = objective if isinstance(objective, str) else objective["class_path"]
@@ -98,8 +103,6 @@ def objective_arg(objectives: list[str | dict]) -> str:
     >>> objective_arg(["hinge", "my.Loss"])
     '{"class_path": "gan_lab.losses.per_member.PerMember", "init_args": {"objectives": [{"class_path": "gan_lab.losses.objectives.Hinge"}, {"class_path": "my.Loss"}]}}'
     """
-    from gan_lab.losses import OBJECTIVES, PerMember
-
     if len(objectives) == 1:
         (objective,) = objectives
         return objective if isinstance(objective, str) else json.dumps(objective)
@@ -258,14 +261,10 @@ class StudyPlan:
 
     @property
     def result_fields(self) -> list[str]:
-        from gan_lab.study.report import RESULT_KEYS
-
         return [*RESULT_KEYS, *self.metric_columns, "wall_time_s", "status"]
 
     @property
     def history_fields(self) -> list[str]:
-        from gan_lab.study.report import HISTORY_KEYS
-
         return [*HISTORY_KEYS, *self.metric_columns]
 
     def relative(self, path: Path) -> str:
@@ -318,8 +317,6 @@ class StudyPlan:
     def write(self) -> Path:
         """Write ``plan.json`` into the study folder (whole: :func:`gan_lab.files.write_whole`) and
         keep it up to date as jobs change state (:meth:`set_state`)."""
-        from gan_lab.files import write_whole
-
         with self._lock:
             self._file = self.study_dir / PLAN_FILE
             write_whole(self._file, json.dumps(self.to_json(), indent=2) + "\n")
@@ -328,8 +325,6 @@ class StudyPlan:
     def set_state(self, index: int, state: str, status: str | None = None) -> None:
         """Job ``index`` is ``running`` or ``finished`` (with its ``status``); ``plan.json`` is
         rewritten when it was written (callable from the progress thread of a parallel study)."""
-        from gan_lab.files import write_whole
-
         with self._lock:
             job = self.jobs[index]
             job.state, job.status = state, status if status is not None else job.status
@@ -365,20 +360,18 @@ def plan_study(spec: StudySpec, study_dir: Path, extra: list[str]) -> StudyPlan:
 
 
 def find_evaluators(trainer) -> list:
-    """The evaluator callbacks of a run (:class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`),
+    """The evaluator callbacks of a run (:class:`~gan_lab.evaluators.base.ScheduledEvaluator`),
     in ``trainer.callbacks`` order.
 
     Raises:
         ConfigError: there is none, or two share a ``NAME`` (their columns would collide), or one
             has no ``NAME``.
     """
-    from gan_lab.callbacks.evaluation import ScheduledEvaluator
-
     found = [cb for cb in trainer.callbacks if isinstance(cb, ScheduledEvaluator)]
     if not found:
         raise ConfigError(
-            "a study needs an evaluator callback in trainer.callbacks (gan_lab.callbacks.ModeCoverageEvaluator "
-            "for toy mixtures, gan_lab.callbacks.sr_eval.SRMetricsEvaluator for super-resolution)"
+            "a study needs an evaluator callback in trainer.callbacks (gan_lab.evaluators.ModeCoverageEvaluator "
+            "for toy mixtures, gan_lab.paired.evaluator.SRMetricsEvaluator for super-resolution)"
         )
     names = [type(e).NAME for e in found]
     if len(set(names)) < len(names) or not all(names):
@@ -424,12 +417,6 @@ def build_jobs(plan: StudyPlan, hash_weights: bool = True) -> list:
             that is no column, what the preflight refuses.
     """
     from jsonargparse import ArgumentError
-
-    from gan_lab.dashboard.facts import run_facts
-    from gan_lab.errors import bad_input_in
-    from gan_lab.fit import build_cli, preflight
-    from gan_lab.runs import data_name
-    from gan_lab.study.report import StudyEvaluator, resolve_published
 
     clis = []
     for job in plan.jobs:

@@ -6,10 +6,11 @@ The files (in ``runs/<name>/``):
     results.csv    one row per objective × seed: the evaluators' final metrics, wall time, status
     history.csv    the same metrics at every evaluation (G steps)
     study.json     the command, versions, every run's arguments, the evaluators and their facts
-    report.md      per evaluator: its protocol, the objective table (mean ± s.e. over seeds), figures
+    report.md      per evaluator: its protocol, the objective table (mean ± s.e. over seeds), the
+                   statistics over seeds (bootstrap CIs, last-K means) and the verdicts, figures
     *.png          the evaluators' figures (mode coverage: mode_samples.png, mode_coverage.png)
 
-A study runs one or several evaluators (the :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`
+A study runs one or several evaluators (the :class:`~gan_lab.evaluators.base.ScheduledEvaluator`
 callbacks of its runs). Each metric column is the evaluator's name and the metric's
 (``mode/modes``, ``sr/psnr``), each figure file starts with the evaluator's name
 (``mode_samples.png``), study.json's ``evaluator`` is the list of their registered names and
@@ -26,12 +27,17 @@ registered evaluator.
 
 How the report shows an evaluator (its table's headers and scales, the protocol paragraph, its
 figures) is the evaluator's report section, found from its class
-(:meth:`~gan_lab.callbacks.evaluation.ScheduledEvaluator.report_section`, an
-:class:`~gan_lab.study.section.EvaluatorReport`). Beside each evaluator's table the report prints the
+(:meth:`~gan_lab.evaluators.base.ScheduledEvaluator.report_section`, an
+:class:`~gan_lab.evaluators.section.EvaluatorReport`). Beside each evaluator's table the report prints the
 published rows of the study file's ``published`` key (:func:`published_table`: the source's values
 and ours side by side, flagging rows whose ``mean ± s.e.`` intervals do not overlap) and flags every
 configuration whose metrics are still moving at the end of training (:func:`still_moving`: "not
-converged", beside its row). A study file's ``note`` is printed under the title. The report is
+converged", beside its row). After the table come its statistics over seeds and, for the
+evaluator's ``PRIMARY`` metric, the verdicts on every pair of entries (:func:`study_statistics`,
+:func:`statistics_section`; the tests and intervals are :mod:`gan_lab.study.verdicts`'s, at
+study.json's ``alpha`` and on the mean of each seed's last ``last_k`` evaluations, defaults 0.05 and
+4); :func:`summary_lines` is their short form at the end of ``gan-lab study``. A study file's
+``note`` is printed under the title. The report is
 computed from the files alone, never from W&B: ``gan-lab report DIR`` (:func:`report_main`) checks
 them (:func:`check_study_folder`) and rewrites it, after merging the ``parts/<label>/`` folders of a
 job-array study (:func:`merge_parts`).
@@ -48,13 +54,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_lab.callbacks.image_eval import ImageMetricsEvaluator
-from gan_lab.callbacks.mode_eval import ModeCoverageEvaluator
-from gan_lab.callbacks.sr_eval import SRMetricsEvaluator
-from gan_lab.callbacks.stacked_eval import StackedModeEvaluator
 from gan_lab.errors import ConfigError, fail
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.evaluators.image import ImageMetricsEvaluator
+from gan_lab.evaluators.mode import ModeCoverageEvaluator
+from gan_lab.evaluators.section import REDO, EvaluatorReport
+from gan_lab.evaluators.stacked import StackedModeEvaluator
+from gan_lab.files import write_whole
+from gan_lab.metrics import mean_and_se
+from gan_lab.paired.evaluator import SRMetricsEvaluator
 from gan_lab.registry import Registry
-from gan_lab.study.section import REDO, EvaluatorReport
+from gan_lab.study.spec import check_published
+from gan_lab.study.verdicts import (
+    ALPHA,
+    CI_NAME,
+    LAST_K,
+    N_RESAMPLES,
+    SEED,
+    Comparison,
+    Summary,
+    compare_entries,
+    direction,
+    floor_sentence,
+    fmt_interval,
+    fmt_number,
+    fmt_p,
+    last_k_means,
+    oriented,
+    summarize,
+    verdict_sentence,
+)
 
 #: Columns of results.csv before and after the evaluators' metrics.
 RESULT_KEYS = ["study", "objective", "regularizers", "n_critic", "member", "seed", "g_steps"]
@@ -80,11 +109,9 @@ def register_evaluator(cls: type) -> type:
     the name over); returns ``cls``, so that it works as a class decorator.
 
     Raises:
-        ConfigError: ``cls`` is not a :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`
+        ConfigError: ``cls`` is not a :class:`~gan_lab.evaluators.base.ScheduledEvaluator`
             subclass, or its ``NAME`` is another class's (one line naming that class).
     """
-    from gan_lab.callbacks.evaluation import ScheduledEvaluator
-
     if not (isinstance(cls, type) and issubclass(cls, ScheduledEvaluator)):
         raise ConfigError(f"{cls!r} is not an evaluator callback (a ScheduledEvaluator subclass)")
     name = getattr(cls, "NAME", None)
@@ -165,7 +192,7 @@ def evaluator_class(name: object, where: object = "study.json") -> type:
     Raises:
         ConfigError: one line naming ``where``, the name and the valid names.
 
-    >>> evaluator_class("mode").__name__, evaluator_class("gan_lab.callbacks.mode_eval.ModeCoverageEvaluator").__name__
+    >>> evaluator_class("mode").__name__, evaluator_class("gan_lab.evaluators.mode.ModeCoverageEvaluator").__name__
     ('ModeCoverageEvaluator', 'ModeCoverageEvaluator')
     >>> evaluator_class("this.X")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -240,8 +267,6 @@ def study_evaluators(meta: dict, meta_path: Path | None = None) -> list[StudyEva
 
 def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
     """``rows`` under the header ``fields``, written whole (:func:`gan_lab.files.write_whole`)."""
-    from gan_lab.files import write_whole
-
     text = io.StringIO(newline="")
     w = csv.DictWriter(text, fieldnames=fields)
     w.writeheader()
@@ -359,6 +384,18 @@ def read_meta(path: Path) -> dict:
         ("info", "an object", isinstance(meta["info"], dict)),
         ("weights", "an object", isinstance(meta.get("weights", {}), dict)),
         (
+            "alpha",
+            "a number between 0 and 1 (the verdicts' significance level)",
+            isinstance(meta.get("alpha", ALPHA), (int, float))
+            and not isinstance(meta.get("alpha", ALPHA), bool)
+            and 0 < meta.get("alpha", ALPHA) < 1,
+        ),
+        (
+            "last_k",
+            "an integer >= 1 (the evaluations per seed the verdicts average)",
+            is_int(meta.get("last_k", LAST_K)) and meta.get("last_k", LAST_K) >= 1,
+        ),
+        (
             "runs",
             "a list of objects with label, run_dir and wall_time_s",
             isinstance(meta["runs"], list)
@@ -420,7 +457,7 @@ def check_study_folder(study_dir: Path) -> StudyFiles:
     """Every file :func:`write_report` reads, checked before it writes anything: the files
     :func:`read_study` reads, at least one row in each CSV, a run folder in study.json for every
     objective of results.csv, and the run folders' files that the evaluators' figures read
-    (:meth:`~gan_lab.study.section.EvaluatorReport.check_files`). Raises a one-line
+    (:meth:`~gan_lab.evaluators.section.EvaluatorReport.check_files`). Raises a one-line
     :class:`ConfigError`; returns what it read."""
     study_dir = Path(study_dir)
     files = read_study(study_dir)
@@ -462,8 +499,6 @@ def fmt_mean_se(values: list[float], scale: float = 1.0, digits: int = 2) -> str
     """
     import torch
 
-    from gan_lab.metrics import mean_and_se
-
     t = torch.tensor(values, dtype=torch.float64) * scale
     mean, se = mean_and_se(t)
     n_ok = int(torch.isfinite(t).sum())
@@ -481,8 +516,6 @@ LOOK_BACK = 0.25
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
     import torch
-
-    from gan_lab.metrics import mean_and_se
 
     mean, se = mean_and_se(torch.tensor(values, dtype=torch.float64))
     return float(mean), (float(se) if math.isfinite(se) else 0.0)
@@ -595,8 +628,6 @@ def study_file_extras(meta: dict) -> tuple[list[dict], str]:
     else the study file's (study.json's ``source``) when that file still exists and parses."""
     import yaml
 
-    from gan_lab.study.spec import check_published
-
     if "published" in meta or "note" in meta:
         return meta.get("published") or [], meta.get("note") or ""
     source = Path(str(meta.get("source", "")))
@@ -626,7 +657,7 @@ def resolve_published(published: list[dict], entries: Sequence[StudyEvaluator], 
         ConfigError: (one line naming ``where``) a key that is no column nor a metric of the
             study's evaluators, or the bare name of a metric that several of them have.
 
-    >>> from gan_lab.callbacks import ModeCoverageEvaluator
+    >>> from gan_lab.evaluators import ModeCoverageEvaluator
     >>> rows = [{"source": "S", "rows": [{"label": "GAN", "modes": 6.3, "mode/js": 0.1}]}]
     >>> resolve_published(rows, [StudyEvaluator(ModeCoverageEvaluator, {})], "s.yaml")[0]["rows"]
     [{'label': 'GAN', 'mode/modes': 6.3, 'mode/js': 0.1}]
@@ -721,16 +752,279 @@ def published_table(entry: StudyEvaluator, source: dict, labels: list[str], resu
     return [*lines, ""]
 
 
+# --------------------------------------------------------------------------------------------------
+# Statistics over seeds and the verdicts (gan_lab.study.verdicts)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricStatistics:
+    """One metric of one evaluator over the study's entries (``labels``, the report's order): per
+    entry its :class:`~gan_lab.study.verdicts.Summary` at the final evaluation (``final``) and over
+    each seed's mean of its last ``k`` evaluations (``last``; ``averaged``: the fewest evaluations
+    a seed of the entry had to average, ``k`` unless it had fewer), and, for the evaluator's
+    primary metric, every pair's :class:`~gan_lab.study.verdicts.Comparison` on the last-K means."""
+
+    entry: StudyEvaluator
+    metric: str
+    header: str
+    scale: float
+    digits: int
+    k: int
+    alpha: float
+    final: dict[str, Summary]
+    last: dict[str, Summary]
+    averaged: dict[str, int]
+    comparisons: list[Comparison]
+    higher_is_better: bool | None
+
+    @property
+    def column(self) -> str:
+        return self.entry.prefix + self.metric
+
+    @property
+    def primary(self) -> bool:
+        return self.metric == getattr(self.entry.cls, "PRIMARY", "")
+
+    def verdicts(self) -> list[str]:
+        """Each pair's verdict in words (:func:`~gan_lab.study.verdicts.verdict_sentence`)."""
+        return [
+            verdict_sentence(
+                c,
+                self.metric,
+                self.header,
+                self.scale,
+                self.digits,
+                self.higher_is_better,
+                getattr(self.entry.report, "PHRASES", {}).get(self.metric),
+            )
+            for c in self.comparisons
+        ]
+
+    def floor(self) -> str:
+        """The sentence saying the seed counts rule out every verdict, or ``""``."""
+        return floor_sentence(self.comparisons, self.alpha)
+
+
+def study_alpha(meta: dict) -> float:
+    """The verdicts' significance level: study.json's ``alpha``, else :data:`~gan_lab.study.verdicts.ALPHA`."""
+    return float(meta.get("alpha", ALPHA))
+
+
+def study_last_k(meta: dict) -> int:
+    """The evaluations per seed the verdicts average: study.json's ``last_k``, else
+    :data:`~gan_lab.study.verdicts.LAST_K`."""
+    return int(meta.get("last_k", LAST_K))
+
+
+def report_labels(files: StudyFiles) -> list[str]:
+    """The entries of results.csv in the study file's order (study.json's ``labels``)."""
+    labels = list(dict.fromkeys(r["objective"] for r in files.results))
+    order = {label: k for k, label in enumerate(files.meta.get("labels") or [])}
+    labels.sort(key=lambda label: order.get(label, len(order)))
+    return labels
+
+
+def study_statistics(files: StudyFiles) -> list[MetricStatistics]:
+    """Every table metric of every evaluator of the study, over its entries' seeds (the evaluator's
+    primary metric first): final and last-K summaries, and the primary metric's pairwise
+    comparisons on the last-K means (:func:`~gan_lab.study.verdicts.compare_entries`, at study.json's
+    ``alpha``). Deterministic: every resampling has a fixed seed."""
+    labels = report_labels(files)
+    alpha, k = study_alpha(files.meta), study_last_k(files.meta)
+    out = []
+    for entry in files.entries:
+        table = entry.report.table(entry.metrics, entry.info)
+        primary = getattr(entry.cls, "PRIMARY", "")
+        metrics = sorted(table, key=lambda m: m != primary)  # stable: the primary first
+        results = entry.rows(files.results)
+        evaluated = entry.rows(files.history, evaluated_only=True)
+        for metric in metrics:
+            header, scale, digits = table[metric]
+            means = last_k_means(evaluated, metric, k)
+            final, last, averaged, samples = {}, {}, {}, {}
+            for label in labels:
+                final[label] = summarize([r[metric] for r in results if r["objective"] == label])
+                own = sorted((member, value) for (lab, member), value in means.items() if lab == label)
+                samples[label] = [mean for _, (mean, _) in own]
+                last[label] = summarize(samples[label])
+                averaged[label] = min((used for _, (_, used) in own), default=0)
+            comparisons = compare_entries(samples, alpha) if metric == primary else []
+            out.append(
+                MetricStatistics(
+                    entry=entry,
+                    metric=metric,
+                    header=header,
+                    scale=scale,
+                    digits=digits,
+                    k=k,
+                    alpha=alpha,
+                    final=final,
+                    last=last,
+                    averaged=averaged,
+                    comparisons=comparisons,
+                    higher_is_better=direction(metric, entry.report),
+                )
+            )
+    return out
+
+
+def _fmt_summary(s: Summary, scale: float, digits: int) -> str:
+    if s.n == 0:
+        return "undefined"
+    if s.n == 1:
+        return f"{fmt_number(s.mean, scale, digits)} (one seed)"
+    return f"{fmt_number(s.mean, scale, digits)} ± {fmt_number(s.se, scale, digits)}"
+
+
+def _better_word(higher_is_better: bool | None) -> str:
+    return {True: "higher is better", False: "lower is better", None: "no better direction known"}[
+        higher_is_better
+    ]
+
+
+def statistics_section(stats: Sequence[MetricStatistics], labels: list[str]) -> list[str]:
+    """The report's statistics of one evaluator (``stats``: its metrics): the per-entry table of
+    final and last-K means with their bootstrap CIs, then the verdicts on its primary metric (the
+    pairs' table and each pair in words)."""
+    if not stats:
+        return []
+    k = stats[0].k
+    lines = [
+        f"### Over seeds: {CI_NAME}s and the last {k} evaluations",
+        "",
+        f"Per entry, over its seeds: the final evaluation, and each seed's mean over its last K = {k} "
+        "evaluations (the untrained G at G step 0 is never among them) so that one noisy snapshot decides "
+        f"nothing; mean ± s.e. and the {CI_NAME} of the mean by bootstrap (`scipy.stats.bootstrap`, BCa, "
+        f"{N_RESAMPLES:,} resamples, seed {SEED}; † the percentile interval where BCa is undefined; "
+        "[v, v] when every seed has the value v). With a few seeds a bootstrap CI is narrower than it "
+        "should be: read it with the seed count.",
+        "",
+        f"| metric | entry | seeds | final | final {CI_NAME} | last {k} | last {k} {CI_NAME} |",
+        "|---" * 7 + "|",
+    ]
+    for st in stats:
+        for i, label in enumerate(labels):
+            final, last = st.final[label], st.last[label]
+            fewer = f" (last {st.averaged[label]})" if 0 < st.averaged[label] < k else ""
+            lines.append(
+                f"| {st.header if i == 0 else ''} | {label} | {final.n} | "
+                f"{_fmt_summary(final, st.scale, st.digits)} | {fmt_interval(final.ci, st.scale, st.digits)} | "
+                f"{_fmt_summary(last, st.scale, st.digits)}{fewer} | "
+                f"{fmt_interval(last.ci, st.scale, st.digits)} |"
+            )
+    for st in stats:
+        if st.primary:
+            lines += ["", *verdicts_section(st)]
+    return lines
+
+
+def verdicts_section(st: MetricStatistics) -> list[str]:
+    """The verdicts on one metric: how they are taken, the pairs' table, each pair in words, and
+    what the seed counts could not separate."""
+    k, n_pairs = st.k, len(st.comparisons)
+    lines = [
+        f"### Verdicts on {st.header} (`{st.column}`, the primary metric; {_better_word(st.higher_is_better)})",
+        "",
+    ]
+    if not n_pairs:
+        return [*lines, "One entry: nothing to compare.", ""]
+    if not any(math.isfinite(c.p) for c in st.comparisons):
+        seeds = sorted({s.n for s in st.last.values()})
+        return [
+            *lines,
+            "No pair can be tested: a permutation test needs at least two seeds with a value on each side "
+            f"(this study has {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} per entry); "
+            "run more seeds.",
+            "",
+        ]
+    splits = sorted({math.comb(c.n_a + c.n_b, c.n_a) for c in st.comparisons})
+    exact = all(n <= N_RESAMPLES for n in splits)
+    how = (
+        f"exact: all {splits[0]:,} splits of the seeds" if exact and len(splits) == 1
+        else "exact: every split of the seeds enumerated" if exact
+        else f"{N_RESAMPLES:,} random splits where there are more, seed {SEED}"
+    )  # fmt: skip
+    lines += [
+        f"Every pair of entries is compared on its seeds' last-{k} means: a two-sided permutation test "
+        f"of the difference of means (`scipy.stats.permutation_test`, independent samples; {how}), its "
+        f"p-values adjusted by Holm's step-down over the {n_pairs} pair{'s' if n_pairs > 1 else ''} "
+        f"(p_Holm), at α = {st.alpha:g}. Δ = the first entry's mean − the second's, with its {CI_NAME} "
+        "(bootstrap of the two samples, BCa); g = Hedges' g (Δ over the pooled s.d., small-sample "
+        "corrected). Detectable Δ: the smallest true difference that a two-sided t-test at Holm's "
+        "first-step level α/m would detect with 80 % power, δ·s_p·√(1/n₁ + 1/n₂), s_p the pooled s.d. and "
+        "δ solving P(|T| > t*) = 0.8 for T ~ noncentral t(ν = n₁ + n₂ − 2, δ), t* the quantile of t(ν) "
+        "at 1 − α/(2m) (`scipy.stats.nct`, `scipy.stats.t`); — where the permutation test cannot reach "
+        "α/m with these seeds (its smallest p is 2 / C(n₁ + n₂, n₁)).",
+        "",
+        f"| pair | Δ | {CI_NAME} of Δ | p | p_Holm | g | detectable Δ | verdict |",
+        "|---" * 8 + "|",
+    ]
+    for c in st.comparisons:
+        c = oriented(c, st.higher_is_better) if c.distinguishable else c
+        if c.distinguishable:
+            verdict = f"**{c.a} {'better' if st.higher_is_better is not None else 'higher'}**"
+        else:
+            verdict = "not distinguishable" if math.isfinite(c.p) else "no test"
+        lines.append(
+            f"| {c.a} − {c.b} | {fmt_number(c.delta, st.scale, st.digits)} | "
+            f"{fmt_interval(c.ci, st.scale, st.digits)} | {fmt_p(c.p).lstrip('= ')} | "
+            f"{fmt_p(c.p_holm).lstrip('= ')} | {fmt_number(c.g)} | "
+            f"{fmt_number(c.detectable, st.scale, st.digits) if math.isfinite(c.detectable) else '—'} | {verdict} |"
+        )
+    lines += ["", *(f"- {v}" for v in st.verdicts())]
+    floor = st.floor()
+    return [*lines, *(["", floor] if floor else []), ""]
+
+
+def summary_lines(stats: Sequence[MetricStatistics]) -> list[str]:
+    """The end of ``gan-lab study`` in the terminal: per primary metric, each entry's last-K mean
+    with its CI, the pairs found different in words, a count of the others, and the seed floor."""
+    lines = []
+    for st in (s for s in stats if s.primary):
+        width = max(len(label) for label in st.last)
+        lines.append(
+            f"{st.header} ({st.column}; {_better_word(st.higher_is_better)}): mean of each seed's "
+            f"last {st.k} evaluations, {CI_NAME} over seeds"
+        )
+        for label, s in st.last.items():
+            lines.append(
+                f"  {label:<{width}}  {fmt_number(s.mean, st.scale, st.digits) if s.n else 'undefined'} "
+                f"{fmt_interval(s.ci, st.scale, st.digits)}  ({s.n} seed{'s' if s.n != 1 else ''})"
+            )
+        verdicts = [v.replace("**", "") for c, v in zip(st.comparisons, st.verdicts()) if c.distinguishable]
+        lines += [f"  {v}" for v in verdicts]
+        tested = sum(math.isfinite(c.p) for c in st.comparisons)
+        rest = tested - len(verdicts)
+        if rest:
+            lines.append(
+                f"  {rest} of {len(st.comparisons)} pair{'s' if len(st.comparisons) > 1 else ''} not "
+                f"distinguishable at α = {st.alpha:g} "
+                "(report.md lists them)"
+            )
+        if tested < len(st.comparisons):
+            lines.append(
+                f"  {len(st.comparisons) - tested} pairs without a test (fewer than two seeds a side)"
+            )
+        floor = st.floor()
+        lines += [f"  {floor}"] if floor else []
+    return lines
+
+
+def study_summary(study_dir: Path) -> str:
+    """:func:`summary_lines` of a finished study folder (read from its files), as one text."""
+    return "\n".join(summary_lines(study_statistics(read_study(study_dir))))
+
+
 def write_report(study_dir: Path, files: StudyFiles | None = None) -> Path:
     """Write ``report.md`` and the evaluators' figures from the study's own files (``files``: as
     :func:`read_study` or :func:`check_study_folder` read them already). One section per evaluator:
-    its protocol, its table (with the published rows beside it) and its figures."""
+    its protocol, its table (with the published rows beside it), its statistics over seeds and
+    verdicts (:func:`statistics_section`) and its figures."""
     study_dir = Path(study_dir)
     files = files or read_study(study_dir)
     meta, results, history = files.meta, files.results, files.history
-    labels = list(dict.fromkeys(r["objective"] for r in results))
-    order = {label: k for k, label in enumerate(meta.get("labels") or [])}  # the study file's
-    labels.sort(key=lambda label: order.get(label, len(order)))
+    labels = report_labels(files)  # the study file's order
     run_dirs = {}
     for r in meta["runs"]:
         run_dirs.setdefault(r["label"], study_dir / r["run_dir"])
@@ -760,6 +1054,7 @@ def write_report(study_dir: Path, files: StudyFiles | None = None) -> Path:
     ]
     weights = [f"Pretrained weights: `{p}` (sha256 {h}…)." for p, h in meta.get("weights", {}).items()]
     lines += [*weights, ""] if weights else []
+    stats = study_statistics(files)
     sections = []
     for entry in files.entries:  # every figure drawn first, then the text
         evaluated = entry.rows(history, evaluated_only=True)
@@ -776,6 +1071,7 @@ def write_report(study_dir: Path, files: StudyFiles | None = None) -> Path:
             extra = published_table(entry, source, labels, entry.rows(results))
             lines += ["", *extra[:-1]] if extra else []
         lines.append("")
+        lines += statistics_section([st for st in stats if st.entry is entry], labels)
         lines += [line for caption, name in figures for line in (f"![{caption}]({name})", "")]
     diverged = sorted({(r["objective"], r["status"]) for r in results if r.get("status", "ok") != "ok"})
     if diverged:
@@ -790,8 +1086,6 @@ def write_report(study_dir: Path, files: StudyFiles | None = None) -> Path:
 def merge_parts(study_dir: Path) -> None:
     """Join the entries that job-array tasks wrote into ``study_dir/parts/<label>/`` into one study:
     results.csv, history.csv and study.json at the top, as if one process had run them all."""
-    from gan_lab.files import write_whole
-
     parts = sorted(p for p in (study_dir / "parts").iterdir() if (p / "study.json").is_file())
     if not parts:
         raise ConfigError(f"{study_dir}/parts holds no finished entry")

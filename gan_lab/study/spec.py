@@ -42,6 +42,10 @@ Two optional keys put a study beside the literature:
   each source's rows in the table of the evaluator they belong to, and flags a published row whose
   ``mean ± s.e.`` interval does not overlap ours (:mod:`gan_lab.study.report`).
 
+Two optional keys set the report's verdicts (:mod:`gan_lab.study.verdicts`): ``alpha``, the
+significance level of the Holm-corrected pairwise tests (default 0.05), and ``last_k``, how many of
+each seed's last evaluations are averaged before entries are compared (default 4).
+
 ``mixed: true`` trains the entries that differ in their objective only (the same ``configs`` and
 ``args``) as one mixed ensemble, one process (:class:`gan_lab.losses.PerMember`): member
 ``j·S + i`` is the run of the ``j``-th of them with seed ``seed + i``, exactly as in its own job.
@@ -99,6 +103,8 @@ class StudySpec:
     mixed: bool = False
     note: str = ""
     published: list[dict] = field(default_factory=list)
+    alpha: float = 0.05
+    last_k: int = 4
 
 
 def _as_str_list(value, what: str) -> list[str]:
@@ -195,6 +201,8 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
         "mixed",
         "note",
         "published",
+        "alpha",
+        "last_k",
     }
     unknown = set(raw) - known
     if unknown:
@@ -282,8 +290,15 @@ def load_study(path: str, out: str | None = None) -> StudySpec:
     note = raw.get("note") or ""
     if not isinstance(note, str):
         raise ConfigError(f"study note must be a string (a paragraph), got {note!r:.60}")
+    alpha, last_k = raw.get("alpha", 0.05), raw.get("last_k", 4)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ConfigError(f"study alpha must be a number in (0, 1), got {alpha!r:.60}; e.g. alpha: 0.05")
+    if isinstance(last_k, bool) or not isinstance(last_k, int) or last_k < 1:
+        raise ConfigError(f"study last_k must be a whole number >= 1, got {last_k!r:.60}; e.g. last_k: 4")
     return StudySpec(
         name=name,
+        alpha=float(alpha),
+        last_k=last_k,
         note=" ".join(note.split()),
         published=published,
         base=base,

@@ -21,6 +21,7 @@ from gan_lab.data.toy import ToyMixtureDataModule
 from gan_lab.errors import ConfigError
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
+from gan_lab.settings import EMA
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_G_STEPS = 12
@@ -43,7 +44,7 @@ def fit(root, *callbacks, ckpt_path=None, max_g_steps=MAX_G_STEPS):
         ToyGenerator(members=2, hidden=8, layers=2),
         ToyDiscriminator(members=2, hidden=8, layers=2),
         regularizers=["wgan_gp"],  # draws from the global RNG: resuming must restore it
-        ema_beta=0.9,
+        ema=EMA(beta=0.9),
         max_g_steps=max_g_steps,
     )
     trainer = L.Trainer(

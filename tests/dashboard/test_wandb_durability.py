@@ -316,7 +316,7 @@ def test_a_killed_gan_lab_fit_resumes_with_its_whole_wandb_history(tmp_path):
     callbacks.write_text(
         "trainer:\n"
         "  callbacks:\n"
-        "    - class_path: gan_lab.callbacks.ModeCoverageEvaluator\n"
+        "    - class_path: gan_lab.evaluators.ModeCoverageEvaluator\n"
         "      init_args: {every_n_g_steps: 2, n_samples: 200}\n"
         "    - class_path: gan_lab.callbacks.GStepCheckpoint\n"
         "      init_args: {save_last: true, every_n_train_steps: 4}\n"  # every 2 G steps

@@ -11,7 +11,7 @@ from wandb_study import OBJECTIVES, SEEDS
 
 from gan_lab.cli import main
 from gan_lab.dashboard.seed_runs import SEED_JOB
-from gan_lab.dashboard.workspace import DEFINITION_FILE, definition, to_workspace
+from gan_lab.study.workspace import DEFINITION_FILE, definition, to_workspace
 
 
 @pytest.fixture(scope="module")

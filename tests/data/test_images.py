@@ -26,6 +26,7 @@ from fake_datasets import indexed_images, md5, write_cifar, write_folder, write_
 from torchvision.io import write_png
 
 from gan_lab.data import IMAGE_DATASETS, ImageDataModule, StackedDigits
+from gan_lab.data.context import RunContext
 from gan_lab.data.images import REFERENCE_SEED, EpochSampler, resize, to_channels
 from gan_lab.errors import ConfigError
 
@@ -374,7 +375,7 @@ def test_ranks_take_disjoint_blocks_of_one_global_batch(mnist):
 
 def test_rank_and_world_size_come_from_the_trainer(mnist):
     dm = ImageDataModule("mnist", root=str(mnist.root), batch_size=3, seed=4)
-    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(seed=4), global_rank=1, world_size=2)
+    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(), global_rank=1, world_size=2)
     dm.setup("fit")
     ref = stream(
         ImageDataModule("mnist", root=str(mnist.root), batch_size=3, seed=4), 2, rank=1, world_size=2
@@ -401,10 +402,10 @@ def test_member_k_streams_like_a_single_run_with_seed_plus_k(mnist):
     assert not torch.equal(ens[0][0], ens[0][1])
 
 
-def test_setup_takes_seed_and_members_from_the_module(mnist):
+def test_setup_takes_seed_and_members_from_the_modules_run_context(mnist):
     dm = ImageDataModule("mnist", root=str(mnist.root), batch_size=4)
     dm.trainer = SimpleNamespace(
-        lightning_module=SimpleNamespace(seed=7, members=None), global_rank=0, world_size=1
+        lightning_module=SimpleNamespace(run_context=RunContext(seed=7)), global_rank=0, world_size=1
     )
     dm.setup("fit")
     assert (dm.seed, dm.members) == (7, None)
@@ -415,10 +416,8 @@ def test_setup_takes_seed_and_members_from_the_module(mnist):
 
 def test_pack_multiplies_the_images_of_a_batch_and_comes_from_the_module(mnist):
     dm = ImageDataModule("mnist", root=str(mnist.root), batch_size=3, seed=0)
-    dm.trainer = SimpleNamespace(
-        lightning_module=SimpleNamespace(seed=0, pack=2), global_rank=0, world_size=1
-    )
-    dm.setup("fit")
+    dm.trainer = SimpleNamespace(lightning_module=None, global_rank=0, world_size=1)
+    dm.setup("fit", RunContext(pack=2))  # a context given directly
     assert dm.pack == 2 and dm.samples_per_batch == 6
     ref = ImageDataModule("mnist", root=str(mnist.root), batch_size=6, seed=0)
     assert all(torch.equal(a, b) for a, b in zip(stream(dm, 3), stream(ref, 3)))  # 3 packs of 2 = 6 images

@@ -18,6 +18,7 @@ from scipy.stats import chisquare
 from torch import Tensor
 
 from gan_lab.data import MIXTURES, ToyMixtureDataModule, get_mixture
+from gan_lab.data.context import RunContext
 from gan_lab.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -127,11 +128,20 @@ def test_member_k_stream_equals_single_datamodule_with_seed_plus_k():
     assert not torch.equal(ens[0][0], ens[0][1])  # two members see different data
 
 
-def test_setup_takes_members_and_seed_from_the_lightning_module():
+def test_setup_takes_members_and_seed_from_the_lightning_modules_run_context():
     dm = ToyMixtureDataModule("ring8", batch_size=8)
-    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(members=3, seed=5), global_rank=0)
+    context = RunContext(members=3, seed=5)
+    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(run_context=context), global_rank=0)
     dm.setup("fit")
     assert (dm.members, dm.seed) == (3, 5)
+    given = ToyMixtureDataModule("ring8", batch_size=8)
+    given.setup("fit", context)  # the same context given directly
+    assert (given.members, given.seed) == (3, 5)
+    # a LightningModule without a run context: its attributes are not read, the defaults hold
+    plain = ToyMixtureDataModule("ring8", batch_size=8)
+    plain.trainer = SimpleNamespace(lightning_module=SimpleNamespace(members=3, seed=5), global_rank=0)
+    plain.setup("fit")
+    assert (plain.members, plain.seed, plain.pack) == (1, 0, 1)
     explicit = ToyMixtureDataModule("ring8", batch_size=8, members=3, seed=5)
     for a, b in zip(_stream(dm, 2), _stream(explicit, 2)):
         assert torch.equal(a, b)
@@ -220,8 +230,7 @@ def test_a_packed_batch_holds_batch_size_times_pack_samples():
     dm = ToyMixtureDataModule("ring8", batch_size=5, members=2, seed=0, pack=3)
     assert dm.sample(CPU).shape == (2, 15, 2)
     dm = ToyMixtureDataModule("ring8", batch_size=5)
-    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(members=2, seed=1, pack=4), global_rank=0)
-    dm.setup("fit")
+    dm.setup("fit", RunContext(members=2, seed=1, pack=4))
     assert dm.pack == 4 and dm.sample(CPU).shape == (2, 20, 2)
 
 
@@ -269,7 +278,7 @@ def test_under_ddp_every_rank_reads_its_slice_of_the_one_fixed_set():
 
     def on_rank(rank: int, world: int, batch_size: int) -> ToyMixtureDataModule:
         dm = ToyMixtureDataModule("ring8", batch_size=batch_size, train_size=12, pack=1)
-        module = SimpleNamespace(members=2, seed=3, pack=1)
+        module = SimpleNamespace(run_context=RunContext(members=2, seed=3, pack=1))
         dm.trainer = SimpleNamespace(lightning_module=module, global_rank=rank, world_size=world)
         dm.setup("fit")
         return dm

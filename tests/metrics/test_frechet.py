@@ -170,5 +170,47 @@ def test_bad_input():
         frechet_distance(torch.zeros(2), torch.eye(2), torch.zeros(3), torch.eye(3))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_one_non_finite_feature_gives_nan_not_a_linalg_error(bad):
+    """One NaN (or inf) feature made eigh fail with torch's "failed to converge" _LinAlgError; the
+    distance is NaN, as KID's and PRDC's are for such features."""
+    real, fake = gaussian(40, 6, seed=0), gaussian(40, 6, seed=1)
+    fake[7, 2] = bad
+    got = frechet_distance(*gaussian_statistics(fake), *gaussian_statistics(real))
+    assert got.dtype == torch.float64 and torch.isnan(got)
+    assert torch.isnan(trace_sqrt_product(gaussian_statistics(fake)[1], gaussian_statistics(real)[1]))
+    metric = FrechetDistance(num_features=6)
+    metric.update(real, real=True)
+    metric.update(fake)
+    assert torch.isnan(metric.compute())
+    mu, sigma = gaussian_statistics(real)
+    fixed = FrechetDistance(mu=mu, sigma=sigma)
+    fixed.update(fake)
+    assert torch.isnan(fixed.compute())
+
+
+def test_empty_inputs_are_one_line_errors():
+    for call, match in [
+        (
+            lambda: gaussian_statistics(torch.empty(0, 3)),
+            "at least 2 samples per side to estimate a covariance, got 0",
+        ),
+        (lambda: gaussian_statistics(torch.empty(10, 0)), "0 dimensions"),
+        (
+            lambda: frechet_distance(torch.zeros(0), torch.zeros(0, 0), torch.zeros(0), torch.zeros(0, 0)),
+            "0 dimensions",
+        ),
+        (lambda: trace_sqrt_product(torch.zeros(0, 0), torch.zeros(0, 0)), "0 dimensions"),
+        (lambda: statistics_from_sums(torch.zeros(3), torch.zeros(3, 3), 0), "got 0"),
+    ]:
+        with pytest.raises(ConfigError, match=match) as e:
+            call()
+        assert "\n" not in str(e.value)
+    metric = FrechetDistance(num_features=3)
+    metric.update(gaussian(10, 3, seed=2), real=True)
+    with pytest.raises(ConfigError, match="got 0"):
+        metric.compute()  # no fake sample
+
+
 def test_registered():
     assert METRICS["frechet_distance"] is FrechetDistance

@@ -46,6 +46,60 @@ def test_polynomial_mmd2_equals_brute_force(degree, gamma, coef0):
     )
 
 
+def mmd2_unequal_by_hand(
+    x: list[list[float]], y: list[list[float]], degree=3, gamma=None, coef0=1.0
+) -> float:
+    """The unbiased MMD² for m real and n fake samples (Bińkowski et al. 2018, eq. 3; Gretton et al.
+    2012, Lemma 6), in plain Python floats (float64), pair by pair: no tensor, no matrix."""
+    m, n, d = len(x), len(y), len(x[0])
+    gamma = 1.0 / d if gamma is None else gamma
+
+    def k(a, b):
+        return (gamma * math.fsum(ai * bi for ai, bi in zip(a, b)) + coef0) ** degree
+
+    xx = math.fsum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j)
+    yy = math.fsum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j)
+    xy = math.fsum(k(x[i], y[j]) for i in range(m) for j in range(n))
+    return xx / (m * (m - 1)) + yy / (n * (n - 1)) - 2 * xy / (m * n)
+
+
+@pytest.mark.parametrize(("m", "n"), [(7, 12), (12, 7), (2, 30), (15, 15)])
+@pytest.mark.parametrize(("degree", "gamma", "coef0"), [(3, None, 1.0), (1, 1.0, 0.0)])
+def test_polynomial_mmd2_with_unequal_sizes_equals_the_hand_computation(m, n, degree, gamma, coef0):
+    """m != n used m for the fake side too (within-fake sum over m(m-1), cross sum over m²): a wrong
+    value without an error."""
+    x, y = normal(m, 4, seed=5), normal(n, 4, seed=6, shift=0.7)
+    got = polynomial_mmd2(x.float(), y.float(), degree, gamma, coef0)
+    assert got.dtype == torch.float64
+    expected = mmd2_unequal_by_hand(
+        x.float().double().tolist(), y.float().double().tolist(), degree, gamma, coef0
+    )
+    assert got.item() == pytest.approx(expected, rel=1e-12, abs=1e-14)
+
+
+def test_polynomial_mmd2_by_hand_for_unequal_sizes():
+    # k(a, b) = ab on 1-d points: x = (1, -1), y = (1, 1, 1):
+    # within x: 2·(−1)/2 = −1; within y: 6·1/6 = 1; across: Σ x_i y_j = 0
+    x, y = torch.tensor([[1.0], [-1.0]]), torch.tensor([[1.0], [1.0], [1.0]])
+    assert polynomial_mmd2(x, y, degree=1, gamma=1.0, coef0=0.0).item() == 0.0
+    assert polynomial_mmd2(y, x, degree=1, gamma=1.0, coef0=0.0).item() == 0.0  # symmetric
+
+
+def test_polynomial_mmd2_empty_inputs_are_one_line_errors():
+    for x, y, match in [
+        (normal(1, 3, 0), normal(5, 3, 1), "at least 2 samples per side, got 1 real / 5 fake"),
+        (normal(5, 3, 0), normal(0, 3, 1), "got 5 real / 0 fake"),
+        (torch.empty(5, 0), torch.empty(5, 0), "0 dimensions"),
+    ]:
+        with pytest.raises(ConfigError, match=match) as e:
+            polynomial_mmd2(x, y)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="0 dimensions"):
+        kernel_inception_distance(torch.empty(20, 0), torch.empty(20, 0), subsets=2, subset_size=10)
+    with pytest.raises(ValueError, match=r"\(N, d\) and \(M, d\)"):
+        polynomial_mmd2(normal(5, 3, 0), normal(5, 4, 1))
+
+
 def test_matches_torchmetrics_on_the_same_subsets():
     """torchmetrics draws randperm(n_real)[:m], randperm(n_fake)[:m] per subset from torch's global
     generator; the same draws from a generator with the same seed give the same subsets."""

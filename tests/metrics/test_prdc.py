@@ -14,7 +14,7 @@ import torch
 
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import METRICS
-from gan_lab.metrics.prdc import PRDC, knn_radii, prdc, precision_recall
+from gan_lab.metrics.prdc import PRDC, density_coverage, knn_radii, prdc, precision_recall
 
 # the module, not the function gan_lab.metrics.prdc that the package exports under the same name
 prdc_module = importlib.import_module("gan_lab.metrics.prdc")
@@ -25,7 +25,8 @@ SQUARE = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # k = 1
 def brute_force(real: torch.Tensor, fake: torch.Tensor, k_pr: int, k_dc: int) -> dict[str, float]:
     """The four definitions on full float64 distance matrices (scipy cdist, the direct form, which
     is exact on small integer coordinates), radii by sorting each row (self is the row's 0 at
-    position 0, so the k-th other sample is at position k), closed balls (<=)."""
+    position 0, so the k-th other sample is at position k); closed balls (<=) for precision /
+    recall (Kynkäänniemi et al.'s code), open balls (<) for density / coverage (Naeem et al.'s)."""
     r, f = real.double().numpy(), fake.double().numpy()
     d_rr = scipy.spatial.distance.cdist(r, r)
     d_ff = scipy.spatial.distance.cdist(f, f)
@@ -35,8 +36,26 @@ def brute_force(real: torch.Tensor, fake: torch.Tensor, k_pr: int, k_dc: int) ->
     return {
         "precision": float((d_fr <= rad_r_pr[None, :]).any(1).mean()),
         "recall": float((d_fr <= rad_f_pr[:, None]).any(0).mean()),
-        "density": float((d_fr <= rad_r_dc[None, :]).sum() / (k_dc * len(f))),
-        "coverage": float((d_fr.min(0) <= rad_r_dc).mean()),
+        "density": float((d_fr < rad_r_dc[None, :]).sum() / (k_dc * len(f))),
+        "coverage": float((d_fr.min(0) < rad_r_dc).mean()),
+    }
+
+
+def naeem_reference(real: torch.Tensor, fake: torch.Tensor, k: int) -> dict[str, float]:
+    """Naeem et al.'s ``compute_prdc`` (clovaai/generative-evaluation-prdc, ``prdc/prdc.py``),
+    written out again in numpy: pairwise Euclidean distances, each radius the (k + 1)-th smallest
+    distance of its row (``get_kth_value(k=nearest_k + 1)``: the row's own 0 counts as the first),
+    and strict comparisons (``<``) in all four metrics. (Distances by scipy's direct form instead of
+    sklearn's ``pairwise_distances``: exact on small integers, so ties stay ties.)"""
+    r, f = real.double().numpy(), fake.double().numpy()
+    real_radii = np.partition(scipy.spatial.distance.cdist(r, r), k, axis=1)[:, k]  # (k+1)-th smallest
+    fake_radii = np.partition(scipy.spatial.distance.cdist(f, f), k, axis=1)[:, k]
+    d_rf = scipy.spatial.distance.cdist(r, f)  # (N, M): distance_real_fake
+    return {
+        "precision": float((d_rf < real_radii[:, None]).any(axis=0).mean()),
+        "recall": float((d_rf < fake_radii[None, :]).any(axis=1).mean()),
+        "density": float((1.0 / k) * (d_rf < real_radii[:, None]).sum(axis=0).mean()),
+        "coverage": float((d_rf.min(axis=1) < real_radii).mean()),
     }
 
 
@@ -59,11 +78,12 @@ def test_knn_radii_by_hand_with_duplicates():
 
 
 def test_hand_computed_square_with_a_fake_on_a_ball_boundary():
-    # (2, 0) is exactly 1 from (1, 0): inside the closed ball; (0.5, 0.5) is inside all four balls
+    # (2, 0) is exactly 1 from (1, 0): inside its closed ball (precision), outside its open one
+    # (density); (0.5, 0.5) is inside all four balls
     fake = torch.tensor([[2.0, 0.0], [0.5, 0.5], [3.0, 3.0]])
     out = as_floats(prdc(SQUARE, fake, k_pr=1, k_dc=1))
     assert out["precision"] == pytest.approx(2 / 3, rel=1e-15)
-    assert out["density"] == pytest.approx(5 / 3, rel=1e-15)  # (1 + 4 + 0) / (1 · 3)
+    assert out["density"] == pytest.approx(4 / 3, rel=1e-15)  # (0 + 4 + 0) / (1 · 3)
     assert out["coverage"] == 1.0
     assert out["recall"] == 1.0  # every corner is 0.71 from (0.5, 0.5), whose fake radius is 1.58
     assert out == pytest.approx(brute_force(SQUARE, fake, 1, 1), rel=1e-15)
@@ -73,9 +93,9 @@ def test_collapsed_generator_duplicates():
     fake = torch.zeros(6, 2)  # six copies of the real corner (0, 0): fake radii 0
     out = as_floats(prdc(SQUARE, fake, k_pr=3, k_dc=1))
     assert out["precision"] == 1.0  # at distance 0 from a real sample
-    assert out["recall"] == 0.25  # only (0, 0) is inside a fake ball (of radius 0)
-    assert out["density"] == 3.0  # in the k = 1 balls of (0, 0), (1, 0) and (0, 1), on the boundary of two
-    assert out["coverage"] == 0.75  # (1, 1) is sqrt(2) away
+    assert out["recall"] == 0.25  # only (0, 0) is inside a fake (closed) ball of radius 0
+    assert out["density"] == 1.0  # inside the k = 1 ball of (0, 0); on the boundary of (1, 0)'s and (0, 1)'s
+    assert out["coverage"] == 0.25  # (1, 0) and (0, 1) hold the fakes on their boundary only
     assert out == brute_force(SQUARE, fake, 3, 1)
 
 
@@ -160,9 +180,61 @@ def test_translation_by_a_large_offset_keeps_exact_ties():
 
 
 def test_identical_sets():
+    """A set against a copy of itself, k-NN distances not tied: each real ball holds its own copy
+    and the k - 1 nearer neighbours, not the k-th (on the boundary), so density is exactly 1 (the
+    closed balls of the papers' formulas gave (k + 1) / k = 1.2)."""
     real = torch.randn(50, 4, generator=torch.Generator().manual_seed(8))
     out = as_floats(prdc(real, real.clone()))
-    assert out["precision"] == out["recall"] == out["coverage"] == 1.0
+    assert out["precision"] == out["recall"] == out["coverage"] == out["density"] == 1.0
+    reference = naeem_reference(real, real, k=5)
+    assert (out["density"], out["coverage"]) == (reference["density"], reference["coverage"])
+
+
+def test_ties_by_hand_on_integers():
+    # 0..4 on a line, k = 1: every radius is 1, so each neighbour sits on the ball's boundary;
+    # open balls hold only the sample's own copy: density 5 / 5 = 1 (closed ones: 13 / 5 = 2.6)
+    x = torch.arange(5.0)[:, None]
+    out = as_floats(density_coverage(x, x.clone(), k=1))
+    assert out == {"density": 1.0, "coverage": 1.0}
+    reference = naeem_reference(x, x, 1)
+    assert (reference["density"], reference["coverage"]) == (1.0, 1.0)
+    # precision keeps closed balls (Kynkäänniemi et al.): the fake 5 is on the boundary of 4's ball
+    assert precision_recall(x, x + 1, k=1)["precision"].item() == 1.0
+    assert naeem_reference(x, x + 1, 1)["precision"] == 0.8  # the prdc package's < leaves it out
+    # duplicated reals: radius 0, an empty open ball (Naeem et al.'s behaviour); the fake 5 is on the
+    # boundary of the ball of 4 (radius 1), outside it
+    real = torch.tensor([[0.0], [0.0], [4.0], [3.0]])
+    out = as_floats(density_coverage(real, torch.tensor([[0.0], [5.0], [3.5]]), k=1))
+    assert out == {"density": pytest.approx(2 / 3), "coverage": 0.5}  # 3.5 inside the balls of 3 and 4
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("d", "k", "high"), [(1, 5, 6), (2, 3, 4), (3, 5, 3), (8, 2, 2)])
+def test_density_coverage_match_naeem_reference_on_integer_features(seed, d, k, high):
+    """Integer-valued features (many ties, duplicates): density and coverage equal Naeem et al.'s
+    formulas (strict <) exactly; precision and recall Kynkäänniemi et al.'s (<=)."""
+    real, fake = grid_points(60, d, seed, high), grid_points(50, d, seed + 50, high)
+    for r, f in ((real, fake), (real, real.clone())):
+        out = as_floats(prdc(r, f, k_pr=k, k_dc=k))
+        reference = naeem_reference(r, f, k)
+        assert out["density"] == pytest.approx(reference["density"], rel=1e-14)  # 1/(kM) Σ vs (1/k) mean
+        assert out["coverage"] == reference["coverage"]
+        assert out == pytest.approx(brute_force(r, f, k, k), rel=1e-14)
+
+
+def test_density_of_integer_features_is_not_the_closed_ball_count():
+    """Integer features with many tied radii (the cross-check's kind of case), k = 5: closed balls
+    counted every fake on a boundary, a density several times the reference formula's."""
+    real, fake = grid_points(200, 4, 21, high=4), grid_points(200, 4, 22, high=4)
+    out = as_floats(density_coverage(real, fake))
+    reference = naeem_reference(real, fake, 5)
+    assert out["density"] == pytest.approx(reference["density"], rel=1e-14)
+    assert out["coverage"] == reference["coverage"]
+    assert 0.4 < out["density"] < 0.5  # 0.458
+    r, f = real.double().numpy(), fake.double().numpy()
+    radii = np.sort(scipy.spatial.distance.cdist(r, r), 1)[:, 5]
+    closed = (scipy.spatial.distance.cdist(f, r) <= radii[None, :]).sum() / (5 * len(f))
+    assert closed > 3 * out["density"]  # 1.737: what the closed balls gave
 
 
 def test_non_finite_features_give_nan():
@@ -187,6 +259,32 @@ def test_bad_input():
     metric = PRDC(reference=torch.randn(20, 2))
     with pytest.raises(ValueError, match="fixed reference"):
         metric.update(torch.randn(4, 2), real=True)
+
+
+def test_empty_inputs_are_one_line_errors():
+    """No fake sample made density NaN and coverage 0 without a word; no dimension scored every
+    sample as a duplicate."""
+    real = torch.randn(20, 2)
+    for call in (
+        lambda: density_coverage(real, torch.empty(0, 2)),
+        lambda: density_coverage(torch.empty(0, 2), torch.randn(5, 2)),
+        lambda: precision_recall(real, torch.empty(0, 2)),
+        lambda: prdc(real, torch.empty(0, 2)),
+        lambda: prdc(torch.empty(20, 0), torch.empty(20, 0)),
+        lambda: density_coverage(torch.empty(20, 0), torch.empty(3, 0)),
+        lambda: knn_radii(torch.empty(20, 0), k=3),
+    ):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="at least 1 fake sample, got 0"):
+        density_coverage(real, torch.empty(0, 2))
+    with pytest.raises(ConfigError, match="0 dimensions"):
+        density_coverage(torch.empty(20, 0), torch.empty(3, 0))
+    metric = PRDC(reference=real)
+    metric.update(torch.empty(0, 2))
+    with pytest.raises(ConfigError, match="more than 3 fake samples"):
+        metric.compute()
 
 
 def run_metric(real_parts, fake_parts, **kwargs):

@@ -12,6 +12,7 @@ from gan_lab.errors import ConfigError
 from gan_lab.module import GANModule
 from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_lab.regularizers.gradient_penalty import per_sample_grad_norm
+from gan_lab.settings import Speed
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -58,7 +59,7 @@ def test_dcgan_trains_in_the_module():
     import lightning as L
 
     G, D = DCGANGenerator(z_dim=8, ngf=4), DCGANDiscriminator(ndf=4)
-    module = GANModule(G, D, regularizers=["r1"], cpu_threads=1)  # tiny nets: one thread
+    module = GANModule(G, D, regularizers=["r1"], speed=Speed(cpu_threads=1))  # tiny nets: one thread
     assert module.members is None and module.batch_ndim == 1
     before = {net: [p.detach().clone() for p in net.parameters()] for net in (G, D)}
     rows = []

@@ -19,6 +19,7 @@ from gan_lab.errors import ConfigError
 from gan_lab.nets import SNResNetDiscriminator, SNResNetGenerator
 from gan_lab.nets.spec import build_net, net_spec
 from gan_lab.regularizers import WGANGP, PenaltyInputs
+from gan_lab.settings import Speed
 
 SIZES = [16, 28, 32, 64]
 
@@ -256,7 +257,9 @@ def test_channels_last_trains_the_same():
     weights after 3 steps are the plain run's (to float32 summation-order noise)."""
 
     def fit(channels_last: bool):
-        module, rows, _ = tiny_fit(*small(size=16), 3, objective="hinge", channels_last=channels_last)
+        module, rows, _ = tiny_fit(
+            *small(size=16), 3, objective="hinge", speed=Speed(channels_last=channels_last)
+        )
         return module, rows
 
     (plain, _), (fast, rows) = fit(False), fit(True)

@@ -138,7 +138,7 @@ def test_cifar10_study_runs_on_fabricated_cifar_with_inception_weights(tmp_path,
                 "trainer": {
                     "callbacks": [
                         {
-                            "class_path": "gan_lab.callbacks.ImageMetricsEvaluator",
+                            "class_path": "gan_lab.evaluators.ImageMetricsEvaluator",
                             "init_args": {
                                 "every_n_g_steps": 2,
                                 "n_samples": 16,

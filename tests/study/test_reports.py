@@ -1,4 +1,4 @@
-"""The evaluators' report sections (gan_lab.study.section, mode_report, sr_report, image_report):
+"""The evaluators' report sections (gan_lab.evaluators.section, mode_report, sr_report, image_report):
 found from the evaluator's class, each states its protocol from the evaluator's facts and draws its
 figures from the study's rows and run folders; the evaluators themselves draw no report figure."""
 
@@ -11,13 +11,13 @@ import pytest
 from fake_sr import FakePairs
 from torchvision.io import write_png
 
-from gan_lab.callbacks import ModeCoverageEvaluator
-from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.callbacks.sr_eval import GRID_COLUMNS, SRMetricsEvaluator, make_sr_grid, sr_metrics, upsample
+from gan_lab.evaluators import ModeCoverageEvaluator
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.evaluators.image_report import ImageMetricsReport, StackedModeReport
+from gan_lab.evaluators.mode_report import ModeCoverageReport
+from gan_lab.paired.evaluator import GRID_COLUMNS, SRMetricsEvaluator, make_sr_grid, sr_metrics, upsample
+from gan_lab.paired.report import SRMetricsReport
 from gan_lab.study import EVALUATORS, EvaluatorReport
-from gan_lab.study.image_report import ImageMetricsReport, StackedModeReport
-from gan_lab.study.mode_report import ModeCoverageReport
-from gan_lab.study.sr_report import SRMetricsReport
 
 SECTIONS = {
     "mode": ModeCoverageReport,
@@ -28,11 +28,38 @@ SECTIONS = {
 
 
 def test_each_registered_evaluator_names_its_own_report_section():
-    assert sorted(EVALUATORS) == sorted(SECTIONS)  # (a study registers a user's evaluator when it runs it)
+    # the lab's own (a study registers a user's evaluator when it runs it: another test's may be there)
+    lab = [name for name, cls in EVALUATORS.items() if cls.__module__.startswith("gan_lab.")]
+    assert sorted(lab) == sorted(SECTIONS)
     for name, section in SECTIONS.items():
         cls = EVALUATORS[name]
         assert type(cls.report_section()) is section, name
         assert list(cls.report_section().TABLE) == list(cls.METRICS), name  # a header per metric, in order
+
+
+#: which direction is better, by hand: True where a higher value is
+BETTER = {
+    "mode": {"modes": True, "hq_fraction": True, "reverse_kl": False, "js": False},
+    "stacked": {"modes": True, "kl": False},
+    "image": {"fd": False, "kid": False, "inception_score": True, "precision": True, "recall": True,
+              "density": True, "coverage": True},
+    "sr": {"psnr": True, "ssim": True, "edge_error": False},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_every_report_column_knows_which_direction_is_better(name):
+    """The verdicts name the better entry (gan_lab.study.verdicts.direction): every table metric of
+    every registered evaluator has its direction, and its PRIMARY is one of the table's metrics.
+    Mutation: a metric dropped from its section's HIGHER_IS_BETTER or turned round, or a PRIMARY the table
+    lacks."""
+    from gan_lab.study.verdicts import direction
+
+    cls = EVALUATORS[name]
+    section = cls.report_section()
+    table = section.table(cls.METRICS)
+    assert cls.PRIMARY in table
+    assert {m: direction(m, section) for m in table} == BETTER[name]
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))

@@ -1,4 +1,4 @@
-"""Tests of the super-resolution nets (gan_lab.nets.sr): SRResNet and PatchDiscriminator.
+"""Tests of the super-resolution nets (gan_lab.paired.nets): SRResNet and PatchDiscriminator.
 
 References: ``F.interpolate(..., mode="bicubic")`` for the bicubic skip and the paired D's
 upsampled condition; autograd for per-sample independence (the gradient of sample i's logit with
@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gan_lab.errors import ConfigError
-from gan_lab.nets.sr import PatchDiscriminator, SRResNet
+from gan_lab.paired.nets import PatchDiscriminator, SRResNet
 from gan_lab.regularizers import WGANGP, PenaltyInputs
 
 

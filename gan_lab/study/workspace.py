@@ -9,7 +9,7 @@ every panel names a key that was logged:
   ``seed``; the study's closing run, job type ``report``, is left out), grouped by
   ``config.objective``; the x-axis of every line plot is ``g_steps``;
 - sections, each only when it has a panel: first the evaluators' (their panels as each one's
-  report section gives them, :meth:`~gan_lab.study.section.EvaluatorReport.panels`: **mode
+  report section gives them, :meth:`~gan_lab.evaluators.section.EvaluatorReport.panels`: **mode
   coverage**, **image metrics**, ..., in the order the study's evaluators first name them), line
   plots of the mean of ``<NAME>/<metric>`` over an objective's seeds with a standard-error band;
   then **losses** (``d/loss``, ``g/loss``, each penalty); **samples** (a media browser per media
@@ -28,7 +28,10 @@ import os
 import sys
 from pathlib import Path
 
+from gan_lab.dashboard.seed_runs import RECORD_FILE, SEED_JOB
 from gan_lab.errors import ConfigError, fail
+from gan_lab.runs import wandb_logged_in
+from gan_lab.study.report import evaluator_class, evaluator_names
 
 #: the definition's file in the study folder, and its format tag
 DEFINITION_FILE, FORMAT = "dashboard.json", "gan_lab/dashboard-1"
@@ -51,8 +54,6 @@ def study_group(study_dir: Path) -> str:
 
 def run_records(study_dir: Path) -> list[dict]:
     """The ``wandb-runs.json`` of every per-seed logger under ``study_dir``, by path."""
-    from gan_lab.dashboard.seed_runs import RECORD_FILE
-
     return [json.loads(p.read_text()) for p in sorted(Path(study_dir).rglob(RECORD_FILE))]
 
 
@@ -65,8 +66,6 @@ def evaluator_classes(study_dir: Path) -> list[type]:
         ConfigError: study.json cannot be read, or names an evaluator that is not registered (one
             line naming the valid ones).
     """
-    from gan_lab.study.report import evaluator_class, evaluator_names
-
     path = Path(study_dir) / "study.json"
     try:
         meta = json.loads(path.read_text())
@@ -85,8 +84,6 @@ def filter_expression(group: str) -> str:
     >>> filter_expression("tiny")
     'Metric("Group") == \\'tiny\\' and Metric("JobType") == \\'seed\\''
     """
-    from gan_lab.dashboard.seed_runs import SEED_JOB
-
     return f'Metric("Group") == {group!r} and Metric("JobType") == {SEED_JOB!r}'
 
 
@@ -218,8 +215,6 @@ def read_definition(path: Path) -> dict:
 
 def save_workspace(spec: dict, entity: str | None) -> str:
     """Save the workspace to W&B (network) and return its URL."""
-    from gan_lab.runs import wandb_logged_in
-
     if not wandb_logged_in():
         raise ConfigError(
             "gan-lab dashboard --save needs a W&B login: run `wandb login`, upload the runs with "

@@ -1,7 +1,7 @@
 """Image metrics of an image GAN every K generator steps: FD / KID / IS, precision / recall, density / coverage.
 
 The protocol (docs/DESIGN.md, "Images"): G (eval mode, ``G_ema`` when kept and asked for) maps a
-fixed set of ``n_samples`` noise vectors (:mod:`gan_lab.callbacks.fixed_samples`; the same set for
+fixed set of ``n_samples`` noise vectors (:mod:`gan_lab.evaluators.fixed_samples`; the same set for
 every run, seed and evaluation) to images, clamped to ``[-1, 1]``. A frozen feature network
 (:mod:`gan_lab.metrics.features`: Inception-v3 pool3 from a local weights file, VGG16 fc2, or the
 lab's digit classifier) maps them to features; the same network's features of ``n_real`` real
@@ -23,10 +23,10 @@ Under DDP each rank generates and embeds its share of the samples and the metric
 them; the real features are every metric's fixed reference (the same on every rank).
 
 The history (one row per evaluation, ``member`` 0: image nets train one seed per run) is kept in
-checkpoints by :class:`~gan_lab.callbacks.evaluation.ScheduledEvaluator`; the final samples'
+checkpoints by :class:`~gan_lab.evaluators.base.ScheduledEvaluator`; the final samples'
 grid (``samples_grid.png``, torchvision's ``make_grid``) goes into the run folder, and with a
 per-seed W&B logger a grid of every evaluation's samples (``image/samples``) goes to that seed's run. How a study
-shows this evaluator is :class:`gan_lab.study.image_report.ImageMetricsReport` (:meth:`ImageMetricsEvaluator.report_section`).
+shows this evaluator is :class:`gan_lab.evaluators.image_report.ImageMetricsReport` (:meth:`ImageMetricsEvaluator.report_section`).
 """
 
 from __future__ import annotations
@@ -39,10 +39,14 @@ from typing import ClassVar
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.callbacks.fixed_samples import features_of, generate_fixed, rank_of
+from gan_lab.dashboard.media import image_grid
 from gan_lab.errors import ConfigError, check_int
-from gan_lab.metrics.suite import SuiteSettings
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.evaluators.fixed_samples import features_of, generate_fixed, rank_of
+from gan_lab.evaluators.image_report import ImageMetricsReport
+from gan_lab.metrics.features import load_feature_net
+from gan_lab.metrics.reference import reference_features
+from gan_lab.metrics.suite import SuiteSettings, image_metrics
 from gan_lab.runs import run_folder
 
 
@@ -160,8 +164,6 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
     def feature_net(self, trainer, pl_module):
         """The frozen feature network on the module's device (built on first use)."""
         if self._net is None:
-            from gan_lab.metrics.features import load_feature_net
-
             args = dict(self.feature_args)
             if self.feature_net_name == "digit_classifier":
                 c, _, size = trainer.datamodule.image_shape
@@ -174,8 +176,6 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
     def reference(self, trainer, pl_module):
         """The real images' features and Gaussian statistics (:class:`ReferenceStats`), cached."""
         if self._reference is None:
-            from gan_lab.metrics.reference import reference_features
-
             net, dm = self.feature_net(trainer, pl_module), trainer.datamodule
             key = reference_key(dm.describe(), self.reference_split, self.n_real)
             images = dm.reference_images(self.n_real, split=self.reference_split)
@@ -205,8 +205,6 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
         return torch.cat(feats), (torch.cat(logits) if logits else None)
 
     def evaluate(self, trainer, pl_module) -> dict:
-        from gan_lab.metrics.suite import image_metrics
-
         net = self.feature_net(trainer, pl_module)  # (the digit classifier trains on first use)
         with torch.no_grad():
             ref = self.reference(trainer, pl_module)
@@ -226,8 +224,6 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
         settings = self.media_settings(trainer)
         if settings is None or self.last_grid is None:
             return None
-        from gan_lab.dashboard.media import image_grid
-
         return {f"{self.NAME}/samples": [image_grid(self.last_grid, settings.size, settings.count)]}
 
     # -- artifacts, facts ---------------------------------------------------------------------------
@@ -257,9 +253,7 @@ class ImageMetricsEvaluator(ScheduledEvaluator):
 
     @classmethod
     def report_section(cls):
-        """:class:`~gan_lab.study.image_report.ImageMetricsReport`."""
-        from gan_lab.study.image_report import ImageMetricsReport
-
+        """:class:`~gan_lab.evaluators.image_report.ImageMetricsReport`."""
         return ImageMetricsReport()
 
     def info(self, trainer) -> dict:

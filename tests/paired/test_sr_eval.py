@@ -1,4 +1,4 @@
-"""Tests of the super-resolution evaluator (gan_lab.callbacks.sr_eval).
+"""Tests of the super-resolution evaluator (gan_lab.paired.evaluator).
 
 References: torchmetrics' PSNR / SSIM Metric classes (the evaluator uses the functional forms per
 image), scikit-image's ``peak_signal_noise_ratio`` / ``structural_similarity`` (independent
@@ -25,13 +25,14 @@ from torch.utils.data import DataLoader
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchvision.io import decode_image
 
-from gan_lab.callbacks.sr_eval import SRMetricsEvaluator, make_sr_grid, sr_metrics
-from gan_lab.data.paired import bicubic_downsample
 from gan_lab.errors import ConfigError
 from gan_lab.module import GANModule
-from gan_lab.nets.sr import PatchDiscriminator, SRResNet
+from gan_lab.paired.data import bicubic_downsample
+from gan_lab.paired.evaluator import SRMetricsEvaluator, make_sr_grid, sr_metrics
+from gan_lab.paired.nets import PatchDiscriminator, SRResNet
 from gan_lab.regularizers import PixelLoss
 from gan_lab.regularizers.image import sobel_edge_loss
+from gan_lab.settings import Paired
 
 
 def pair(seed: int = 0, n: int = 2, noise: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -281,9 +282,7 @@ def test_fit_evaluates_at_start_on_schedule_and_at_end_and_writes_the_grid(tmp_p
         SRResNet(width=4, blocks=1, output="identity", bicubic_skip=True),
         PatchDiscriminator(width=4, n_layers=1, paired=True),
         regularizers=[PixelLoss()],
-        conditional=True,
-        d_conditional=True,
-        adversarial_weight=adversarial_weight,
+        paired=Paired(d_conditional=True, adversarial_weight=adversarial_weight),
         max_g_steps=5,
         seed=3,
     )
@@ -306,15 +305,13 @@ def test_fit_evaluates_at_start_on_schedule_and_at_end_and_writes_the_grid(tmp_p
 
 
 def test_without_adversarial_term_a_lazy_pixel_loss_steps_g_only_when_due():
-    """adversarial_weight = 0 and G's only penalty lazy (every 2): G changes at G steps 0 and 2
+    """paired.adversarial_weight = 0 and G's only penalty lazy (every 2): G changes at G steps 0 and 2
     only (no D step, and no empty main step in between)."""
     model = GANModule(
         SRResNet(width=4, blocks=1, output="identity", bicubic_skip=True),
         PatchDiscriminator(width=4, n_layers=1, paired=True),
         regularizers=[PixelLoss(every=2)],
-        conditional=True,
-        d_conditional=True,
-        adversarial_weight=0.0,
+        paired=Paired(d_conditional=True, adversarial_weight=0.0),
         max_g_steps=4,
         seed=3,
     )

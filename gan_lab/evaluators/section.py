@@ -2,13 +2,13 @@
 and its panels in the study's W&B workspace.
 
 An evaluator names its own section: :meth:`ScheduledEvaluator.report_section
-<gan_lab.callbacks.evaluation.ScheduledEvaluator.report_section>` returns an
+<gan_lab.evaluators.base.ScheduledEvaluator.report_section>` returns an
 :class:`EvaluatorReport`, this module's base (metrics by name, no protocol, no figures, a line plot
-per metric) unless the evaluator returns one of its own (:mod:`gan_lab.study.mode_report`,
-:mod:`gan_lab.study.image_report`, :mod:`gan_lab.study.sr_report`). So the report finds a section
+per metric) unless the evaluator returns one of its own (:mod:`gan_lab.evaluators.mode_report`,
+:mod:`gan_lab.evaluators.image_report`, :mod:`gan_lab.paired.report`). So the report finds a section
 from the evaluator's class, and registering the class in :data:`gan_lab.study.EVALUATORS` is all a
-study needs. This module and the sections import nothing of :mod:`gan_lab.callbacks` (the
-evaluators import their sections, when a report asks for them: one direction, no cycle).
+study needs. The sections import nothing of :mod:`gan_lab.study` (the study imports the
+evaluators and their sections: one direction, no cycle).
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ class EvaluatorReport:
     #: counts as "still moving" (:func:`gan_lab.study.report.still_moving`); a metric not listed: 5 %
     #: of its value
     SETTLED: ClassVar[dict[str, float]] = {}
+    #: metric -> whether a higher value is better: the verdicts name the better entry by it
+    #: (:func:`gan_lab.study.verdicts.direction`); a metric not listed is compared without "better"
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {}
+    #: metric -> (phrase of a higher value, of a lower one), where the verdicts' "has a higher
+    #: <header> than" reads badly (``"covers more modes than"``)
+    PHRASES: ClassVar[dict[str, tuple[str, str]]] = {}
     #: the section of the study's W&B workspace (``gan-lab dashboard``) that shows the metrics
     SECTION: ClassVar[str] = "image metrics"
 

@@ -1,4 +1,4 @@
-"""Tests of the evaluation schedule (gan_lab.callbacks.evaluation): each evaluation is logged once,
+"""Tests of the evaluation schedule (gan_lab.evaluators.base): each evaluation is logged once,
 at its G step, with the values the evaluator keeps in its history."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from gan_lab.callbacks import ModeCoverageEvaluator
-from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.data import ToyMixtureDataModule
+from gan_lab.evaluators import ModeCoverageEvaluator
+from gan_lab.evaluators.base import ScheduledEvaluator
 from gan_lab.metrics import METRICS, mean_and_se
 from gan_lab.module import GANModule
 from gan_lab.nets import ToyDiscriminator, ToyGenerator
@@ -239,8 +239,8 @@ def test_the_evaluator_takes_only_the_metrics_it_can_build(name):
     ``stacked_modes``: they take features or digit labels, not 2D samples, and are built otherwise)
     is refused in one line when the evaluator is made, naming the valid ones (before: accepted, then
     a TypeError at the first evaluation, after training had started)."""
-    from gan_lab.callbacks.mode_eval import mode_metrics
     from gan_lab.errors import ConfigError
+    from gan_lab.evaluators.mode import mode_metrics
     from gan_lab.metrics import ModeCoverage
 
     assert mode_metrics() == ["mode_coverage"]

@@ -26,9 +26,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from gan_lab.callbacks.evaluation import ScheduledEvaluator
-from gan_lab.callbacks.fixed_samples import generate_fixed, rank_of
 from gan_lab.errors import ConfigError, check_int
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.evaluators.fixed_samples import generate_fixed, rank_of
+from gan_lab.evaluators.image_report import StackedModeReport
+from gan_lab.metrics import StackedModeCount
+from gan_lab.metrics.features import load_feature_net
 
 
 class StackedModeEvaluator(ScheduledEvaluator):
@@ -76,8 +79,6 @@ class StackedModeEvaluator(ScheduledEvaluator):
     def classifier(self, trainer, pl_module):
         """The digit classifier's features (built and cached on first use), on the module's device."""
         if self._net is None:
-            from gan_lab.metrics.features import load_feature_net
-
             dm = trainer.datamodule
             args = dict(self.classifier_args)
             if self.classifier_name == "digit_classifier":
@@ -102,8 +103,6 @@ class StackedModeEvaluator(ScheduledEvaluator):
             return self._evaluate(trainer, pl_module, net)
 
     def _evaluate(self, trainer, pl_module, net) -> dict:
-        from gan_lab.metrics import StackedModeCount
-
         rank, world = rank_of(trainer)
         count = None
         for x in generate_fixed(
@@ -133,9 +132,7 @@ class StackedModeEvaluator(ScheduledEvaluator):
 
     @classmethod
     def report_section(cls):
-        """:class:`~gan_lab.study.image_report.StackedModeReport`."""
-        from gan_lab.study.image_report import StackedModeReport
-
+        """:class:`~gan_lab.evaluators.image_report.StackedModeReport`."""
         return StackedModeReport()
 
     def info(self, trainer) -> dict:

@@ -13,9 +13,9 @@ and a tail conv::
 LeakyReLU(0.2) that give one logit per overlapping patch (70×70 receptive field with the default 3
 strided layers), averaged into one logit per sample.
 
-Both are plain ``nn.Module`` s; :class:`~gan_lab.module.GANModule` composes them with
-``conditional: true`` (G is called ``G(condition, None)`` since ``z_dim = 0``) and, for a ``paired``
-D, ``d_conditional: true`` (D is called ``D(x, condition)``).
+Both are plain ``nn.Module`` s; :class:`~gan_lab.module.GANModule` composes them in a paired run,
+``paired: {...}`` (G is called ``G(condition, None)`` since ``z_dim = 0``) and, for a ``paired``
+D, ``paired: {d_conditional: true}`` (D is called ``D(x, condition)``; :class:`~gan_lab.settings.Paired`).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: strided convs (3 in pix2pix).
         paired: judge ``(x, condition)`` pairs: ``forward(x, condition)`` upsamples the low-res
             condition bicubically to ``x``'s size and concatenates it to ``x`` (``2C`` channels in).
-            Use with ``GANModule(d_conditional=True)``.
+            Use with ``GANModule(paired=Paired(d_conditional=True))``.
         spectral_norm: spectral normalisation on every conv.
 
     >>> D = PatchDiscriminator(channels=3, width=8, n_layers=2)

@@ -9,7 +9,7 @@ The same noise set is used for every member and every evaluation, so curves are 
 The metric is found by name in :data:`gan_lab.metrics.METRICS` among the mode-coverage metrics
 (:func:`mode_metrics`: ``mode_coverage``, the protocol above, or a registered subclass of it); how
 a study shows this evaluator (protocol paragraph, ``mode_samples.png``, ``mode_coverage.png``, the
-dashboard's "mode coverage" section) is :class:`gan_lab.study.mode_report.ModeCoverageReport`
+dashboard's "mode coverage" section) is :class:`gan_lab.evaluators.mode_report.ModeCoverageReport`
 (:meth:`ModeCoverageEvaluator.report_section`).
 """
 
@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from gan_lab.callbacks.evaluation import ScheduledEvaluator
+from gan_lab.dashboard.media import scatter_image
 from gan_lab.errors import check_choice, check_int
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.evaluators.mode_report import ModeCoverageReport
 from gan_lab.metrics import METRICS, ModeCoverage, mean_and_se
 from gan_lab.runs import run_folder
 from gan_lab.seeding import fixed_noise
@@ -120,8 +122,6 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
         settings = self.media_settings(trainer)
         if settings is None:
             return None
-        from gan_lab.dashboard.media import scatter_image
-
         images = [scatter_image(member, means, settings.size, settings.count) for member in samples]
         return {f"{self.NAME}/samples": images}
 
@@ -146,9 +146,7 @@ class ModeCoverageEvaluator(ScheduledEvaluator):
 
     @classmethod
     def report_section(cls):
-        """:class:`~gan_lab.study.mode_report.ModeCoverageReport`."""
-        from gan_lab.study.mode_report import ModeCoverageReport
-
+        """:class:`~gan_lab.evaluators.mode_report.ModeCoverageReport`."""
         return ModeCoverageReport()
 
     def save_artifacts(self, run_dir: Path, members: Sequence[int] | None = None) -> None:

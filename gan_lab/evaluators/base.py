@@ -36,18 +36,19 @@ settings (None: no per-seed logger, or media off), at its ``size`` and ``count``
 per-member metrics of each history row) and :attr:`PRIMARY`, implements :meth:`evaluate` (score,
 append rows, call :meth:`log_metrics`) and, for a study, :meth:`info` (the facts of its setting,
 JSON) and :meth:`save_artifacts`; :meth:`report_section` names how a study shows it (columns,
-protocol paragraph, figures, dashboard panels: a :class:`~gan_lab.study.section.EvaluatorReport`).
+protocol paragraph, figures, dashboard panels: a :class:`~gan_lab.evaluators.section.EvaluatorReport`).
 Registered once in :data:`gan_lab.study.EVALUATORS` (the lab's) — or when a study first runs it (a
 user's) — it is all a study needs::
 
-    class Spread(ScheduledEvaluator):                   # gan_lab/callbacks/spread_eval.py
+    class SpreadReport(EvaluatorReport): ...           # gan_lab/evaluators/spread.py
+
+    class Spread(ScheduledEvaluator):
         NAME, METRICS, PRIMARY = "spread", ("spread",), "spread"
 
         def evaluate(self, trainer, pl_module): ...     # history rows, self.log_metrics(...)
 
         @classmethod
         def report_section(cls):                        # optional: the default shows METRICS by name
-            from gan_lab.study.spread_report import SpreadReport
             return SpreadReport()
 """
 
@@ -55,16 +56,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from gan_lab.dashboard.media import MediaSettings
 from gan_lab.errors import check_int
-
-if TYPE_CHECKING:
-    from gan_lab.dashboard.media import MediaSettings
-    from gan_lab.study.section import EvaluatorReport
+from gan_lab.evaluators.section import EvaluatorReport
 
 
 class ScheduledEvaluator(Callback):
@@ -110,10 +109,7 @@ class ScheduledEvaluator(Callback):
     def report_section(cls) -> EvaluatorReport:
         """How a study shows this evaluator: its report section (table columns, protocol
         paragraph, figures) and dashboard panels. This default shows :attr:`METRICS` by name, with
-        no protocol and no figures; an evaluator with a section of its own returns it (importing
-        it here, when a report asks: the study's sections never import the evaluators)."""
-        from gan_lab.study.section import EvaluatorReport
-
+        no protocol and no figures; an evaluator with a section of its own returns it."""
         return EvaluatorReport()
 
     # -- logging --------------------------------------------------------------------------------

@@ -9,14 +9,15 @@ import lightning as L
 import pytest
 import torch
 
-from gan_lab.callbacks import ImageMetricsEvaluator
-from gan_lab.callbacks.fixed_samples import generate_fixed, rank_share
 from gan_lab.data import ImageDataModule, StackedDigits
 from gan_lab.errors import ConfigError
+from gan_lab.evaluators import ImageMetricsEvaluator
+from gan_lab.evaluators.fixed_samples import generate_fixed, rank_share
 from gan_lab.metrics.frechet import frechet_distance, gaussian_statistics
 from gan_lab.metrics.prdc import prdc
 from gan_lab.module import GANModule
 from gan_lab.nets import DCGANDiscriminator, DCGANGenerator
+from gan_lab.settings import Speed
 
 FEATURES = {"feature_net": "fake_features.RandomProjection", "feature_args": {"dim": 8}}
 
@@ -29,7 +30,7 @@ def evaluator(**kw) -> ImageMetricsEvaluator:
 def module(max_g_steps: int) -> GANModule:
     G = DCGANGenerator(z_dim=8, ngf=4, out_channels=3, size=16)
     D = DCGANDiscriminator(in_channels=3, ndf=4, size=16)
-    return GANModule(G, D, objective="hinge", max_g_steps=max_g_steps, cpu_threads=1)
+    return GANModule(G, D, objective="hinge", max_g_steps=max_g_steps, speed=Speed(cpu_threads=1))
 
 
 def fit(m, ev, root, ckpt_path=None) -> L.Trainer:

@@ -1,4 +1,4 @@
-"""How a study shows :class:`~gan_lab.callbacks.sr_eval.SRMetricsEvaluator` (its report section):
+"""How a study shows :class:`~gan_lab.paired.evaluator.SRMetricsEvaluator` (its report section):
 the table's headers, the ×4 super-resolution protocol paragraph (with the bicubic baseline),
 ``sr_grids.png`` (each configuration's final validation grid, side by side) and ``sr_psnr.png``
 (validation PSNR against G steps, mean ± s.e. over seeds, bicubic baseline dashed)."""
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.study.section import EvaluatorReport
+from gan_lab.evaluators.section import EvaluatorReport
 
 
 class SRMetricsReport(EvaluatorReport):
@@ -18,7 +18,7 @@ class SRMetricsReport(EvaluatorReport):
 
     Args:
         grid_columns: what the columns of the run folders' ``grid.png`` show (the evaluator's
-            :data:`~gan_lab.callbacks.sr_eval.GRID_COLUMNS`), for the figure's caption.
+            :data:`~gan_lab.paired.evaluator.GRID_COLUMNS`), for the figure's caption.
     """
 
     TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {
@@ -26,6 +26,7 @@ class SRMetricsReport(EvaluatorReport):
         "ssim": ("SSIM", 1.0, 3),
         "edge_error": ("Sobel-edge error", 1.0, 4),
     }
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {"psnr": True, "ssim": True, "edge_error": False}
     #: the metric of the curve figure
     CURVE = "psnr"
 

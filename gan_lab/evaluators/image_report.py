@@ -1,7 +1,7 @@
 """How a study shows the image evaluators (their report sections): the protocol paragraphs of
-:class:`~gan_lab.callbacks.image_eval.ImageMetricsEvaluator` (feature network and its hash, N real
+:class:`~gan_lab.evaluators.image.ImageMetricsEvaluator` (feature network and its hash, N real
 and N fake, the reference split, the resize) and of
-:class:`~gan_lab.callbacks.stacked_eval.StackedModeEvaluator` (the classifier and its held-out
+:class:`~gan_lab.evaluators.stacked.StackedModeEvaluator` (the classifier and its held-out
 accuracy), their tables, and the figures: a grid of final samples per objective
 (``image_samples.png``), the main metric against G steps (``image_fd.png``; ``stacked_modes.png``
 and ``stacked_kl.png`` for stacked digits).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from gan_lab.study.section import EvaluatorReport
+from gan_lab.evaluators.section import EvaluatorReport
 
 
 def distance_name(feature_net: dict) -> str:
@@ -81,7 +81,7 @@ def _curve(study_dir: Path, runs, history, key: str, path: str, ylabel: str, tit
 
 
 class ImageMetricsReport(EvaluatorReport):
-    """The report of :class:`~gan_lab.callbacks.image_eval.ImageMetricsEvaluator`."""
+    """The report of :class:`~gan_lab.evaluators.image.ImageMetricsEvaluator`."""
 
     TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {
         "fd": ("FD", 1.0, 2),
@@ -91,6 +91,15 @@ class ImageMetricsReport(EvaluatorReport):
         "recall": ("recall", 1.0, 3),
         "density": ("density", 1.0, 3),
         "coverage": ("coverage", 1.0, 3),
+    }
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {
+        "fd": False,
+        "kid": False,
+        "inception_score": True,
+        "precision": True,
+        "recall": True,
+        "density": True,
+        "coverage": True,
     }
 
     def table(self, metrics, info: dict | None = None) -> dict[str, tuple[str, float, int]]:
@@ -147,11 +156,15 @@ class ImageMetricsReport(EvaluatorReport):
 
 
 class StackedModeReport(EvaluatorReport):
-    """The report of :class:`~gan_lab.callbacks.stacked_eval.StackedModeEvaluator`."""
+    """The report of :class:`~gan_lab.evaluators.stacked.StackedModeEvaluator`."""
 
     TABLE: ClassVar[dict[str, tuple[str, float, int]]] = {
         "modes": ("modes covered", 1.0, 1),
         "kl": ("KL(p̂ ‖ uniform) (nats)", 1.0, 3),
+    }
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {"modes": True, "kl": False}
+    PHRASES: ClassVar[dict[str, tuple[str, str]]] = {
+        "modes": ("covers more modes than", "covers fewer modes than")
     }
     SECTION = "mode coverage"
 

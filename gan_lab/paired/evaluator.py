@@ -1,7 +1,7 @@
 """Evaluate a super-resolution run on a fixed validation set every K generator steps.
 
 The protocol: G (in eval mode, ``G_ema`` when kept and asked for) maps the fixed low-res
-validation crops of the datamodule (:meth:`~gan_lab.data.paired.PairedImageDataModule.validation_pairs`,
+validation crops of the datamodule (:meth:`~gan_lab.paired.data.PairedImageDataModule.validation_pairs`,
 held-out images, the same crops for every run) to high-res outputs, clamped to ``[-1, 1]`` as they
 would be saved. Then, per crop, averaged over the crops:
 
@@ -18,7 +18,7 @@ The bicubic upsampling of the low-res crops is scored once, as the baseline ever
 beat. Image grids (one row per crop: low-res upsampled nearest | bicubic | output | target, for
 the crops with the most detail) are written as ``grid.png`` into the run folder at the end of
 training. How a study shows this evaluator (protocol paragraph, ``sr_grids.png``, ``sr_psnr.png``) is
-:class:`gan_lab.study.sr_report.SRMetricsReport` (:meth:`SRMetricsEvaluator.report_section`).
+:class:`gan_lab.paired.report.SRMetricsReport` (:meth:`SRMetricsEvaluator.report_section`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from gan_lab.callbacks.evaluation import ScheduledEvaluator
 from gan_lab.errors import ConfigError, check_int
+from gan_lab.evaluators.base import ScheduledEvaluator
+from gan_lab.paired.report import SRMetricsReport
 from gan_lab.regularizers.image import sobel_edge_loss
 from gan_lab.runs import run_folder
 
@@ -156,13 +157,15 @@ class SRMetricsEvaluator(ScheduledEvaluator):
         if dm is None or not hasattr(dm, "validation_pairs"):
             raise ConfigError(
                 "SRMetricsEvaluator needs a datamodule with validation_pairs(), such as "
-                "gan_lab.data.paired.PairedImageDataModule"
+                "gan_lab.paired.data.PairedImageDataModule"
             )
         return dm.validation_pairs()
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if not getattr(pl_module, "conditional", False):
-            raise ConfigError("SRMetricsEvaluator needs a paired run: set model.conditional: true")
+            raise ConfigError(
+                "SRMetricsEvaluator needs a paired run: set model.paired (e.g. model.paired: {d_conditional: true})"
+            )
         if getattr(pl_module, "members", None) is not None:
             raise ConfigError("SRMetricsEvaluator evaluates single nets, not seed ensembles (members)")
         self._validation_pairs(trainer)
@@ -261,10 +264,8 @@ class SRMetricsEvaluator(ScheduledEvaluator):
 
     @classmethod
     def report_section(cls):
-        """:class:`~gan_lab.study.sr_report.SRMetricsReport`, captioning the grids with
+        """:class:`~gan_lab.paired.report.SRMetricsReport`, captioning the grids with
         :data:`GRID_COLUMNS`."""
-        from gan_lab.study.sr_report import SRMetricsReport
-
         return SRMetricsReport(GRID_COLUMNS)
 
     def info(self, trainer) -> dict:

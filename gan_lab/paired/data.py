@@ -9,8 +9,8 @@ A training pair is a random ``crop_size × crop_size`` crop of a photograph (the
 
 ``antialias=True`` low-pass filters before subsampling (as MATLAB's ``imresize``, the usual SR
 degradation); the clamp keeps bicubic overshoot inside the image range. Batches are tuples
-``(lr (B, C, S/s, S/s), hr (B, C, S, S))``, which :class:`~gan_lab.module.GANModule` with
-``conditional: true`` reads as ``(condition, target)``.
+``(lr (B, C, S/s, S/s), hr (B, C, S, S))``, which :class:`~gan_lab.module.GANModule` in a paired
+run (``paired: {...}``, :class:`~gan_lab.settings.Paired`) reads as ``(condition, target)``.
 
 Default images (``root: null``), shipped inside installed packages, so nothing is downloaded:
 
@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gan_lab.data.context import RunContext, run_context
+from gan_lab.data.image_files import list_images, load_image, to_signed
 from gan_lab.data.steps import DrawnDataModule
 from gan_lab.errors import ConfigError, check_int
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 #: scikit-image's sample photographs (files in ``skimage/data``), the default training images.
 SKIMAGE_TRAIN = (
@@ -66,9 +66,6 @@ SKIMAGE_TRAIN = (
 SKLEARN_VAL = ("china.jpg", "flower.jpg")
 DEFAULT_NAME = "sample-photos"
 
-#: ITU-R BT.601 luma weights (PIL's ``convert("L")``, kornia's ``rgb_to_grayscale``).
-LUMA = (0.299, 0.587, 0.114)
-
 
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
@@ -87,50 +84,6 @@ def default_image_files() -> tuple[list[Path], list[Path]]:
     if missing:
         raise ConfigError(f"default sample photographs missing: {', '.join(missing)}; pass data root")
     return train, val
-
-
-def list_images(root: str | Path, what: str = "data root") -> list[Path]:
-    """Every ``.png`` / ``.jpg`` / ``.jpeg`` under ``root`` (recursively), sorted.
-
-    Raises:
-        ConfigError: ``root`` is not a folder, or holds no such image.
-    """
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"{what} {str(root)!r} is not a folder; pass a folder of .png/.jpg images")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ConfigError(f"{what} {str(root)!r} holds no .png/.jpg/.jpeg image")
-    return files
-
-
-def load_image(path: Path, channels: int) -> Tensor:
-    """Decode ``path`` to uint8 ``(channels, H, W)``: RGB, or BT.601 luma when ``channels == 1``.
-
-    Raises:
-        ConfigError: the file cannot be read or decoded (the message names it).
-    """
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import to_dtype
-
-    try:
-        img = decode_image(str(path), mode=ImageReadMode.RGB)  # (3, H, W)
-    except (RuntimeError, OSError, ValueError) as e:
-        reason = " ".join(str(e).split())[-120:] or type(e).__name__
-        raise ConfigError(
-            f"cannot decode image file {str(path)!r} (corrupt or not a png/jpg image): {reason}"
-        ) from None
-    if img.dtype != torch.uint8:  # 16-bit PNG
-        img = to_dtype(img, torch.uint8, scale=True)
-    if channels == 1:
-        luma = torch.tensor(LUMA).view(3, 1, 1)
-        img = (img.float() * luma).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)  # (1, H, W)
-    return img
-
-
-def to_signed(x: Tensor) -> Tensor:
-    """uint8 ``[0, 255]`` -> float ``[-1, 1]``: ``x / 127.5 − 1``."""
-    return x.float() / 127.5 - 1.0
 
 
 def bicubic_downsample(hr: Tensor, scale: int) -> Tensor:
@@ -178,7 +131,7 @@ class PairedImageDataModule(DrawnDataModule):
         batch_size: pairs per training step.
         val_crops: fixed crops per validation image.
         hflip: flip training crops horizontally with probability 1/2.
-        seed: seed of the training crops; None takes the LightningModule's ``seed``.
+        seed: seed of the training crops; None takes the run's (:class:`~gan_lab.data.context.RunContext`).
         val_seed: seed of the held-out image choice and of the validation crop positions.
         steps_per_epoch: length of one (synthetic) epoch.
 
@@ -285,10 +238,10 @@ class PairedImageDataModule(DrawnDataModule):
     # Lightning
     # ------------------------------------------------------------------------------------------
 
-    def setup(self, stage: str) -> None:
+    def setup(self, stage: str, context: RunContext | None = None) -> None:
+        """An unset ``seed`` from ``context`` (None: the fitted module's), then the images."""
         if self.seed is None:
-            module = self.trainer.lightning_module if self.trainer is not None else None
-            self.seed = int(getattr(module, "seed", 0))
+            self.seed = (context or run_context(self.trainer)).seed
         self.load()
 
     def _crop_generator(self) -> torch.Generator:

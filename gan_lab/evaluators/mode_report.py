@@ -1,5 +1,5 @@
-"""How a study shows :class:`~gan_lab.callbacks.mode_eval.ModeCoverageEvaluator` (its report
-section, :meth:`~gan_lab.callbacks.mode_eval.ModeCoverageEvaluator.report_section`): the table's
+"""How a study shows :class:`~gan_lab.evaluators.mode.ModeCoverageEvaluator` (its report
+section, :meth:`~gan_lab.evaluators.mode.ModeCoverageEvaluator.report_section`): the table's
 headers, the PacGAN / VEEGAN protocol paragraph, ``mode_samples.png`` (final samples of each
 objective over the mixture means), ``mode_coverage.png`` (modes covered and HQ % against G steps)
 and the workspace's "mode coverage" section."""
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from gan_lab.errors import ConfigError
-from gan_lab.study.section import REDO, EvaluatorReport
+from gan_lab.evaluators.section import REDO, EvaluatorReport
 
 
 def _natural(path: Path) -> list:
@@ -91,6 +91,15 @@ class ModeCoverageReport(EvaluatorReport):
     #: changes over the last quarter of training that count as "still moving" (see ``still_moving``):
     #: half a mode, 2 points of HQ %, 0.05 nats of reverse KL, 0.02 nats of JS
     SETTLED: ClassVar[dict[str, float]] = {"modes": 0.5, "hq_fraction": 0.02, "reverse_kl": 0.05, "js": 0.02}
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {
+        "modes": True,
+        "hq_fraction": True,
+        "reverse_kl": False,
+        "js": False,
+    }
+    PHRASES: ClassVar[dict[str, tuple[str, str]]] = {
+        "modes": ("covers more modes than", "covers fewer modes than")
+    }
     SECTION = "mode coverage"
 
     def protocol(self, info: dict) -> str:

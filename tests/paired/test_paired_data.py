@@ -1,4 +1,4 @@
-"""Tests of the paired super-resolution data (gan_lab.data.paired).
+"""Tests of the paired super-resolution data (gan_lab.paired.data).
 
 Images are made here: a "coordinate" image whose pixels encode their own position (R = column,
 G = row), so that a crop reveals where it was taken and a misaligned pair shows. The reference
@@ -14,16 +14,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.io import encode_jpeg, write_png
 
-from gan_lab.data.paired import (
-    DEFAULT_NAME,
-    LUMA,
-    PairedImageDataModule,
-    bicubic_downsample,
-    default_image_files,
-    load_image,
-    to_signed,
-)
+from gan_lab.data.image_files import LUMA, load_image, to_signed
 from gan_lab.errors import ConfigError
+from gan_lab.paired.data import DEFAULT_NAME, PairedImageDataModule, bicubic_downsample, default_image_files
 
 
 def coordinate_image(h: int = 80, w: int = 96, blue: int = 0) -> torch.Tensor:

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from gan_lab.callbacks import StackedModeEvaluator
 from gan_lab.data import ImageDataModule, StackedDigits
 from gan_lab.errors import ConfigError
+from gan_lab.evaluators import StackedModeEvaluator
 from gan_lab.module import GANModule
 from gan_lab.nets import DCGANDiscriminator
 from gan_lab.seeding import fixed_noise
