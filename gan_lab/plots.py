@@ -140,6 +140,40 @@ def save_image_panels(panels: list[tuple[str, np.ndarray]], path: str, title: st
     plt.close(fig)
 
 
+def save_image_rows(
+    rows: list[tuple[str, list[tuple[str, np.ndarray]]]],
+    path: str,
+    title: str,
+    real: np.ndarray | None = None,
+) -> None:
+    """Image panels in rows: one row per configuration, one panel per seed, and a real-data panel
+    in the first column (first row; the cells below it left empty).
+
+    Args:
+        rows: ``(row label, [(panel title, image (H, W, C) uint8), ...])``.
+        path: where to write the PNG.
+        title: the figure's title.
+        real: the real-data grid (H, W, C) uint8, or None (no real column).
+    """
+    lead = 1 if real is not None else 0
+    ncols = lead + max(len(panels) for _, panels in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.6 * ncols, 3.1 * len(rows) + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if real is not None:
+        axes[0, 0].imshow(real, interpolation="nearest")
+        axes[0, 0].set_title("real data", fontsize=8)
+    for i, (label, panels) in enumerate(rows):
+        for j, (panel_title, img) in enumerate(panels):
+            ax = axes[i, lead + j]
+            ax.imshow(img, cmap="gray" if img.shape[-1] == 1 else None, interpolation="nearest")
+            ax.set_title(f"{label}\n{panel_title}" if j == 0 else panel_title, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97), h_pad=1.5)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def save_curves_figure(
     histories: dict[str, list[dict]],
     key: str,

@@ -58,6 +58,12 @@ class EvaluatorReport:
         """
         return ""
 
+    def notes(self, results: Sequence[dict], info: dict) -> str:
+        """A paragraph the report prints after the evaluator's table, generated from the final rows
+        (``results``, the evaluator's metrics under their own names) and its facts ``info`` (the
+        stacked-digits section says when most samples are not recognised as digits); default none."""
+        return ""
+
     def check_files(self, runs: list[tuple[str, Path]]) -> None:
         """Refuse (one-line :class:`~gan_lab.errors.ConfigError`) a file of the run folders that
         :meth:`figures` would read and could not; the report checks them before anything is written.

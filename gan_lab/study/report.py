@@ -1067,6 +1067,8 @@ def write_report(study_dir: Path, files: StudyFiles | None = None) -> Path:
         protocol = entry.report.protocol(entry.info)
         lines += [protocol, ""] if protocol else []
         lines += _table(entry, labels, results, evaluated, meta)
+        notes = entry.report.notes(entry.rows(results), entry.info)
+        lines += ["", notes] if notes else []
         for source in files.published:
             extra = published_table(entry, source, labels, entry.rows(results))
             lines += ["", *extra[:-1]] if extra else []

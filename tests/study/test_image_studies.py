@@ -99,6 +99,10 @@ def test_stacked_digits_study_reports_modes_and_image_metrics(tmp_path):
     assert "FD on digit-classifier features" in report and "FID" not in report.replace("not FID", "")
     assert "| IS |" not in report  # no Inception logits: no IS column
     assert "held-out accuracy" in report and "1,000" in report
+    # the real-data row, and the sentence on whether the samples are digits at all (printed after
+    # the stacked table by the section's notes(); mutation: report.py dropping the notes)
+    assert "**Real data**" in report and "recognised as digits" in report
+    assert (study_dir / "stacked_samples.png").is_file()
     meta = json.loads((study_dir / "study.json").read_text())
     assert meta["info"]["image"]["feature_net"]["name"] == "digit_classifier"
     assert meta["info"]["stacked"]["classifier"]["classifier"]["accuracy"] >= 0.97

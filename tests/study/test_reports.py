@@ -40,7 +40,8 @@ def test_each_registered_evaluator_names_its_own_report_section():
 #: which direction is better, by hand: True where a higher value is
 BETTER = {
     "mode": {"modes": True, "hq_fraction": True, "reverse_kl": False, "js": False},
-    "stacked": {"modes": True, "kl": False},
+    "stacked": {"modes": True, "kl": False, "confident_modes": True, "confident_fraction": True,
+                "confidence": True},
     "image": {"fd": False, "kid": False, "inception_score": True, "precision": True, "recall": True,
               "density": True, "coverage": True},
     "sr": {"psnr": True, "ssim": True, "edge_error": False},
