@@ -519,7 +519,9 @@ class SeedRunsLogger(Logger):
         history_from: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
-        self._save_dir = str(save_dir)
+        # absolute: W&B's service resolves a relative dir against its own working directory, the
+        # process's when the service started, which need not be this one's now
+        self._save_dir = os.path.abspath(save_dir)
         self.seeds = [int(s) for s in seeds]
         if not self.seeds:
             raise ConfigError("SeedRunsLogger needs at least one seed")

@@ -181,3 +181,24 @@ def test_a_sweep_run_is_one_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SWEEP_ID", "abc")
     with pytest.raises(ConfigError, match="members=1"):
         SeedRunsLogger(tmp_path, seeds=[0, 1])
+
+
+def test_a_relative_folder_is_written_there_after_the_process_changed_directory(
+    tmp_path, monkeypatch, no_network
+):
+    """W&B's service resolves a relative ``dir`` against its own working directory (the process's
+    when it started); a study run from a notebook or a test that changed directory wrote nothing
+    where it said and waited out the finish timeout. Mutation: SeedRunsLogger passing the relative
+    folder to wandb.init (no .wandb file in the folder)."""
+    import wandb
+
+    (tmp_path / "first").mkdir()
+    (tmp_path / "later").mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    wandb.init(mode="offline", dir=str(tmp_path / "first"), reinit="create_new").finish()  # the service's cwd
+    monkeypatch.chdir(tmp_path / "later")
+    logger = SeedRunsLogger("rel", seeds=[0], facts={"objective": "x"}, group="g", name="g/x", tags=["x"])
+    logger.log_member_metrics({"d/loss": [1.0]}, step=1, shared={"d_steps": 1.0})
+    logger.finish()
+    (run,) = sorted((tmp_path / "later" / "rel").glob("wandb/offline-run-*/run-*.wandb"))
+    assert inspect_run(run)["config"]["objective"] == "x"
