@@ -42,6 +42,19 @@ class TripleG(nn.Module):
         return (d + 0 * self.zero)[:, :, None, None].expand(-1, -1, 16, 16).contiguous()
 
 
+def evaluation_trainer(evaluator) -> L.Trainer:
+    """A CPU Trainer with nothing but ``evaluator`` (no logger, checkpoint or progress bar)."""
+    return L.Trainer(
+        accelerator="cpu",
+        max_epochs=-1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[evaluator],
+    )
+
+
 def test_modes_and_kl_of_a_known_generator(tmp_path):
     # modes = distinct triples among the fixed noise set; KL(p̂ ‖ U(1000)) = ln 1000 − H(p̂), both by
     # hand from the same noise (mutations caught: counting channels instead of triples, KL of the
@@ -52,15 +65,7 @@ def test_modes_and_kl_of_a_known_generator(tmp_path):
     ev = StackedModeEvaluator(
         every_n_g_steps=1, n_samples=n, noise_seed=seed, batch_size=64, classifier="fake_features.MeanDigit"
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=-1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[ev],
-    )
+    trainer = evaluation_trainer(ev)
     trainer.fit(m, ImageDataModule(StackedDigits(size=16, n_train=64), batch_size=4, steps_per_epoch=2))
     z = fixed_noise(n, 3, seed)
     counts = Counter(map(tuple, G.triples(z).long().tolist()))
@@ -200,15 +205,7 @@ def test_confident_count_with_a_classifier_whose_softmax_is_known(tmp_path):
         batch_size=64,
         classifier="test_stacked_eval.SoftDigit",
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=-1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[ev],
-    )
+    trainer = evaluation_trainer(ev)
     dm = ImageDataModule(StackedDigits(size=16, n_train=n_real), batch_size=4, steps_per_epoch=2)
     trainer.fit(m, dm)
     real_images, _ = dm.reference(n_real, "train")
