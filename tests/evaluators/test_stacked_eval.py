@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from fake_features import MeanDigit
 from torch import nn
 
 from gan_lab.data import ImageDataModule, StackedDigits
@@ -99,21 +100,13 @@ def test_a_classifier_without_classify_is_one_line():
 # --------------------------------------------------------------------------------------------------
 
 
-class SoftDigit(FeatureNet):
+class SoftDigit(MeanDigit):
     """A classifier whose softmax the test sets: channel c of an image reads as digit
     ``d = round(5 · (mean + 1))`` (as ``MeanDigit``: TripleG's channel ``d / 5 − 1`` reads as d) with
     probability ``q = 0.2 + 0.079 · 5 · (mean + 1)`` (0.2 for a 0 channel of TripleG, 0.437 for a 3,
     0.753 for a 7, 0.911 for a 9) and ``(1 − q) / 9`` for every other digit."""
 
     name = "soft_digit"
-
-    def __init__(self, channels: int = 3) -> None:
-        super().__init__()
-        self.dim, self.weights_hash, self.channels = channels, "none", channels
-        self.freeze()
-
-    def input_handling(self) -> str:
-        return "channel means"
 
     @staticmethod
     def digit_and_q(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,9 +118,6 @@ class SoftDigit(FeatureNet):
         p = ((1 - q) / 9).unsqueeze(-1).expand(*d.shape, 10).clone()  # (B, C, 10)
         p.scatter_(-1, d.unsqueeze(-1), q.unsqueeze(-1))
         return x.mean((2, 3)), p.log().float()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean((2, 3))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.digit_and_q(x)[0]
